@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Installs what is needed, builds, and runs the whole ChatServices system on its embedded default in the
+# foreground: InferenceService (gRPC :50052), DialogueService (gRPC :50051), Gateway (HTTP :8080).
+# Ctrl+C stops all three.
+set -euo pipefail
+cd "$(dirname "$0")"
+root=$PWD
+
+./scripts/setup.sh
+echo "[run] building (Release)"
+dotnet build ChatServices.sln -c Release -nologo -v quiet -clp:ErrorsOnly
+
+pids=()
+stop() {
+  trap - INT TERM EXIT
+  echo; echo "[run] stopping"
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+}
+trap stop INT TERM EXIT
+
+start() { # name, then environment assignments
+  local name=$1; shift
+  local dir="$root/src/$name/bin/Release/net10.0"
+  ( cd "$dir" && exec env "$@" dotnet "$name.dll" ) 2>&1 | sed -u "s/^/[$name] /" &
+  pids+=($!)
+}
+
+start InferenceService DOTNET_ENVIRONMENT=Production
+start DialogueService DOTNET_ENVIRONMENT=Production
+start Gateway DOTNET_ENVIRONMENT=Production
+
+for i in $(seq 1 120); do
+  if curl -fsS http://127.0.0.1:8080/readyz >/dev/null 2>&1; then
+    echo "[run] ChatServices is up: http://127.0.0.1:8080/  (Ctrl+C to stop)"
+    break
+  fi
+  sleep 0.5
+done
+wait -n "${pids[@]}"

@@ -1,0 +1,14 @@
+using ChatServices.ServiceDefaults;
+using Microsoft.ML.OnnxRuntime;
+
+var builder = WebApplication.CreateBuilder(args);
+builder.AddServiceDefaults();
+
+var app = builder.Build();
+app.MapDefaultEndpoints();
+app.Lifetime.ApplicationStarted.Register(() =>
+{
+    app.Logger.LogInformation("ONNX Runtime {Version}", OrtEnv.Instance().GetVersionString());
+    app.Services.GetRequiredService<Readiness>().MarkReady();
+});
+app.Run();
