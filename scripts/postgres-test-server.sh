@@ -10,7 +10,7 @@
 #   scripts/postgres-test-server.sh stop DIR
 #       stops the server whose directory (the connection string's Host) is DIR and deletes DIR.
 #
-# Uses the Debian packages' binaries (/usr/lib/postgresql/<version>/bin, installed by scripts/setup.sh --test),
+# Uses $POSTGRES_BINDIR when set, else the Debian packages' binaries (/usr/lib/postgresql/<version>/bin, installed by scripts/setup.sh --test),
 # or those on PATH. PostgreSQL refuses to run as root: as root, the cluster belongs to the "postgres" user and
 # runs under runuser. Exits non-zero with a message on stderr when the server cannot be started.
 set -euo pipefail
@@ -19,6 +19,10 @@ die() { echo "postgres-test-server: $*" >&2; exit 1; }
 
 find_bindir() {
   local dir
+  if [[ -n ${POSTGRES_BINDIR:-} ]]; then
+    [[ -x $POSTGRES_BINDIR/initdb && -x $POSTGRES_BINDIR/pg_ctl ]] || die "POSTGRES_BINDIR=$POSTGRES_BINDIR has no initdb and pg_ctl"
+    echo "$POSTGRES_BINDIR"; return
+  fi
   for dir in $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V -r); do
     [[ -x $dir/initdb && -x $dir/pg_ctl ]] && { echo "$dir"; return; }
   done

@@ -409,41 +409,22 @@ public abstract class SqlConversationStore : IConversationStore, IAsyncDisposabl
             ReadTimestamp(reader, 10), reader.IsDBNull(11) ? null : ReadTimestamp(reader, 11));
     }
 
-    internal static string RoleName(MessageRole role) => role switch
-    {
-        MessageRole.System => "system",
-        MessageRole.User => "user",
-        MessageRole.Assistant => "assistant",
-        MessageRole.Tool => "tool",
-        _ => throw new ConversationValidationException(nameof(role), $"Unknown message role {(int)role}."),
-    };
+    // Stored names, indexed by enum value (the CHECK constraints of the schema list the same names).
+    private static readonly string[] RoleNames = ["system", "user", "assistant", "tool"];
+    private static readonly string[] StatusNames = ["completed", "in_progress", "cancelled", "failed"];
 
-    private static MessageRole ParseRole(string name) => name switch
-    {
-        "system" => MessageRole.System,
-        "user" => MessageRole.User,
-        "assistant" => MessageRole.Assistant,
-        "tool" => MessageRole.Tool,
-        _ => throw new InvalidDataException($"Unknown message role '{name}' in the database."),
-    };
+    internal static string RoleName(MessageRole role) => RoleNames[(int)role];
 
-    internal static string StatusName(MessageStatus status) => status switch
-    {
-        MessageStatus.Completed => "completed",
-        MessageStatus.InProgress => "in_progress",
-        MessageStatus.Cancelled => "cancelled",
-        MessageStatus.Failed => "failed",
-        _ => throw new ConversationValidationException(nameof(status), $"Unknown message status {(int)status}."),
-    };
+    internal static string StatusName(MessageStatus status) => StatusNames[(int)status];
 
-    private static MessageStatus ParseStatus(string name) => name switch
-    {
-        "completed" => MessageStatus.Completed,
-        "in_progress" => MessageStatus.InProgress,
-        "cancelled" => MessageStatus.Cancelled,
-        "failed" => MessageStatus.Failed,
-        _ => throw new InvalidDataException($"Unknown message status '{name}' in the database."),
-    };
+    private static MessageRole ParseRole(string name) => (MessageRole)ParseName(RoleNames, name, "role");
+
+    private static MessageStatus ParseStatus(string name) => (MessageStatus)ParseName(StatusNames, name, "status");
+
+    private static int ParseName(string[] names, string name, string what) =>
+        Array.IndexOf(names, name) is var index and >= 0
+            ? index
+            : throw new InvalidDataException($"Unknown message {what} '{name}' in the database.");
 
     // ---- plumbing ----
 

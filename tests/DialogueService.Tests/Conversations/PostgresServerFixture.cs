@@ -17,6 +17,8 @@ public sealed class PostgresServerFixture : IAsyncLifetime
 {
     public const string ConnectionStringVariable = "CHATSERVICES_TEST_POSTGRES";
 
+    private static readonly string Script = Path.Combine(TestPaths.RepoRoot, "scripts", "postgres-test-server.sh");
+
     private string? _connectionString;
     private string? _startError;
     private string? _serverDirectory;
@@ -29,8 +31,17 @@ public sealed class PostgresServerFixture : IAsyncLifetime
             return;
         }
 
-        var script = Path.Combine(TestPaths.RepoRoot, "scripts", "postgres-test-server.sh");
-        var (exitCode, stdout, stderr) = await RunScriptAsync(script, "start", "--watch-pid", Environment.ProcessId.ToString());
+        int exitCode;
+        string stdout, stderr;
+        try
+        {
+            (exitCode, stdout, stderr) = await RunScriptAsync(Script, "start", "--watch-pid", Environment.ProcessId.ToString());
+        }
+        catch (Exception e) when (e is System.ComponentModel.Win32Exception or OperationCanceledException)
+        {
+            _startError = $"scripts/postgres-test-server.sh could not be run: {e.Message}";
+            return;
+        }
         if (exitCode != 0)
         {
             _startError = $"scripts/postgres-test-server.sh start exited with {exitCode}: {stderr.Trim()}";
@@ -44,14 +55,13 @@ public sealed class PostgresServerFixture : IAsyncLifetime
     {
         NpgsqlConnection.ClearAllPools();
         if (_serverDirectory is not null)
-            await RunScriptAsync(Path.Combine(TestPaths.RepoRoot, "scripts", "postgres-test-server.sh"), "stop", _serverDirectory);
+            await RunScriptAsync(Script, "stop", _serverDirectory);
     }
 
     /// <summary>The server's connection string; throws, failing the calling test, when there is no server.</summary>
     public string RequireConnectionString() =>
         _connectionString ?? throw new InvalidOperationException(
-            "The PostgreSQL tests need a PostgreSQL server and none could be started. " + _startError +
-            $" Install PostgreSQL with scripts/setup.sh --test, or set {ConnectionStringVariable} to a connection string.");
+            $"The PostgreSQL tests need a PostgreSQL server and none could be started ({_startError}). Install PostgreSQL with scripts/setup.sh --test, or set {ConnectionStringVariable} to a connection string.");
 
     private static async Task<(int ExitCode, string Stdout, string Stderr)> RunScriptAsync(string script, params string[] args)
     {
