@@ -10,8 +10,10 @@ internal static class TestProgram
 {
     public static async Task<int> Main(string[] args)
     {
-        if (args is [SqliteCrashWriter.Verb, var directory]) return await SqliteCrashWriter.RunAsync(directory);
-        await Console.Error.WriteLineAsync($"usage: {SqliteCrashWriter.Verb} DIRECTORY");
+        if (args is [SqliteCrashWriter.Verb, var directory]) return await SqliteCrashWriter.RunAsync(directory, null);
+        if (args is [SqliteCrashWriter.Verb, var dir, "--hang-mid-transaction-after", var count])
+            return await SqliteCrashWriter.RunAsync(dir, int.Parse(count));
+        await Console.Error.WriteLineAsync($"usage: {SqliteCrashWriter.Verb} DIRECTORY [--hang-mid-transaction-after N]");
         return 2;
     }
 }

@@ -7,7 +7,8 @@ namespace ChatServices.DialogueService.Tests.Conversations;
 /// <summary>
 /// Crash safety of the SQLite store with a real crash: a child process (this test assembly run as a program, see
 /// <see cref="SqliteCrashWriter"/>) writes messages as fast as it can and is killed with SIGKILL at an arbitrary
-/// moment, most likely inside a transaction or its commit. The database is then reopened and checked.
+/// moment, most likely inside a transaction or its commit; and once more while it certainly holds an open write
+/// transaction. The database is then reopened and checked.
 /// </summary>
 /// <remarks>
 /// What this proves: after the process dies mid-write, SQLite recovers the file (integrity_check passes), every
@@ -38,6 +39,10 @@ public sealed class SqliteCrashTests : IDisposable
             Assert.True(lastAcknowledged >= acknowledged);
             acknowledged = lastAcknowledged;
         }
+        // Killed with the append's transaction open: the number it took must not survive.
+        var (_, beforeHang) = await RunAndKillWriterAsync(30, hangMidTransaction: true);
+        Assert.True(beforeHang >= acknowledged);
+        acknowledged = beforeHang;
 
         var path = Path.Combine(_directory, SqliteConversationStore.FileName);
         Assert.Equal("ok", await SqliteIntegrity.ScalarAsync(path, "PRAGMA integrity_check"));
@@ -48,7 +53,9 @@ public sealed class SqliteCrashTests : IDisposable
         var detail = await store.GetAsync(SqliteCrashWriter.Owner, conversationId, includeMessages: true);
         var messages = detail.Messages;
 
-        Assert.True(messages.Count >= acknowledged, $"{messages.Count} messages stored, {acknowledged} acknowledged");
+        // The last writer was killed in the middle of a transaction after its acknowledged writes: nothing of that
+        // transaction is there, and everything acknowledged is.
+        Assert.Equal(acknowledged, messages.Count);
         Assert.Equal(messages.Count, detail.Conversation.MessageCount);
         Assert.Equal(Enumerable.Range(1, messages.Count).Select(i => (long)i), messages.Select(m => m.Sequence));
         foreach (var message in messages)
@@ -60,18 +67,25 @@ public sealed class SqliteCrashTests : IDisposable
         }
     }
 
-    private async Task<(Guid ConversationId, long LastAcknowledged)> RunAndKillWriterAsync(int commitsBeforeKill)
+    private async Task<(Guid ConversationId, long LastAcknowledged)> RunAndKillWriterAsync(
+        int commitsBeforeKill, bool hangMidTransaction = false)
     {
         var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
         start.ArgumentList.Add("exec");
         start.ArgumentList.Add(typeof(SqliteCrashTests).Assembly.Location);
         start.ArgumentList.Add(SqliteCrashWriter.Verb);
         start.ArgumentList.Add(_directory);
+        if (hangMidTransaction)
+        {
+            start.ArgumentList.Add("--hang-mid-transaction-after");
+            start.ArgumentList.Add(commitsBeforeKill.ToString());
+        }
         using var writer = Process.Start(start) ?? throw new InvalidOperationException("the writer did not start");
         var stderr = writer.StandardError.ReadToEndAsync();
 
         Guid conversationId = default;
         long last = 0, commits = 0;
+        var stoppedMidTransaction = false;
         using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
         try
         {
@@ -81,7 +95,8 @@ public sealed class SqliteCrashTests : IDisposable
                 var parts = line.Split(' ');
                 if (parts[0] == "conversation") conversationId = Guid.Parse(parts[1]);
                 else if (parts[0] == "committed") { last = long.Parse(parts[1]); commits++; }
-                if (commits >= commitsBeforeKill) break;
+                else if (parts[0] == "mid-transaction") { stoppedMidTransaction = true; break; }
+                if (!hangMidTransaction && commits >= commitsBeforeKill) break;
             }
         }
         finally
@@ -91,6 +106,7 @@ public sealed class SqliteCrashTests : IDisposable
         }
         Assert.True(commits >= commitsBeforeKill, $"the writer stopped early: {await stderr}");
         Assert.NotEqual(Guid.Empty, conversationId);
+        Assert.Equal(hangMidTransaction, stoppedMidTransaction);
         return (conversationId, last);
     }
 }

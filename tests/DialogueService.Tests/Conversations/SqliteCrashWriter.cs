@@ -7,15 +7,18 @@ namespace ChatServices.DialogueService.Tests.Conversations;
 /// The child process of <see cref="SqliteCrashTests"/>: writes to one conversation in a loop until killed, and
 /// prints "committed N" after every write the store acknowledged. Each round appends a user message, begins an
 /// assistant reply and completes it, so the kill can land in any of the three kinds of transaction.
+/// With <c>hangMidTransaction</c>, the append after that many acknowledged writes stops inside its transaction
+/// (the message numbered, not yet inserted), prints "mid-transaction" and waits to be killed.
 /// </summary>
 internal static class SqliteCrashWriter
 {
     public const string Verb = "sqlite-crash-writer";
     public const string Owner = "crash-writer";
 
-    public static async Task<int> RunAsync(string directory)
+    public static async Task<int> RunAsync(string directory, int? hangMidTransaction)
     {
         await using var store = SqliteConversationStore.InDirectory(directory);
+        var acknowledged = 0;
         await store.MigrateAsync();
         var existing = await store.ListAsync(Owner, 1, null);
         var conversation = existing.Conversations.Count > 0
@@ -27,6 +30,13 @@ internal static class SqliteCrashWriter
 
         for (var round = 0; ; round++)
         {
+            if (acknowledged >= hangMidTransaction)
+                store.BetweenStatements = async (point, _) =>
+                {
+                    await output.WriteLineAsync("mid-transaction");
+                    await output.FlushAsync();
+                    await Task.Delay(Timeout.Infinite);
+                };
             var user = await store.AppendMessageAsync(Owner, conversation.Id, MessageRole.User, Body(round));
             await Acknowledge(user.Sequence);
             var reply = await store.BeginAssistantMessageAsync(Owner, conversation.Id);
@@ -40,6 +50,7 @@ internal static class SqliteCrashWriter
         {
             await output.WriteLineAsync($"committed {sequence}");
             await output.FlushAsync();
+            acknowledged++;
         }
     }
 
