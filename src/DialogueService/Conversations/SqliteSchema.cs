@@ -1,0 +1,52 @@
+namespace ChatServices.DialogueService.Conversations;
+
+/// <summary>
+/// The SQLite schema as ordered migrations. Append new versions; never edit an applied one.
+/// Ids are canonical lower-case UUID text; timestamps integer microseconds since the Unix epoch, UTC.
+/// </summary>
+internal static class SqliteSchema
+{
+    public const string MigrationsTable = """
+        CREATE TABLE IF NOT EXISTS schema_migrations (
+            version    INTEGER PRIMARY KEY NOT NULL,
+            name       TEXT NOT NULL,
+            applied_at INTEGER NOT NULL
+        );
+        """;
+
+    public static IReadOnlyList<SchemaMigration> Migrations { get; } =
+    [
+        new(1, "conversations and messages", """
+            CREATE TABLE conversations (
+                id            TEXT PRIMARY KEY NOT NULL,
+                owner_id      TEXT NOT NULL,
+                title         TEXT NOT NULL,
+                system_prompt TEXT,
+                metadata      TEXT,
+                created_at    INTEGER NOT NULL,
+                updated_at    INTEGER NOT NULL,
+                message_count INTEGER NOT NULL DEFAULT 0
+            );
+            -- Listing: an owner's conversations, most recently updated first.
+            CREATE INDEX conversations_owner_updated ON conversations (owner_id, updated_at DESC, id DESC);
+
+            CREATE TABLE messages (
+                id                TEXT PRIMARY KEY NOT NULL,
+                conversation_id   TEXT NOT NULL REFERENCES conversations (id) ON DELETE CASCADE,
+                seq               INTEGER NOT NULL CHECK (seq > 0),
+                role              TEXT NOT NULL CHECK (role IN ('system', 'user', 'assistant', 'tool')),
+                content           TEXT NOT NULL,
+                status            TEXT NOT NULL CHECK (status IN ('completed', 'in_progress', 'cancelled', 'failed')),
+                finish_reason     TEXT,
+                prompt_tokens     INTEGER,
+                completion_tokens INTEGER,
+                error             TEXT,
+                created_at        INTEGER NOT NULL,
+                completed_at      INTEGER,
+                UNIQUE (conversation_id, seq)
+            );
+            -- Recovery after a crash: replies still being generated.
+            CREATE INDEX messages_in_progress ON messages (created_at) WHERE status = 'in_progress';
+            """),
+    ];
+}
