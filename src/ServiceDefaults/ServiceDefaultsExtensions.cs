@@ -27,6 +27,9 @@ public static class ServiceDefaultsExtensions
             o.IncludeScopes = true;
         });
 
+        Telemetry.AddOpenTelemetryDefaults(builder);
+        builder.Services.Configure<ContentLoggingOptions>(builder.Configuration.GetSection("Telemetry"));
+
         builder.Services.AddSingleton<Readiness>();
         builder.Services.AddHealthChecks()
             .AddCheck("self", () => HealthCheckResult.Healthy())

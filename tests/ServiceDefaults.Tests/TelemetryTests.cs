@@ -1,0 +1,37 @@
+using System.Diagnostics;
+using ChatServices.ServiceDefaults;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.TestHost;
+using Microsoft.Extensions.Configuration;
+
+namespace ChatServices.ServiceDefaults.Tests;
+
+public sealed class TelemetryTests
+{
+    [Fact]
+    public async Task The_projects_activity_sources_are_recorded_once_the_host_has_started()
+    {
+        using var source = new ActivitySource(Telemetry.SourcePrefix + "Tests");
+        var builder = WebApplication.CreateBuilder();
+        builder.WebHost.UseTestServer();
+        builder.AddServiceDefaults();
+        await using var app = builder.Build();
+        await app.StartAsync();
+
+        using var activity = source.StartActivity("probe");
+        Assert.NotNull(activity);
+        Assert.True(activity.Recorded);
+        Assert.Equal(ActivityIdFormat.W3C, activity.IdFormat);
+    }
+
+    [Fact]
+    public void Otlp_export_is_on_only_when_the_standard_endpoint_variable_is_set()
+    {
+        var without = new ConfigurationBuilder().Build();
+        var with = new ConfigurationBuilder()
+            .AddInMemoryCollection(new Dictionary<string, string?> { ["OTEL_EXPORTER_OTLP_ENDPOINT"] = "http://127.0.0.1:4317" })
+            .Build();
+        Assert.False(Telemetry.IsOtlpConfigured(without));
+        Assert.True(Telemetry.IsOtlpConfigured(with));
+    }
+}
