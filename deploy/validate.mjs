@@ -4,15 +4,17 @@
 // (resources, non-root, read-only root filesystem, probes, network isolation, autoscaling, GPU placement, and
 // that every image has a Dockerfile that builds it).
 //
-//   node deploy/validate.mjs --all                          render every overlay with `kubectl kustomize` and check it
+//   node deploy/validate.mjs --all                          render every overlay with `kubectl kustomize` and check
+//                                                           it, then check every deploy/docker/*.Dockerfile
 //   kubectl kustomize deploy/k8s/overlays/gpu | node deploy/validate.mjs --overlay gpu -
 //   node deploy/validate.mjs --schema-only manifest.yaml    the schema alone, for any manifest
+//   node deploy/validate.mjs --dockerfile FILE              one Dockerfile (context: the repository root)
 //
 // Exits 0 when everything is valid; otherwise prints one line per problem ("<source>: <Kind>/<name>: <problem>")
 // on stderr and exits 1. Usage errors exit 2.
 
 import { execFileSync } from "node:child_process";
-import { readFileSync, readdirSync } from "node:fs";
+import { existsSync, readFileSync, readdirSync } from "node:fs";
 import { dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseAllDocuments } from "yaml";
@@ -63,11 +65,86 @@ function schemaProblems(object) {
   if (!Model) return [`unknown kind ${kind} in ${apiVersion}: no schema to validate it against`];
   try {
     new Model(withoutBase64LineBreaks(object)).validate();
-    return [];
   } catch (error) {
     // ajv's message lists every violation as "data/<path> <message>", comma-separated.
     return [`schema: ${error.message}`];
   }
+  const file = modelDeclaration(apiVersion, kind);
+  if (!file) return [`no type declarations for ${apiVersion}/${kind} to check its field names against`];
+  return unknownFields(object, { file }, "", []).map((p) => `schema: ${p}`);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Unknown fields
+//
+// The generated schemas leave objects open (no additionalProperties: false), so a misspelt field such as
+// `readinesProbe` passes them, while the API server rejects it (kubectl's default strict field validation) or
+// drops it. The packages' type declarations list every field of every type: walk each object along them.
+
+const packageRoots = ["kubernetes-models", "@kubernetes-models/keda"].map((name) =>
+  dirname(fileURLToPath(import.meta.resolve(name))),
+);
+const declarations = new Map(); // .d.ts path → Map(field → type) of its interface, or null (a type alias)
+
+function declarationFile(specifier, fromFile) {
+  const path = specifier.startsWith(".") ? join(dirname(fromFile), specifier) : fileURLToPath(import.meta.resolve(specifier));
+  return path.replace(/\.js$/, "") + ".d.ts";
+}
+
+function parseType(text, imports) {
+  const array = /^Array<(.+)>$/.exec(text);
+  if (array) return { array: parseType(array[1], imports) };
+  return imports.has(text) ? { file: imports.get(text) } : null; // null: a primitive, an enum, or not followed
+}
+
+function declaredFields(file) {
+  if (declarations.has(file)) return declarations.get(file);
+  const text = readFileSync(file, "utf8");
+  const imports = new Map();
+  for (const [, names, specifier] of text.matchAll(/^import \{ ([^}]+) \} from "([^"]+)";$/gm)) {
+    for (const name of names.split(",").map((n) => n.trim())) imports.set(name, declarationFile(specifier, file));
+  }
+  const body = /^export interface I\w+(?: extends [^{]+)? \{\n([\s\S]*?)^\}/m.exec(text);
+  let fields = null;
+  if (body) {
+    fields = new Map();
+    const lines = body[1].split("\n");
+    for (let i = 0; i < lines.length; i++) {
+      const field = /^ {4}"([^"]+)"\??: (.*);?$/.exec(lines[i]);
+      if (!field) continue;
+      const type = field[2].replace(/;$/, "");
+      const map = type === "{" && /^ {8}\[key: string\]: (.+);$/.exec(lines[i + 1] ?? "");
+      fields.set(field[1], map ? { map: parseType(map[1], imports) } : parseType(type, imports));
+    }
+  }
+  declarations.set(file, fields);
+  return fields;
+}
+
+function modelDeclaration(apiVersion, kind) {
+  const [group, version] = apiVersion.includes("/") ? apiVersion.split("/") : [null, apiVersion];
+  for (const root of packageRoots) {
+    const file = group ? join(root, group, version, `${kind}.d.ts`) : join(root, version, `${kind}.d.ts`);
+    if (existsSync(file)) return file;
+  }
+  return null;
+}
+
+function unknownFields(value, type, path, problems) {
+  if (!type || value === null || typeof value !== "object") return problems;
+  if (type.array) {
+    if (Array.isArray(value)) value.forEach((item, i) => unknownFields(item, type.array, `${path}/${i}`, problems));
+  } else if (type.map) {
+    for (const [key, item] of Object.entries(value)) unknownFields(item, type.map, `${path}/${key}`, problems);
+  } else if (type.file && !Array.isArray(value)) {
+    const fields = declaredFields(type.file);
+    if (!fields) return problems;
+    for (const [key, item] of Object.entries(value)) {
+      if (!fields.has(key)) problems.push(`unknown field ${path}/${key}`);
+      else unknownFields(item, fields.get(key), `${path}/${key}`, problems);
+    }
+  }
+  return problems;
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -277,6 +354,108 @@ function projectProblems(objects, overlay) {
 }
 
 // ---------------------------------------------------------------------------------------------------------------
+// Dockerfiles (the images cannot be built where this runs; these are the mistakes a build or a pod would hit)
+
+/** Top-level context paths that /.dockerignore leaves out (plain entries; glob patterns are not interpreted). */
+function ignoredContextPaths() {
+  const file = join(repoRoot, ".dockerignore");
+  if (!existsSync(file)) return [];
+  return readFileSync(file, "utf8")
+    .split("\n")
+    .map((line) => line.trim().replace(/\/$/, ""))
+    .filter((line) => line && !line.startsWith("#") && !line.startsWith("!") && !/[*?[]/.test(line));
+}
+
+export function dockerfileProblems(dockerfile) {
+  const problems = [];
+  const text = readFileSync(dockerfile, "utf8").replace(/\\\n/g, " ");
+  const lines = text.split("\n").map((line) => line.trim()).filter((line) => line && !line.startsWith("#"));
+  const args = new Map();
+  const stages = new Set();
+  let final = [];
+  const ignored = ignoredContextPaths();
+  const expand = (value) => value.replace(/\$\{?(\w+)\}?/g, (m, name) => args.get(name) ?? m);
+
+  for (const line of lines) {
+    const [instruction, ...rest] = line.split(/\s+/);
+    const operands = rest.join(" ");
+    switch (instruction.toUpperCase()) {
+      case "ARG": {
+        const [name, value] = operands.split("=");
+        if (value !== undefined && !args.has(name)) args.set(name, value);
+        break;
+      }
+      case "FROM": {
+        const [image, , stage] = expand(operands).split(/\s+/);
+        if (!stages.has(image)) {
+          const tag = /:([^/:@]+)$/.exec(image)?.[1];
+          if (!tag && !image.includes("@")) problems.push(`FROM ${image}: no tag`);
+          if (tag === "latest") problems.push(`FROM ${image}: the tag "latest" is not reproducible`);
+        }
+        if (stage) stages.add(stage);
+        final = [];
+        break;
+      }
+      case "COPY":
+      case "ADD": {
+        const words = operands.split(/\s+/);
+        if (words.some((w) => w.startsWith("--from="))) break;
+        for (const source of words.filter((w) => !w.startsWith("--")).slice(0, -1)) {
+          const path = source.replace(/^\.\/?/, "");
+          if (path && !existsSync(join(repoRoot, path))) problems.push(`${instruction} ${source}: not in the build context (repository root)`);
+          if (path && ignored.some((entry) => path === entry || path.startsWith(`${entry}/`))) {
+            problems.push(`${instruction} ${source}: excluded from the build context by .dockerignore`);
+          }
+        }
+        break;
+      }
+      case "RUN": {
+        const publish = /dotnet publish (\S+\.csproj)/.exec(operands);
+        if (publish && !existsSync(join(repoRoot, publish[1]))) problems.push(`dotnet publish ${publish[1]}: no such project`);
+        if (publish) args.set("__published", publish[1]);
+        break;
+      }
+    }
+    final.push([instruction.toUpperCase(), operands]);
+  }
+
+  const user = final.filter(([i]) => i === "USER").at(-1)?.[1];
+  if (!user) problems.push("the final stage sets no USER: the image would run as root");
+  // runAsNonRoot can only be verified by the kubelet for a numeric user.
+  else if (!/^(\d+|\$\{?APP_UID\}?)(:\d+)?$/.test(user) || /^0(:|$)/.test(user)) {
+    problems.push(`USER ${user}: must be a numeric non-root UID (or $APP_UID) so that runAsNonRoot can be verified`);
+  }
+  if (!final.some(([i]) => i === "EXPOSE")) problems.push("the final stage EXPOSEs no port");
+  const entrypoint = final.filter(([i]) => i === "ENTRYPOINT").at(-1)?.[1];
+  if (!entrypoint?.startsWith("[")) problems.push("no exec-form ENTRYPOINT in the final stage (signals must reach the process)");
+  const published = args.get("__published");
+  if (entrypoint?.startsWith("[") && published) {
+    const assembly = published.split("/").at(-1).replace(/\.csproj$/, ".dll");
+    if (!entrypoint.includes(`"${assembly}"`)) problems.push(`ENTRYPOINT ${entrypoint} does not run ${assembly}, which the build publishes`);
+  }
+  const shown = relative(repoRoot, resolve(dockerfile));
+  return problems.map((p) => `${shown.startsWith("..") ? dockerfile : shown}: ${p}`);
+}
+
+/** The image builds' own npm locks must pin the very packages the repository's lock pins. */
+function imageLockProblems() {
+  const problems = [];
+  const packages = (file) => JSON.parse(readFileSync(file, "utf8")).packages ?? {};
+  const repository = packages(join(repoRoot, "package-lock.json"));
+  for (const entry of readdirSync(dockerDir, { withFileTypes: true })) {
+    const lock = join(dockerDir, entry.name, "package-lock.json");
+    if (!entry.isDirectory() || !existsSync(lock)) continue;
+    for (const [path, pinned] of Object.entries(packages(lock))) {
+      const expected = repository[path];
+      if (path && expected && (expected.version !== pinned.version || expected.integrity !== pinned.integrity)) {
+        problems.push(`${relative(repoRoot, lock)}: ${path} ${pinned.version} differs from package-lock.json (${expected.version})`);
+      }
+    }
+  }
+  return problems;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
 // Input and command line
 
 function parseManifests(text) {
@@ -317,8 +496,9 @@ function summary(objects) {
 }
 
 function main(argv) {
-  const usage = "usage: validate.mjs --all | [--overlay NAME] [--schema-only] FILE|-";
+  const usage = "usage: validate.mjs --all | --dockerfile FILE | [--overlay NAME] [--schema-only] FILE|-";
   let overlay;
+  let dockerfile;
   let schemaOnly = false;
   let all = false;
   const files = [];
@@ -327,6 +507,7 @@ function main(argv) {
     if (arg === "--all") all = true;
     else if (arg === "--schema-only") schemaOnly = true;
     else if (arg === "--overlay") overlay = argv[++i];
+    else if (arg === "--dockerfile") dockerfile = argv[++i];
     else if (arg === "-h" || arg === "--help") {
       console.log(usage);
       return 0;
@@ -334,6 +515,16 @@ function main(argv) {
       console.error(usage);
       return 2;
     } else files.push(arg);
+  }
+  if (dockerfile) {
+    if (all || files.length > 0 || overlay || schemaOnly) {
+      console.error(usage);
+      return 2;
+    }
+    const problems = dockerfileProblems(dockerfile);
+    for (const problem of problems) console.error(problem);
+    if (problems.length === 0) console.log(`${dockerfile}: valid`);
+    return problems.length > 0 ? 1 : 0;
   }
   if (all === (files.length > 0) || (all && (overlay || schemaOnly))) {
     console.error(usage);
@@ -362,6 +553,17 @@ function main(argv) {
       for (const problem of problems) console.error(problem);
     } else {
       console.log(`${input.source}: ${objects.length} objects valid (${summary(objects)})`);
+    }
+  }
+  if (all) {
+    const lockProblems = imageLockProblems();
+    failed ||= lockProblems.length > 0;
+    for (const problem of lockProblems) console.error(problem);
+    for (const file of dockerfiles().values()) {
+      const problems = dockerfileProblems(file);
+      failed ||= problems.length > 0;
+      for (const problem of problems) console.error(problem);
+      if (problems.length === 0) console.log(`${relative(repoRoot, file)}: valid`);
     }
   }
   return failed ? 1 : 0;
