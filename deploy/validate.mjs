@@ -18,8 +18,6 @@ import { existsSync, readFileSync, readdirSync } from "node:fs";
 import { dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseAllDocuments } from "yaml";
-import * as kubernetesModels from "kubernetes-models";
-import * as kedaModels from "@kubernetes-models/keda";
 
 const deployDir = dirname(fileURLToPath(import.meta.url));
 const repoRoot = dirname(deployDir);
@@ -29,17 +27,21 @@ const dockerDir = join(deployDir, "docker");
 // ---------------------------------------------------------------------------------------------------------------
 // Schema validation
 
-/** "apiVersion/kind" → model class, collected from the packages' namespace exports. */
-const modelClasses = new Map();
-(function collect(namespace, depth) {
-  for (const value of Object.values(namespace)) {
-    if (typeof value === "function" && typeof value.apiVersion === "string" && typeof value.kind === "string") {
-      modelClasses.set(`${value.apiVersion}/${value.kind}`, value);
-    } else if (value && typeof value === "object" && depth < 4) {
-      collect(value, depth + 1);
-    }
+// Each API group version is a module of its own; only those the input uses are loaded (loading every one takes
+// seconds, one takes a fraction of that).
+const modelPackages = ["kubernetes-models", "@kubernetes-models/keda"];
+const modelModules = new Map();
+
+async function modelClass(apiVersion, kind) {
+  if (!/^([a-z0-9-]+(\.[a-z0-9-]+)*\/)?v\d+((alpha|beta)\d+)?$/.test(apiVersion)) return undefined;
+  for (const name of modelPackages) {
+    const specifier = `${name}/${apiVersion}`;
+    if (!modelModules.has(specifier)) modelModules.set(specifier, import(specifier).catch(() => null));
+    const Model = (await modelModules.get(specifier))?.[kind];
+    if (typeof Model === "function" && Model.apiVersion === apiVersion && Model.kind === kind) return Model;
   }
-})({ kubernetesModels, kedaModels }, 0);
+  return undefined;
+}
 
 // The packages also carry API versions that current clusters no longer serve (extensions/v1beta1,
 // autoscaling/v2beta2…). Pre-release versions are accepted only where they are the current version.
@@ -55,13 +57,13 @@ function withoutBase64LineBreaks(object) {
   return { ...object, data };
 }
 
-function schemaProblems(object) {
+async function schemaProblems(object) {
   const { apiVersion, kind } = object;
   if (typeof apiVersion !== "string" || typeof kind !== "string") return ["apiVersion and kind are required"];
   if (/v\d+(alpha|beta)\d*$/.test(apiVersion) && !currentPreReleaseVersions.has(apiVersion)) {
     return [`${apiVersion} is a pre-release API version that current clusters do not serve`];
   }
-  const Model = modelClasses.get(`${apiVersion}/${kind}`);
+  const Model = await modelClass(apiVersion, kind);
   if (!Model) return [`unknown kind ${kind} in ${apiVersion}: no schema to validate it against`];
   try {
     new Model(withoutBase64LineBreaks(object)).validate();
@@ -81,7 +83,7 @@ function schemaProblems(object) {
 // `readinesProbe` passes them, while the API server rejects it (kubectl's default strict field validation) or
 // drops it. The packages' type declarations list every field of every type: walk each object along them.
 
-const packageRoots = ["kubernetes-models", "@kubernetes-models/keda"].map((name) =>
+const packageRoots = modelPackages.map((name) =>
   dirname(fileURLToPath(import.meta.resolve(name))),
 );
 const declarations = new Map(); // .d.ts path → Map(field → type) of its interface, or null (a type alias)
@@ -475,10 +477,10 @@ function parseManifests(text) {
 }
 
 /** Every problem in one rendered manifest set, each prefixed with the source it came from. */
-export function validate(text, { overlay, schemaOnly = false, source = "input" } = {}) {
+export async function validate(text, { overlay, schemaOnly = false, source = "input" } = {}) {
   const { objects, problems } = parseManifests(text);
   for (const object of objects) {
-    for (const problem of schemaProblems(object)) problems.push(`${id(object)}: ${problem}`);
+    for (const problem of await schemaProblems(object)) problems.push(`${id(object)}: ${problem}`);
   }
   if (objects.length === 0) problems.push("no Kubernetes objects in the input");
   if (!schemaOnly) problems.push(...projectProblems(objects, overlay));
@@ -495,7 +497,7 @@ function summary(objects) {
   return [...counts].map(([kind, n]) => `${n} ${kind}`).join(", ");
 }
 
-function main(argv) {
+async function main(argv) {
   const usage = "usage: validate.mjs --all | --dockerfile FILE | [--overlay NAME] [--schema-only] FILE|-";
   let overlay;
   let dockerfile;
@@ -547,7 +549,7 @@ function main(argv) {
       console.error(`${input.source}: cannot be read or rendered: ${error.stderr?.toString().trim() || error.message}`);
       continue;
     }
-    const { objects, problems } = validate(text, { overlay: input.overlay, schemaOnly, source: input.source });
+    const { objects, problems } = await validate(text, { overlay: input.overlay, schemaOnly, source: input.source });
     if (problems.length > 0) {
       failed = true;
       for (const problem of problems) console.error(problem);
@@ -570,5 +572,5 @@ function main(argv) {
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === resolve(process.argv[1])) {
-  process.exitCode = main(process.argv.slice(2));
+  process.exitCode = await main(process.argv.slice(2));
 }
