@@ -46,7 +46,18 @@ internal static class DeployTools
         };
         foreach (var argument in arguments) start.ArgumentList.Add(argument);
 
-        using var process = Process.Start(start) ?? throw new InvalidOperationException($"{fileName} did not start");
+        Process process;
+        try
+        {
+            process = Process.Start(start) ?? throw new InvalidOperationException($"{fileName} did not start");
+        }
+        catch (System.ComponentModel.Win32Exception e)
+        {
+            // kubectl (with kustomize v5) and Node.js are required on PATH; see deploy/README.md.
+            throw new InvalidOperationException($"{fileName} could not be started; it is required on PATH to check deploy/", e);
+        }
+
+        using var _ = process;
         var stdout = process.StandardOutput.ReadToEndAsync();
         var stderr = process.StandardError.ReadToEndAsync();
         if (input is not null) process.StandardInput.Write(input);
