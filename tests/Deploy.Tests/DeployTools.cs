@@ -46,18 +46,7 @@ internal static class DeployTools
         };
         foreach (var argument in arguments) start.ArgumentList.Add(argument);
 
-        Process process;
-        try
-        {
-            process = Process.Start(start) ?? throw new InvalidOperationException($"{fileName} did not start");
-        }
-        catch (System.ComponentModel.Win32Exception e)
-        {
-            // kubectl (with kustomize v5) and Node.js are required on PATH; see deploy/README.md.
-            throw new InvalidOperationException($"{fileName} could not be started; it is required on PATH to check deploy/", e);
-        }
-
-        using var _ = process;
+        using var process = Start(start);
         var stdout = process.StandardOutput.ReadToEndAsync();
         var stderr = process.StandardError.ReadToEndAsync();
         if (input is not null) process.StandardInput.Write(input);
@@ -68,6 +57,19 @@ internal static class DeployTools
             throw new TimeoutException($"{fileName} {string.Join(' ', arguments)} ran longer than {Timeout}");
         }
         return new ToolResult(process.ExitCode, stdout.Result, stderr.Result);
+    }
+
+    private static Process Start(ProcessStartInfo start)
+    {
+        try
+        {
+            return Process.Start(start) ?? throw new InvalidOperationException($"{start.FileName} did not start");
+        }
+        catch (System.ComponentModel.Win32Exception e)
+        {
+            // kubectl (with kustomize v5) and Node.js must be on PATH to check deploy/.
+            throw new InvalidOperationException($"{start.FileName} could not be started: it is required on PATH to check deploy/", e);
+        }
     }
 
     /// <summary>The rendered documents, without those whose text contains every one of <paramref name="markers"/>.</summary>
