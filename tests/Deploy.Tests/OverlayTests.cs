@@ -41,8 +41,8 @@ public sealed class OverlayTests
         var result = DeployTools.Validate(null, "--all");
 
         Assert.True(result.ExitCode == 0, result.ToString());
-        Assert.Contains("overlays/cpu: 25 objects valid", result.StandardOutput);
-        Assert.Contains("overlays/gpu: 25 objects valid", result.StandardOutput);
+        Assert.Matches(@"(?m)^overlays/cpu: \d+ objects valid", result.StandardOutput);
+        Assert.Matches(@"(?m)^overlays/gpu: \d+ objects valid", result.StandardOutput);
         Assert.Contains("deploy/docker/inference-service-gpu.Dockerfile: valid", result.StandardOutput);
     }
 
