@@ -174,7 +174,7 @@ function exposedPorts(dockerfile) {
   return ports;
 }
 
-function containerProblems(container, pod, images) {
+function containerProblems(container, pod, images, { init = false } = {}) {
   const problems = [];
   const where = `container ${container.name}`;
   const resources = container.resources ?? {};
@@ -190,7 +190,11 @@ function containerProblems(container, pod, images) {
   if (security.readOnlyRootFilesystem !== true) problems.push(`${where}: readOnlyRootFilesystem is not true`);
   if (security.allowPrivilegeEscalation !== false) problems.push(`${where}: allowPrivilegeEscalation is not false`);
   if (!security.capabilities?.drop?.includes("ALL")) problems.push(`${where}: capabilities do not drop ALL`);
-  for (const probe of ["startupProbe", "livenessProbe", "readinessProbe"]) {
+  // The rest of the "restricted" Pod Security Standard the namespace enforces.
+  const seccomp = (security.seccompProfile ?? pod.securityContext?.seccompProfile)?.type;
+  if (seccomp !== "RuntimeDefault" && seccomp !== "Localhost") problems.push(`${where}: no RuntimeDefault or Localhost seccompProfile`);
+  // Init containers run to completion before the pod starts: the kubelet does not probe them.
+  for (const probe of init ? [] : ["startupProbe", "livenessProbe", "readinessProbe"]) {
     if (!container[probe]) problems.push(`${where}: no ${probe}`);
   }
   // A gRPC port is health-checked by the kubelet's native gRPC probe (grpc.health.v1.Health/Check).
@@ -279,13 +283,11 @@ function projectProblems(objects, overlay) {
   for (const workload of workloads) {
     const pod = workload.spec?.template?.spec ?? {};
     const labels = workload.spec?.template?.metadata?.labels ?? {};
-    for (const container of [...(pod.containers ?? [])]) {
+    for (const container of pod.containers ?? []) {
       for (const problem of containerProblems(container, pod, images)) report(workload, problem);
     }
     for (const container of pod.initContainers ?? []) {
-      for (const problem of containerProblems({ ...container, startupProbe: 1, livenessProbe: 1, readinessProbe: 1 }, pod, images)) {
-        report(workload, problem);
-      }
+      for (const problem of containerProblems(container, pod, images, { init: true })) report(workload, problem);
     }
     for (const problem of referenceProblems(pod, byKindName)) report(workload, problem);
     if (pod.automountServiceAccountToken !== false) report(workload, "automountServiceAccountToken is not false");

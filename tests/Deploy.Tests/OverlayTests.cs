@@ -104,6 +104,7 @@ public sealed class OverlayTests
             "container bare: no cpu limits", "container bare: no memory limits",
             "container bare: runAsNonRoot is not true (container or pod securityContext)", "container bare: readOnlyRootFilesystem is not true",
             "container bare: allowPrivilegeEscalation is not false", "container bare: capabilities do not drop ALL",
+            "container bare: no RuntimeDefault or Localhost seccompProfile",
             "container bare: no startupProbe", "container bare: no livenessProbe", "container bare: no readinessProbe",
             "automountServiceAccountToken is not false", "no NetworkPolicy of its own restricts its ingress",
             "no PodDisruptionBudget selects its pods", "no HorizontalPodAutoscaler or ScaledObject scales it",
