@@ -264,6 +264,35 @@ function environmentValue(pod, variable, byKindName) {
   return undefined;
 }
 
+// Who may open connections to whom: the gateway is the only entry point, and each tier is reached only from
+// the tier in front of it. Workloads not listed here are not constrained by this rule.
+const allowedCallers = new Map([
+  ["dialogue-service", ["gateway"]],
+  ["inference-service", ["dialogue-service"]],
+]);
+
+function callerProblems(workload, policies, workloads) {
+  const callers = allowedCallers.get(workload.metadata?.name);
+  if (!callers) return [];
+  const problems = [];
+  for (const policy of policies) {
+    for (const rule of policy.spec?.ingress ?? []) {
+      if (!rule.from?.length) {
+        problems.push(`NetworkPolicy/${policy.metadata?.name} admits every source; only ${callers.join(", ")} may call it`);
+        continue;
+      }
+      for (const peer of rule.from) {
+        const sources = workloads.filter((w) => peer.podSelector && selects(peer.podSelector.matchLabels, w.spec?.template?.metadata?.labels));
+        const stranger = sources.find((w) => !callers.includes(w.metadata?.name));
+        if (peer.ipBlock || peer.namespaceSelector || !peer.podSelector?.matchLabels || stranger) {
+          problems.push(`NetworkPolicy/${policy.metadata?.name} admits ${stranger ? id(stranger) : "sources other than its pods"}; only ${callers.join(", ")} may call it`);
+        }
+      }
+    }
+  }
+  return problems;
+}
+
 function projectProblems(objects, overlay) {
   const problems = [];
   const report = (object, message) => problems.push(`${id(object)}: ${message}`);
@@ -298,6 +327,7 @@ function projectProblems(objects, overlay) {
     if (!isolating.some((p) => p.spec?.policyTypes?.includes("Ingress"))) {
       report(workload, "no NetworkPolicy of its own restricts its ingress");
     }
+    for (const problem of callerProblems(workload, isolating, workloads)) report(workload, problem);
     if (!ofKind("PodDisruptionBudget").some((b) => selects(b.spec?.selector?.matchLabels, labels) && b.spec?.selector?.matchLabels)) {
       report(workload, "no PodDisruptionBudget selects its pods");
     }

@@ -124,6 +124,52 @@ public sealed class OverlayTests
         Assert.Contains("stdin: Deployment/inference-service: no NetworkPolicy of its own restricts its ingress", result.StandardError);
     }
 
+    [Theory]
+    [InlineData("app.kubernetes.io/name: gateway", "Deployment/gateway")]
+    [InlineData("app.kubernetes.io/part-of: chatservices", "Deployment/gateway")]
+    public void Rejects_inference_reachable_from_anything_but_dialogue(string caller, string admitted)
+    {
+        const string policy = """
+              ingress:
+              - from:
+                - podSelector:
+                    matchLabels:
+                      app.kubernetes.io/name: dialogue-service
+                ports:
+                - port: 50052
+            """;
+        var rendered = DeployTools.Render("cpu");
+        Assert.Contains(policy, rendered);
+        var manifests = rendered.Replace(policy, policy.Replace("app.kubernetes.io/name: dialogue-service", caller, StringComparison.Ordinal), StringComparison.Ordinal);
+
+        var result = DeployTools.Validate(manifests, "--overlay", "cpu", "-");
+
+        Assert.Equal(1, result.ExitCode);
+        Assert.Contains($"stdin: Deployment/inference-service: NetworkPolicy/inference-service admits {admitted}; only dialogue-service may call it", ErrorLines(result));
+    }
+
+    [Fact]
+    public void Rejects_dialogue_reachable_from_every_source()
+    {
+        const string rule = """
+              ingress:
+              - from:
+                - podSelector:
+                    matchLabels:
+                      app.kubernetes.io/name: gateway
+                ports:
+                - port: 50051
+            """;
+        var rendered = DeployTools.Render("cpu");
+        Assert.Contains(rule, rendered);
+        var manifests = rendered.Replace(rule, "  ingress:\n  - ports:\n    - port: 50051\n", StringComparison.Ordinal);
+
+        var result = DeployTools.Validate(manifests, "--overlay", "cpu", "-");
+
+        Assert.Equal(1, result.ExitCode);
+        Assert.Equal(["stdin: Deployment/dialogue-service: NetworkPolicy/dialogue-service admits every source; only gateway may call it"], ErrorLines(result));
+    }
+
     [Fact]
     public void Rejects_a_reference_to_a_config_map_that_is_not_rendered()
     {
