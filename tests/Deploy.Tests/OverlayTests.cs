@@ -64,12 +64,9 @@ public sealed class OverlayTests
     [Fact]
     public void Rejects_gpu_overlay_whose_inference_pods_do_not_ask_for_a_gpu()
     {
-        var manifests = DeployTools.Render("gpu").Replace("nvidia.com/gpu: \"1\"", "ephemeral-storage: 1Gi", StringComparison.Ordinal);
+        var problems = ProblemsWith("gpu", "nvidia.com/gpu: \"1\"", "ephemeral-storage: 1Gi");
 
-        var result = DeployTools.Validate(manifests, "--overlay", "gpu", "-");
-
-        Assert.Equal(1, result.ExitCode);
-        Assert.Equal(["stdin: Deployment/inference-service: gpu overlay: no nvidia.com/gpu limit"], ErrorLines(result));
+        Assert.Equal(["stdin: Deployment/inference-service: gpu overlay: no nvidia.com/gpu limit"], problems);
     }
 
     [Fact]
@@ -138,14 +135,9 @@ public sealed class OverlayTests
                 ports:
                 - port: 50052
             """;
-        var rendered = DeployTools.Render("cpu");
-        Assert.Contains(policy, rendered);
-        var manifests = rendered.Replace(policy, policy.Replace("app.kubernetes.io/name: dialogue-service", caller, StringComparison.Ordinal), StringComparison.Ordinal);
+        var problems = ProblemsWith("cpu", policy, policy.Replace("app.kubernetes.io/name: dialogue-service", caller, StringComparison.Ordinal));
 
-        var result = DeployTools.Validate(manifests, "--overlay", "cpu", "-");
-
-        Assert.Equal(1, result.ExitCode);
-        Assert.Contains($"stdin: Deployment/inference-service: NetworkPolicy/inference-service admits {admitted}; only dialogue-service may call it", ErrorLines(result));
+        Assert.Contains($"stdin: Deployment/inference-service: NetworkPolicy/inference-service admits {admitted}; only dialogue-service may call it", problems);
     }
 
     [Fact]
@@ -160,14 +152,9 @@ public sealed class OverlayTests
                 ports:
                 - port: 50051
             """;
-        var rendered = DeployTools.Render("cpu");
-        Assert.Contains(rule, rendered);
-        var manifests = rendered.Replace(rule, "  ingress:\n  - ports:\n    - port: 50051\n", StringComparison.Ordinal);
+        var problems = ProblemsWith("cpu", rule, "  ingress:\n  - ports:\n    - port: 50051\n");
 
-        var result = DeployTools.Validate(manifests, "--overlay", "cpu", "-");
-
-        Assert.Equal(1, result.ExitCode);
-        Assert.Equal(["stdin: Deployment/dialogue-service: NetworkPolicy/dialogue-service admits every source; only gateway may call it"], ErrorLines(result));
+        Assert.Equal(["stdin: Deployment/dialogue-service: NetworkPolicy/dialogue-service admits every source; only gateway may call it"], problems);
     }
 
     [Fact]
@@ -184,28 +171,34 @@ public sealed class OverlayTests
     [Fact]
     public void Rejects_an_image_that_no_dockerfile_builds()
     {
-        var manifests = DeployTools.Render("cpu").Replace("chatservices/gateway:0.1.0", "chatservices/edge:0.1.0", StringComparison.Ordinal);
+        var problems = ProblemsWith("cpu", "chatservices/gateway:0.1.0", "chatservices/edge:0.1.0");
 
-        var result = DeployTools.Validate(manifests, "--overlay", "cpu", "-");
-
-        Assert.Equal(1, result.ExitCode);
         Assert.Equal(
             ["stdin: Deployment/gateway: container gateway: image registry.example.com/chatservices/edge:0.1.0 has no Dockerfile (expected deploy/docker/edge.Dockerfile)"],
-            ErrorLines(result));
+            problems);
     }
 
     [Fact]
     public void Rejects_a_service_whose_target_port_no_container_declares()
     {
-        const string servicePort = "port: 50052\n    protocol: TCP\n    targetPort: grpc";
-        var rendered = DeployTools.Render("cpu");
-        Assert.Contains(servicePort, rendered);
-        var manifests = rendered.Replace(servicePort, "port: 50052\n    protocol: TCP\n    targetPort: rpc", StringComparison.Ordinal);
+        var problems = ProblemsWith("cpu", "port: 50052\n    protocol: TCP\n    targetPort: grpc", "port: 50052\n    protocol: TCP\n    targetPort: rpc");
 
-        var result = DeployTools.Validate(manifests, "--overlay", "cpu", "-");
+        Assert.Equal(["stdin: Service/inference-service: port grpc targets rpc, which no selected container declares"], problems);
+    }
+
+    /// <summary>
+    /// Validates the overlay's rendering with <paramref name="original"/> (which must be in it) replaced, expects the
+    /// validator to fail, and returns its problem lines.
+    /// </summary>
+    private static string[] ProblemsWith(string overlay, string original, string replacement)
+    {
+        var rendered = DeployTools.Render(overlay);
+        Assert.Contains(original, rendered);
+
+        var result = DeployTools.Validate(rendered.Replace(original, replacement, StringComparison.Ordinal), "--overlay", overlay, "-");
 
         Assert.Equal(1, result.ExitCode);
-        Assert.Equal(["stdin: Service/inference-service: port grpc targets rpc, which no selected container declares"], ErrorLines(result));
+        return ErrorLines(result);
     }
 
     private static string[] ErrorLines(ToolResult result) =>
