@@ -16,10 +16,12 @@ RUN --mount=type=cache,id=chatservices-nuget,target=/root/.nuget/packages \
 FROM mcr.microsoft.com/dotnet/aspnet:${DOTNET_VERSION}
 WORKDIR /app
 COPY --from=build /app ./
+# appsettings.json binds loopback for local runs; in a container the service listens on all interfaces.
+# HTTP_PORTS (8080 in the .NET images) is cleared: the Kestrel endpoints set here are the only bindings.
 ENV Kestrel__Endpoints__Grpc__Url=http://0.0.0.0:50051 \
     Kestrel__Endpoints__Health__Url=http://0.0.0.0:8081 \
     Kestrel__Endpoints__Health__Protocols=Http1 \
-    ASPNETCORE_HTTP_PORTS=
+    ASPNETCORE_HTTP_PORTS=""
 USER $APP_UID
 EXPOSE 50051 8081
 ENTRYPOINT ["dotnet", "DialogueService.dll"]

@@ -16,9 +16,10 @@ RUN --mount=type=cache,id=chatservices-nuget,target=/root/.nuget/packages \
 FROM mcr.microsoft.com/dotnet/aspnet:${DOTNET_VERSION}
 WORKDIR /app
 COPY --from=build /app ./
-# appsettings.json binds loopback for local runs; in a container the service must listen on all interfaces.
+# appsettings.json binds loopback for local runs; in a container the service listens on all interfaces.
+# HTTP_PORTS (8080 in the .NET images) is cleared: the Kestrel endpoints set here are the only bindings.
 ENV Kestrel__Endpoints__Http__Url=http://0.0.0.0:8080 \
-    ASPNETCORE_HTTP_PORTS=
+    ASPNETCORE_HTTP_PORTS=""
 USER $APP_UID
 EXPOSE 8080
 ENTRYPOINT ["dotnet", "Gateway.dll"]

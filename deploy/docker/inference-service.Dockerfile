@@ -31,11 +31,13 @@ FROM mcr.microsoft.com/dotnet/aspnet:${DOTNET_VERSION}
 WORKDIR /app
 # Includes libonnxruntime.so and libonnxruntime_providers_shared.so beside the assemblies.
 COPY --from=build /app ./
+# appsettings.json binds loopback for local runs; in a container the service listens on all interfaces.
+# HTTP_PORTS (8080 in the .NET images) is cleared: the Kestrel endpoints set here are the only bindings.
 ENV Kestrel__Endpoints__Grpc__Url=http://0.0.0.0:50052 \
     Kestrel__Endpoints__Health__Url=http://0.0.0.0:8081 \
     Kestrel__Endpoints__Health__Protocols=Http1 \
     Inference__ExecutionProvider=cpu \
-    ASPNETCORE_HTTP_PORTS=
+    ASPNETCORE_HTTP_PORTS=""
 USER $APP_UID
 EXPOSE 50052 8081
 ENTRYPOINT ["dotnet", "InferenceService.dll"]
