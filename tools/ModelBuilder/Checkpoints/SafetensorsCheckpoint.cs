@@ -34,8 +34,11 @@ public sealed class SafetensorsCheckpoint : ITensorSource
                 var shards = map.EnumerateObject().Select(p => p.Value.GetString()!).Distinct().Order(StringComparer.Ordinal);
                 foreach (var shard in shards) checkpoint.AddFile(Path.Combine(directory, shard));
                 foreach (var p in map.EnumerateObject())
-                    if (!checkpoint._entries.ContainsKey(p.Name))
+                {
+                    var shard = Path.Combine(directory, p.Value.GetString()!);
+                    if (!checkpoint._entries.TryGetValue(p.Name, out var entry) || entry.Path != shard)
                         throw new ModelBuilderException($"{index} maps '{p.Name}' to {p.Value.GetString()}, which does not contain it.");
+                }
             }
             else
             {
