@@ -13,14 +13,15 @@ namespace ChatServices.ModelBuilder.Tests.GenAI;
 public sealed class GenAiRuntimeTests
 {
     [Theory]
-    [InlineData(DecoderArchitecture.Llama, false)]
-    [InlineData(DecoderArchitecture.Mistral, false)]
-    [InlineData(DecoderArchitecture.Qwen2, true)]
-    public void Greedy_generation_yields_the_reference_tokens(DecoderArchitecture architecture, bool tied)
+    [InlineData(DecoderArchitecture.Llama, false, AttentionKind.GroupQuery)]
+    [InlineData(DecoderArchitecture.Mistral, false, AttentionKind.GroupQuery)]
+    [InlineData(DecoderArchitecture.Qwen2, true, AttentionKind.GroupQuery)]
+    [InlineData(DecoderArchitecture.Llama, false, AttentionKind.Standard)]
+    public void Greedy_generation_yields_the_reference_tokens(DecoderArchitecture architecture, bool tied, AttentionKind attention)
     {
         using var folder = new TempFolder();
         var spec = new RandomModelSpec { Architecture = architecture, TieWordEmbeddings = tied, Seed = 40 + (int)architecture };
-        var (result, makeReference) = TestModels.BuildRandom(spec, folder.Path);
+        var (result, makeReference) = TestModels.BuildRandom(spec, folder.Path, new BuildOptions { Attention = attention });
         var prompt = TestModels.Tokens(7, result.Config.VocabSize, 3).Select(t => (int)t).ToArray();
 
         var generated = GenerateWithGenAi(folder.Path, prompt, newTokens: 16);

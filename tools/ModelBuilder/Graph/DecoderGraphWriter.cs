@@ -38,8 +38,8 @@ public abstract class DecoderGraphWriter
 
     public void Write()
     {
-        DeclareInputs();
         Graph.AddOutput("logits", DataType.Float, "batch_size", "sequence_length", Config.VocabSize);
+        DeclareInputs();
 
         var embedding = Weight(LlamaTensorNames.Embedding, [Config.VocabSize, Config.HiddenSize]);
         AddWeight(LlamaTensorNames.Embedding, embedding, [Config.VocabSize, Config.HiddenSize]);
@@ -73,14 +73,16 @@ public abstract class DecoderGraphWriter
 
     private float[]? _tiedEmbedding;
 
-    private string SimplifiedNorm(string name, string input, string weightName)
+    /// <summary>RMSNorm of <paramref name="input"/> with the gain <paramref name="weightName"/> (the first layer's input norm).</summary>
+    protected virtual string SimplifiedNorm(string name, string input, string weightName)
     {
         AddWeight(weightName, Weight(weightName, [Config.HiddenSize]), [Config.HiddenSize]);
         return Graph.Op("SimplifiedLayerNormalization", $"{name}/SimplifiedLayerNormalization", [input, weightName], "",
             ("axis", -1L), ("epsilon", Config.RmsNormEps), ("stash_type", 1L));
     }
 
-    private string SkipNorm(string name, string input, ref string residual, string weightName)
+    /// <summary>residual += input, then RMSNorm of the new residual; returns the normalised output.</summary>
+    protected virtual string SkipNorm(string name, string input, ref string residual, string weightName)
     {
         AddWeight(weightName, Weight(weightName, [Config.HiddenSize]), [Config.HiddenSize]);
         var node = $"{name}/SkipSimplifiedLayerNormalization";
