@@ -78,6 +78,43 @@ public sealed class GroupQueryAttentionEquivalenceTests
         Assert.Equal([16, 9, 12], runner.Lengths);
     }
 
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void A_multi_token_step_after_a_cached_prefix_matches_the_reference(bool shareBuffer)
+    {
+        // Chunked prefill / continuing a conversation: several new tokens at once on top of an existing cache.
+        using var folder = new TempFolder();
+        var (result, makeReference) = TestModels.BuildRandom(new RandomModelSpec { Seed = 22 }, folder.Path);
+        var reference = makeReference();
+        using var runner = new OnnxDecoderRunner(folder.ModelPath, 1, shareBuffer, maxLength: result.Config.ContextLength);
+        var worst = 0.0;
+        foreach (var chunk in new[] { TestModels.Tokens(5, 512, 1), TestModels.Tokens(4, 512, 2), TestModels.Tokens(1, 512, 3), TestModels.Tokens(7, 512, 4) })
+        {
+            var expected = reference.Forward(chunk);
+            var actual = runner.Step([chunk])[0];
+            for (var t = 0; t < chunk.Length; t++) worst = Math.Max(worst, TestModels.RelativeError(actual[t], expected[t]));
+        }
+        Assert.True(worst < Tolerance, $"worst relative error {worst:E2}");
+    }
+
+    [Fact]
+    public void External_data_folder_loads_and_matches_the_reference()
+    {
+        using var folder = new TempFolder();
+        var spec = new RandomModelSpec { Seed = 23 };
+        var (result, makeReference) = TestModels.BuildRandom(spec, folder.Path, new BuildOptions { ExternalData = ExternalDataMode.Always });
+        Assert.True(result.ExternalData);
+        var data = new FileInfo(Path.Combine(folder.Path, "model.onnx.data"));
+        Assert.True(data.Length > new FileInfo(folder.ModelPath).Length * 10, "the weights live in model.onnx.data");
+        var reference = makeReference();
+        using var runner = new OnnxDecoderRunner(folder.ModelPath, 1, shareBuffer: true, maxLength: 128);
+        var prompt = TestModels.Tokens(6, 512, 9);
+        var expected = reference.Forward(prompt);
+        var actual = runner.Step([prompt])[0];
+        for (var t = 0; t < prompt.Length; t++) Assert.True(TestModels.RelativeError(actual[t], expected[t]) < Tolerance);
+    }
+
     /// <summary>A 9-token prefill, then 6 greedy decode steps; every logit vector is compared.</summary>
     internal static void AssertMatchesReference(RandomModelSpec spec, bool shareBuffer, BuildOptions? options = null, double tolerance = Tolerance)
     {
