@@ -8,7 +8,7 @@ namespace ChatServices.ModelBuilder.Tests;
 /// The plain-operator graph (Hugging Face Optimum's convention: position_ids input, present = past ‖ new) computes
 /// the same logits as the reference, with no contrib operator in it.
 /// </summary>
-public sealed class StandardAttentionEquivalenceTests
+public sealed class StandardAttentionEquivalenceTests(Xunit.Abstractions.ITestOutputHelper output)
 {
     private static readonly BuildOptions Standard = new() { Attention = AttentionKind.Standard };
 
@@ -27,7 +27,7 @@ public sealed class StandardAttentionEquivalenceTests
     [Theory]
     [MemberData(nameof(Variants))]
     public void Prefill_and_decode_steps_match_the_reference(string variant) =>
-        GroupQueryAttentionEquivalenceTests.AssertMatchesReference(Spec(variant), shareBuffer: false, Standard);
+        output.WriteLine($"worst relative error {GroupQueryAttentionEquivalenceTests.AssertMatchesReference(Spec(variant), shareBuffer: false, Standard):E2}");
 
     [Fact]
     public void Graph_uses_only_standard_onnx_operators_and_the_optimum_io_names()
@@ -43,8 +43,8 @@ public sealed class StandardAttentionEquivalenceTests
 
     [Fact]
     public void Float16_standard_graph_tracks_the_reference() =>
-        GroupQueryAttentionEquivalenceTests.AssertMatchesReference(new RandomModelSpec { Seed = 66 }, shareBuffer: false,
-            Standard with { Precision = Precision.Float16 }, tolerance: 5e-3);
+        output.WriteLine($"worst relative error {GroupQueryAttentionEquivalenceTests.AssertMatchesReference(new RandomModelSpec { Seed = 66 }, shareBuffer: false,
+            Standard with { Precision = Precision.Float16 }, tolerance: 5e-3):E2}");
 
     [Fact]
     public void Int4_with_standard_operators_is_refused()
