@@ -110,9 +110,7 @@ public sealed class GroupQueryAttentionEquivalenceTests(Xunit.Abstractions.ITest
         var reference = makeReference();
         using var runner = new OnnxDecoderRunner(folder.ModelPath, 1, shareBuffer: true, maxLength: 128);
         var prompt = TestModels.Tokens(6, 512, 9);
-        var expected = reference.Forward(prompt);
-        var actual = runner.Step([prompt])[0];
-        for (var t = 0; t < prompt.Length; t++) Assert.True(TestModels.RelativeError(actual[t], expected[t]) < Tolerance);
+        Assert.True(TestModels.WorstErrorAgainstReference(reference, runner, prompt, decodeSteps: 2) < Tolerance);
     }
 
     /// <summary>A 9-token prefill, then 6 greedy decode steps; every logit vector is compared.</summary>
@@ -124,19 +122,7 @@ public sealed class GroupQueryAttentionEquivalenceTests(Xunit.Abstractions.ITest
         using var runner = new OnnxDecoderRunner(folder.ModelPath, batch: 1, shareBuffer, maxLength: result.Config.ContextLength);
 
         var prompt = TestModels.Tokens(9, result.Config.VocabSize, spec.Seed);
-        var expected = reference.Forward(prompt);
-        var actual = runner.Step([prompt])[0];
-        var worst = 0.0;
-        for (var t = 0; t < prompt.Length; t++) worst = Math.Max(worst, TestModels.RelativeError(actual[t], expected[t]));
-
-        long next = TestModels.ArgMax(expected[^1]);
-        for (var step = 0; step < 6; step++)
-        {
-            var e = reference.Forward([next])[0];
-            var a = runner.Step([[next]])[0][0];
-            worst = Math.Max(worst, TestModels.RelativeError(a, e));
-            next = TestModels.ArgMax(e);
-        }
+        var worst = TestModels.WorstErrorAgainstReference(reference, runner, prompt, decodeSteps: 6);
         Assert.True(worst < tolerance, $"worst relative error {worst:E2} (tolerance {tolerance:E0})");
         return worst;
     }

@@ -36,6 +36,24 @@ public abstract class DecoderGraphWriter
     /// <summary>Self-attention of one layer on the normalised hidden states; returns the o_proj output's name.</summary>
     protected abstract string AttentionBlock(int layer, string normed);
 
+    /// <summary>
+    /// The inputs and outputs both conventions share: input_ids, attention_mask, optionally position_ids, and per
+    /// layer past_key_values.{i}.key|value [batch, kv_heads, past, head_dim] → present.{i}.key|value [.., total, ..].
+    /// </summary>
+    protected void DeclareTokenAndCacheIO(bool positionIds)
+    {
+        Graph.AddInput("input_ids", DataType.Int64, "batch_size", "sequence_length");
+        Graph.AddInput("attention_mask", DataType.Int64, "batch_size", "total_sequence_length");
+        if (positionIds) Graph.AddInput("position_ids", DataType.Int64, "batch_size", "sequence_length");
+        for (var i = 0; i < Config.NumLayers; i++)
+        {
+            Graph.AddInput($"past_key_values.{i}.key", Io, "batch_size", Config.NumKvHeads, "past_sequence_length", Config.HeadDim);
+            Graph.AddInput($"past_key_values.{i}.value", Io, "batch_size", Config.NumKvHeads, "past_sequence_length", Config.HeadDim);
+            Graph.AddOutput($"present.{i}.key", Io, "batch_size", Config.NumKvHeads, "total_sequence_length", Config.HeadDim);
+            Graph.AddOutput($"present.{i}.value", Io, "batch_size", Config.NumKvHeads, "total_sequence_length", Config.HeadDim);
+        }
+    }
+
     public void Write()
     {
         Graph.AddOutput("logits", DataType.Float, "batch_size", "sequence_length", Config.VocabSize);

@@ -28,19 +28,7 @@ public sealed class StandardAttentionGraph(DecoderConfig config, BuildOptions op
     {
         if (Options.Int4 is not null)
             throw new ModelBuilderException("4-bit quantization uses the MatMulNBits contrib op; combine it with --attention GroupQuery.");
-        Graph.AddInput("input_ids", DataType.Int64, "batch_size", "sequence_length");
-        Graph.AddInput("attention_mask", DataType.Int64, "batch_size", "total_sequence_length");
-        Graph.AddInput("position_ids", DataType.Int64, "batch_size", "sequence_length");
-        for (var i = 0; i < Config.NumLayers; i++)
-        {
-            Graph.AddInput($"past_key_values.{i}.key", Io, "batch_size", Config.NumKvHeads, "past_sequence_length", Config.HeadDim);
-            Graph.AddInput($"past_key_values.{i}.value", Io, "batch_size", Config.NumKvHeads, "past_sequence_length", Config.HeadDim);
-        }
-        for (var i = 0; i < Config.NumLayers; i++)
-        {
-            Graph.AddOutput($"present.{i}.key", Io, "batch_size", Config.NumKvHeads, "total_sequence_length", Config.HeadDim);
-            Graph.AddOutput($"present.{i}.value", Io, "batch_size", Config.NumKvHeads, "total_sequence_length", Config.HeadDim);
-        }
+        DeclareTokenAndCacheIO(positionIds: true);
 
         // Rotary tables at full head width (cos/sin repeated over both halves), gathered once by position_ids and
         // shaped [batch, seq, 1, head_dim] to broadcast over heads.
