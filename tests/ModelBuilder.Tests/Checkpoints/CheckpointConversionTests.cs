@@ -202,6 +202,14 @@ public sealed class CheckpointConversionTests
     }
 
     [Fact]
+    public void Qwen2_sliding_window_layers_are_refused_unless_the_context_fits_the_window()
+    {
+        var config = Config("Qwen2ForCausalLM", "qwen2", extra: new JsonObject { ["use_sliding_window"] = true, ["sliding_window"] = 32 });
+        Assert.Contains("use_sliding_window", Assert.Throws<ModelBuilderException>(() => Checkpoints_Parse(config)).Message);
+        Assert.Null(ModelBuilder.Checkpoints.HuggingFaceConfig.Parse(config, contextLength: 32).SlidingWindow);
+    }
+
+    [Fact]
     public void Sharded_index_pointing_at_the_wrong_shard_is_reported()
     {
         using var checkpoint = new TempFolder();

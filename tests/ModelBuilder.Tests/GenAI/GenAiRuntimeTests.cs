@@ -33,6 +33,7 @@ public sealed class GenAiRuntimeTests
 
     [Theory]
     [InlineData(Precision.Float16, false)]
+    [InlineData(Precision.Float16, true)]
     [InlineData(Precision.Float32, true)]
     [InlineData(Precision.Float32, false)]
     public void Float16_int4_and_external_data_folders_generate_what_onnx_runtime_computes(Precision precision, bool int4)

@@ -1,4 +1,3 @@
-using System.Runtime.InteropServices;
 using ChatServices.ModelBuilder.Architectures;
 using ChatServices.ModelBuilder.Checkpoints;
 using ChatServices.ModelBuilder.Quantization;
@@ -185,15 +184,6 @@ public abstract class DecoderGraphWriter
     }
 
     /// <summary>Writes a float initializer in the graph's element type.</summary>
-    protected void AddWeight(string name, float[] values, long[] dims)
-    {
-        if (Io == DataType.Float)
-        {
-            Graph.AddInitializer(name, DataType.Float, dims, MemoryMarshal.AsBytes(values.AsSpan()));
-            return;
-        }
-        var halves = new Half[values.Length];
-        for (var i = 0; i < values.Length; i++) halves[i] = (Half)values[i];
-        Graph.AddInitializer(name, DataType.Float16, dims, MemoryMarshal.AsBytes(halves.AsSpan()));
-    }
+    protected void AddWeight(string name, float[] values, long[] dims) =>
+        Graph.AddFloatInitializer(name, dims, values, asFloat16: Io == DataType.Float16);
 }
