@@ -129,11 +129,11 @@ public abstract class DecoderGraphWriter
     {
         var weight = Weight(weightName, [outFeatures, inFeatures]);
         float[]? bias = biasName is null ? null : Weight(biasName, [outFeatures]);
-        var output = Linear(name, input, weightName, weight, outFeatures, inFeatures, bias is null ? null : (biasName!, bias));
-        return output;
+        return Linear(name, input, weightName, weight, outFeatures, inFeatures, bias is null ? null : (biasName!, bias));
     }
 
-    private string Linear(string name, string input, string weightName, float[] weight, int outFeatures, int inFeatures, (string Name, float[] Values)? bias)
+    /// <summary>A linear layer on given weights [outFeatures, inFeatures] (float or 4-bit by the options), plus bias.</summary>
+    protected string Linear(string name, string input, string weightName, float[] weight, int outFeatures, int inFeatures, (string Name, float[] Values)? bias)
     {
         string output;
         if (Options.Int4 is { } int4)
