@@ -32,6 +32,7 @@ public sealed class GroupQueryAttentionEquivalenceTests(Xunit.Abstractions.ITest
         ["mistral sliding window 6"] = new RandomModelSpec { Architecture = DecoderArchitecture.Mistral, SlidingWindow = 6, Seed = 9 },
         ["qwen2 (qkv bias)"] = new RandomModelSpec { Architecture = DecoderArchitecture.Qwen2, Seed = 10, RopeTheta = 1000000 },
         ["qwen2 tied embeddings"] = new RandomModelSpec { Architecture = DecoderArchitecture.Qwen2, TieWordEmbeddings = true, Seed = 11 },
+        ["head_dim 32 with hidden 64 (q width 128 ≠ hidden)"] = new RandomModelSpec { HeadDim = 32, Seed = 13 },
         ["3 layers, hidden 128, head_dim 64"] = new RandomModelSpec { Layers = 3, HiddenSize = 128, Heads = 2, KvHeads = 1, IntermediateSize = 192, Seed = 12 },
     };
 
