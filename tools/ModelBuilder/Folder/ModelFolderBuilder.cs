@@ -45,10 +45,19 @@ public static class ModelFolderBuilder
     public static BuildResult FromRandom(RandomModelSpec spec, string outputDirectory, BuildOptions options, string? tokenizerPath = null)
     {
         var tokenizer = tokenizerPath is null ? null : TokenizerFiles.Load(tokenizerPath);
-        var config = tokenizer is null
-            ? spec.ToConfig()
-            : spec.ToConfig(tokenizer.VocabSize, tokenizer.SpecialTokenId("bos_token"),
-                tokenizer.SpecialTokenId("eos_token") is { } eos ? [eos] : null, tokenizer.SpecialTokenId("pad_token"));
+        DecoderConfig config;
+        if (tokenizer is null)
+        {
+            config = spec.ToConfig();
+        }
+        else
+        {
+            // Tokenizers without a BOS token (Qwen's) get the convention of their model configs: <|endoftext|>, their pad.
+            var eos = tokenizer.SpecialTokenId("eos_token");
+            var pad = tokenizer.SpecialTokenId("pad_token");
+            var bos = tokenizer.SpecialTokenId("bos_token") ?? pad ?? eos;
+            config = spec.ToConfig(tokenizer.VocabSize, bos, eos is { } e ? [e] : null, pad);
+        }
         using var weights = new RandomCheckpoint(config, spec.Seed);
         return Build(config, RandomModelSpec.ToHuggingFaceJson(config), weights, tokenizer, outputDirectory, options);
     }
