@@ -39,19 +39,19 @@ internal sealed class SequenceNormalizer(Normalizer[] steps) : Normalizer
 }
 
 /// <summary>
-/// Unicode normalization. .NET refuses strings with lone surrogates, which ECMAScript's <c>normalize</c> passes
-/// through unchanged: the runs between lone surrogates are normalized separately and the surrogates kept.
+/// Unicode normalization. .NET refuses strings with lone surrogates or U+FFFE, which ECMAScript's <c>normalize</c>
+/// passes through unchanged (neither composes with anything): the runs between them are normalized separately.
 /// </summary>
 internal sealed class UnicodeNormalizer(NormalizationForm form) : Normalizer
 {
     public override string Normalize(string text)
     {
-        if (!HasLoneSurrogate(text)) return text.IsNormalized(form) ? text : text.Normalize(form);
+        if (!HasUnnormalizable(text)) return text.IsNormalized(form) ? text : text.Normalize(form);
         var sb = new StringBuilder(text.Length);
         var runStart = 0;
         for (var i = 0; i < text.Length; i++)
         {
-            if (!IsLoneSurrogate(text, i))
+            if (!IsUnnormalizable(text, i))
             {
                 if (char.IsHighSurrogate(text[i])) i++;
                 continue;
@@ -62,18 +62,19 @@ internal sealed class UnicodeNormalizer(NormalizationForm form) : Normalizer
         return sb.Append(text[runStart..].Normalize(form)).ToString();
     }
 
-    private static bool HasLoneSurrogate(string s)
+    private static bool HasUnnormalizable(string s)
     {
+        if (s.Contains('\uFFFE')) return true;
         for (var i = s.AsSpan().IndexOfAnyInRange('\uD800', '\uDFFF'); i >= 0 && i < s.Length; i++)
         {
-            if (IsLoneSurrogate(s, i)) return true;
+            if (IsUnnormalizable(s, i)) return true;
             if (char.IsHighSurrogate(s[i])) i++;
         }
         return false;
     }
 
-    private static bool IsLoneSurrogate(string s, int i) =>
-        char.IsLowSurrogate(s[i]) || (char.IsHighSurrogate(s[i]) && (i + 1 >= s.Length || !char.IsLowSurrogate(s[i + 1])));
+    private static bool IsUnnormalizable(string s, int i) =>
+        s[i] == '\uFFFE' || char.IsLowSurrogate(s[i]) || (char.IsHighSurrogate(s[i]) && (i + 1 >= s.Length || !char.IsLowSurrogate(s[i + 1])));
 }
 
 internal sealed class PrependNormalizer(string prefix) : Normalizer
