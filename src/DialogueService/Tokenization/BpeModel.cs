@@ -23,7 +23,7 @@ internal sealed class BpeModel
 
     private readonly Dictionary<string, int> _vocab;
     private readonly Dictionary<string, int>.AlternateLookup<ReadOnlySpan<char>> _vocabBySpan;
-    private readonly Dictionary<long, Merge> _merges;
+    private readonly Dictionary<Pair, Merge> _merges;
     private readonly Dictionary<int, int> _codePointIds = new();
     private readonly int[] _byteIds = new int[256];
     private readonly int[]? _byteFallbackIds;
@@ -52,7 +52,7 @@ internal sealed class BpeModel
         _vocabBySpan = _vocab.GetAlternateLookup<ReadOnlySpan<char>>();
         _cacheBySpan = _cache.GetAlternateLookup<ReadOnlySpan<char>>();
 
-        _merges = new Dictionary<long, Merge>();
+        _merges = new Dictionary<Pair, Merge>();
         var rank = 0;
         foreach (var m in e.Array("merges"))
         {
@@ -92,7 +92,16 @@ internal sealed class BpeModel
         FuseUnknown = e.Bool("fuse_unk", false);
     }
 
-    private static long Key(int left, int right) => ((long)left << 32) | (uint)right;
+    private static Pair Key(int left, int right) => new(left, right);
+
+    /// <summary>
+    /// A pair of adjacent symbol ids. Its own hash, because long's (high ^ low) sends most id pairs of a 100k+
+    /// vocabulary into a few thousand buckets; a multiplicative hash spreads them.
+    /// </summary>
+    private readonly record struct Pair(int Left, int Right)
+    {
+        public override int GetHashCode() => (int)((((ulong)(uint)Left << 32) | (uint)Right) * 0x9E3779B97F4A7C15UL >> 32);
+    }
 
     /// <summary>Appends the ids of one pre-tokenized piece to <paramref name="output"/>.</summary>
     public void Encode(ReadOnlySpan<char> piece, bool byteLevel, List<int> output)
