@@ -16,4 +16,6 @@ internal static class LoadedTokenizers
         })).Value;
 
     public static TheoryData<string> Names => new(TokenizerFiles.Names);
+
+    public static TheoryData<string> NamesAndVariants => new([.. TokenizerFiles.Names, .. TokenizerFiles.Variants]);
 }

