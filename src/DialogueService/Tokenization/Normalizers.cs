@@ -46,6 +46,9 @@ internal sealed class UnicodeNormalizer(NormalizationForm form) : Normalizer
 {
     public override string Normalize(string text)
     {
+        // Text below U+0300 is already NFC (nothing there decomposes canonically, and whatever composes with a
+        // preceding character — combining marks, Hangul vowel and final jamo — lies above): it skips the ICU call.
+        if (form == NormalizationForm.FormC && text.AsSpan().IndexOfAnyInRange('\u0300', '\uFFFF') < 0) return text;
         if (!HasUnnormalizable(text)) return text.IsNormalized(form) ? text : text.Normalize(form);
         var sb = new StringBuilder(text.Length);
         var runStart = 0;

@@ -100,6 +100,18 @@ public sealed class TokenizerTests
     }
 
     [Fact]
+    public void Concurrent_encoding_from_a_cold_cache_matches_sequential_encoding()
+    {
+        var (path, config) = TokenizerFiles.Get(TestPaths.RepoRoot, "gpt2");
+        var fresh = Tokenizer.Load(path, config); // its piece cache starts empty: threads fill it concurrently
+        var texts = TokenizerCorpus.All(TestPaths.RepoRoot);
+        var results = new int[texts.Count * 4][];
+        Parallel.For(0, results.Length, new ParallelOptions { MaxDegreeOfParallelism = 4 }, i => results[i] = fresh.Encode(texts[i % texts.Count]));
+        var reference = LoadedTokenizers.Get("gpt2");
+        for (var i = 0; i < results.Length; i++) Assert.Equal(reference.Encode(texts[i % texts.Count]), results[i]);
+    }
+
+    [Fact]
     public void Token_and_id_lookups_are_inverse()
     {
         var llama3 = LoadedTokenizers.Get("llama3");
