@@ -1,6 +1,5 @@
 using System.Text;
 using System.Text.Json;
-using System.Text.RegularExpressions;
 
 namespace ChatServices.DialogueService.Tokenization;
 
@@ -41,25 +40,23 @@ internal sealed class SequenceDecoder(Decoder[] steps) : Decoder
 }
 
 /// <summary>
-/// Byte-level: each run of model tokens is mapped back through the byte alphabet and decoded as UTF-8;
-/// added tokens (written as plain text, not in the alphabet) pass through unchanged.
+/// Decoders that turn runs of tokens into bytes: each maximal run of byte tokens is decoded as UTF-8 in one go (a
+/// character may span tokens); other tokens pass through unchanged.
 /// </summary>
-internal sealed class ByteLevelDecoder(IReadOnlySet<string> addedTokenContents) : Decoder
+internal abstract class ByteRunDecoder : Decoder
 {
-    public override void DecodeChain(List<string> tokens)
+    /// <summary>Appends the bytes <paramref name="token"/> stands for, or returns false for a pass-through token.</summary>
+    protected abstract bool TryAppendBytes(string token, List<byte> bytes);
+
+    public sealed override void DecodeChain(List<string> tokens)
     {
-        var output = new List<string>();
+        var output = new List<string>(tokens.Count);
         var bytes = new List<byte>();
         foreach (var token in tokens)
         {
-            if (addedTokenContents.Contains(token))
-            {
-                Flush();
-                output.Add(token);
-                continue;
-            }
-            // A character outside the alphabet stands for byte 0, as in the reference implementation.
-            foreach (var c in token) bytes.Add((byte)Math.Max(ByteLevelAlphabet.ToByte(c), 0));
+            if (TryAppendBytes(token, bytes)) continue;
+            Flush();
+            output.Add(token);
         }
         Flush();
         tokens.Clear();
@@ -71,6 +68,21 @@ internal sealed class ByteLevelDecoder(IReadOnlySet<string> addedTokenContents) 
             output.Add(DecodeUtf8(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(bytes)));
             bytes.Clear();
         }
+    }
+}
+
+/// <summary>
+/// Byte-level: model tokens map back through the byte alphabet; added tokens (written as plain text, not in the
+/// alphabet) pass through unchanged.
+/// </summary>
+internal sealed class ByteLevelDecoder(IReadOnlySet<string> addedTokenContents) : ByteRunDecoder
+{
+    protected override bool TryAppendBytes(string token, List<byte> bytes)
+    {
+        if (addedTokenContents.Contains(token)) return false;
+        // A character outside the alphabet stands for byte 0, as in the reference implementation.
+        foreach (var c in token) bytes.Add((byte)Math.Max(ByteLevelAlphabet.ToByte(c), 0));
+        return true;
     }
 }
 
@@ -86,58 +98,24 @@ internal sealed class MetaspaceDecoder(string replacement) : Decoder
     }
 }
 
-internal sealed class ReplaceDecoder : Decoder
+internal sealed class ReplaceDecoder(JsonElement e) : Decoder
 {
-    private readonly string? _literal;
-    private readonly Regex? _regex;
-    private readonly string _content;
-
-    public ReplaceDecoder(JsonElement e)
-    {
-        _content = e.String("content") ?? "";
-        if (!e.Has("pattern", out var pattern)) throw new TokenizerFormatException("Replace decoder without a pattern.");
-        _literal = pattern.String("String");
-        if (_literal is null)
-            _regex = pattern.String("Regex") is { } r ? new Regex(r, RegexOptions.CultureInvariant)
-                : throw new TokenizerFormatException("Replace decoder pattern must be {\"String\": ...} or {\"Regex\": ...}.");
-    }
+    private readonly ReplacePattern _replace = new(e, "Replace decoder");
 
     public override void DecodeChain(List<string> tokens)
     {
-        for (var i = 0; i < tokens.Count; i++)
-            tokens[i] = _literal is not null
-                ? (_literal.Length == 0 ? tokens[i] : tokens[i].Replace(_literal, _content, StringComparison.Ordinal))
-                : _regex!.Replace(tokens[i], _content.Replace("$", "$$"));
+        for (var i = 0; i < tokens.Count; i++) tokens[i] = _replace.Apply(tokens[i]);
     }
 }
 
 /// <summary>Runs of <c>&lt;0xXX&gt;</c> byte tokens become the text their bytes decode to.</summary>
-internal sealed class ByteFallbackDecoder : Decoder
+internal sealed class ByteFallbackDecoder : ByteRunDecoder
 {
-    public override void DecodeChain(List<string> tokens)
+    protected override bool TryAppendBytes(string token, List<byte> bytes)
     {
-        var output = new List<string>(tokens.Count);
-        var bytes = new List<byte>();
-        foreach (var token in tokens)
-        {
-            if (TryParseByte(token, out var b))
-            {
-                bytes.Add(b);
-                continue;
-            }
-            Flush();
-            output.Add(token);
-        }
-        Flush();
-        tokens.Clear();
-        tokens.AddRange(output);
-
-        void Flush()
-        {
-            if (bytes.Count == 0) return;
-            output.Add(DecodeUtf8(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(bytes)));
-            bytes.Clear();
-        }
+        if (!TryParseByte(token, out var b)) return false;
+        bytes.Add(b);
+        return true;
     }
 
     internal static bool TryParseByte(string token, out byte value)

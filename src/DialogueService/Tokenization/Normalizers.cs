@@ -85,23 +85,31 @@ internal sealed class PrependNormalizer(string prefix) : Normalizer
     public override string Normalize(string text) => text.Length == 0 ? text : prefix + text;
 }
 
-internal sealed class ReplaceNormalizer : Normalizer
+internal sealed class ReplaceNormalizer(JsonElement e) : Normalizer
+{
+    private readonly ReplacePattern _replace = new(e, "Replace normalizer");
+
+    public override string Normalize(string text) => _replace.Apply(text);
+}
+
+/// <summary>The <c>{"pattern": {"String" | "Regex": ...}, "content": ...}</c> of Replace normalizers and decoders.</summary>
+internal sealed class ReplacePattern
 {
     private readonly string? _literal;
     private readonly Regex? _regex;
     private readonly string _content;
 
-    public ReplaceNormalizer(JsonElement e)
+    public ReplacePattern(JsonElement e, string owner)
     {
         _content = e.String("content") ?? "";
-        if (!e.Has("pattern", out var pattern)) throw new TokenizerFormatException("Replace normalizer without a pattern.");
+        if (!e.Has("pattern", out var pattern)) throw new TokenizerFormatException($"{owner} without a pattern.");
         _literal = pattern.String("String");
         if (_literal is null)
             _regex = pattern.String("Regex") is { } r ? new Regex(r, RegexOptions.CultureInvariant)
-                : throw new TokenizerFormatException("Replace pattern must be {\"String\": ...} or {\"Regex\": ...}.");
+                : throw new TokenizerFormatException($"{owner} pattern must be {{\"String\": ...}} or {{\"Regex\": ...}}.");
     }
 
-    public override string Normalize(string text) =>
+    public string Apply(string text) =>
         _literal is not null ? (_literal.Length == 0 ? text : text.Replace(_literal, _content, StringComparison.Ordinal))
             : _regex!.Replace(text, _content.Replace("$", "$$"));
 }
