@@ -17,9 +17,11 @@ public static class TokenizerFiles
     /// Variants of the real files that exercise the other pipeline components these model families use:
     /// "llama2-metaspace" is Llama 2 in the newer SentencePiece form (no normalizer; a Metaspace pre-tokenizer with
     /// prepend_scheme "first", a Metaspace decoder step), "gpt2-digits" is GPT-2 behind a Sequence of a Digits
-    /// pre-tokenizer (individual digits) and ByteLevel.
+    /// pre-tokenizer (individual digits) and ByteLevel, "qwen3-strip" is Qwen 3 with added tokens that strip the
+    /// whitespace to their left (&lt;|im_start|&gt;) or right (&lt;|im_end|&gt;) and added tokens matched in normalized
+    /// text (&lt;think&gt;, &lt;/think&gt;).
     /// </summary>
-    public static readonly string[] Variants = ["llama2-metaspace", "gpt2-digits"];
+    public static readonly string[] Variants = ["llama2-metaspace", "gpt2-digits", "qwen3-strip"];
 
     /// <summary>(tokenizer.json, tokenizer_config.json) of a named tokenizer.</summary>
     public static (string Tokenizer, string Config) Get(string repoRoot, string name)
@@ -37,6 +39,16 @@ public static class TokenizerFiles
                     new JsonObject { ["type"] = "ByteFallback" },
                     new JsonObject { ["type"] = "Fuse" }),
             };
+        });
+        if (name == "qwen3-strip") return Variant(repoRoot, name, Get(repoRoot, "qwen3"), json =>
+        {
+            foreach (var token in json["added_tokens"]!.AsArray())
+            {
+                var content = (string)token!["content"]!;
+                if (content == "<|im_start|>") token["lstrip"] = true;
+                if (content == "<|im_end|>") token["rstrip"] = true;
+                if (content is "<think>" or "</think>") token["normalized"] = true;
+            }
         });
         if (name == "gpt2-digits") return Variant(repoRoot, name, Get(repoRoot, "gpt2"), json =>
             json["pre_tokenizer"] = new JsonObject

@@ -38,6 +38,19 @@ public sealed class TokenizerTests
     }
 
     [Fact]
+    public void Added_tokens_with_lstrip_and_rstrip_absorb_the_whitespace_beside_them()
+    {
+        var qwen = LoadedTokenizers.Get("qwen3-strip"); // <|im_start|> lstrip, <|im_end|> rstrip
+        var plain = LoadedTokenizers.Get("qwen3");
+        const string text = "a \n <|im_start|>b<|im_end|> \n c";
+        var a = plain.Encode("a", addSpecialTokens: false);
+        var b = plain.Encode("b", addSpecialTokens: false);
+        var c = plain.Encode("c", addSpecialTokens: false);
+        Assert.Equal([.. a, 151644, .. b, 151645, .. c], qwen.Encode(text, parseSpecialTokens: true));
+        Assert.NotEqual(plain.Encode(text, parseSpecialTokens: true), qwen.Encode(text, parseSpecialTokens: true));
+    }
+
+    [Fact]
     public void Special_tokens_are_added_as_the_post_processor_says()
     {
         var llama2 = LoadedTokenizers.Get("llama2");
