@@ -15,7 +15,7 @@ internal abstract class Normalizer
         if (e.ValueKind is JsonValueKind.Null or JsonValueKind.Undefined) return null;
         return e.Type() switch
         {
-            "Sequence" => new SequenceNormalizer(e.Array("normalizers").Select(n => FromJson(n)).OfType<Normalizer>().ToArray()),
+            "Sequence" => new SequenceNormalizer(e.Array("normalizers").Select(FromJson).OfType<Normalizer>().ToArray()),
             "NFC" => new UnicodeNormalizer(NormalizationForm.FormC),
             "NFD" => new UnicodeNormalizer(NormalizationForm.FormD),
             "NFKC" => new UnicodeNormalizer(NormalizationForm.FormKC),
@@ -122,7 +122,7 @@ internal sealed class ReplacePattern
         if (!e.Has("pattern", out var pattern)) throw new TokenizerFormatException($"{owner} without a pattern.");
         _literal = pattern.String("String");
         if (_literal is null)
-            _regex = pattern.String("Regex") is { } r ? new Regex(r, RegexOptions.CultureInvariant)
+            _regex = pattern.String("Regex") is { } r ? new Regex(r, RegexOptions.CultureInvariant | RegexOptions.Multiline)
                 : throw new TokenizerFormatException($"{owner} pattern must be {{\"String\": ...}} or {{\"Regex\": ...}}.");
     }
 

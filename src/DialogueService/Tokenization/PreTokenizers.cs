@@ -59,7 +59,7 @@ internal abstract class PreTokenizer
         if (e.ValueKind is JsonValueKind.Null or JsonValueKind.Undefined) return null;
         return e.Type() switch
         {
-            "Sequence" => new SequencePreTokenizer(e.Array("pretokenizers").Select(p => FromJson(p)!).Where(p => p is not null).ToArray()),
+            "Sequence" => new SequencePreTokenizer(e.Array("pretokenizers").Select(FromJson).OfType<PreTokenizer>().ToArray()),
             "Split" => new SplitPreTokenizer(e),
             "ByteLevel" => new ByteLevelPreTokenizer(e.Bool("add_prefix_space", false), e.Bool("use_regex", true)),
             "Metaspace" => new MetaspacePreTokenizer(e),

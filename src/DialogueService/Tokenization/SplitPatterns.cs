@@ -18,7 +18,8 @@ internal abstract class SplitPattern
     /// The pattern for a tokenizer.json <c>{"Regex": ...}</c>. The word-splitting regexes of GPT-2, Llama 3 and
     /// Qwen 2/3 run as hand-written scanners (exact, per code point, and several times faster than a regex);
     /// any other regex runs on .NET <see cref="Regex"/>, whose classes test UTF-16 units (a letter outside the BMP
-    /// is not <c>\p{L}</c> there).
+    /// is not <c>\p{L}</c> there) and whose <c>(?i)</c>, <c>\w</c> follow .NET's Unicode tables; patterns .NET cannot
+    /// parse (possessive quantifiers, <c>\h</c>) are refused with a <see cref="TokenizerFormatException"/>.
     /// </summary>
     public static SplitPattern FromRegex(string pattern) => pattern switch
     {
@@ -61,7 +62,8 @@ internal sealed class RegexPattern : SplitPattern
     {
         try
         {
-            _regex = new Regex(pattern, RegexOptions.Compiled | RegexOptions.CultureInvariant);
+            // Multiline: tokenizer.json regexes are Oniguruma's, where ^ and $ always match at line breaks.
+            _regex = new Regex(pattern, RegexOptions.Compiled | RegexOptions.CultureInvariant | RegexOptions.Multiline);
         }
         catch (ArgumentException e)
         {

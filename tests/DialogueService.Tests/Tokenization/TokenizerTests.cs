@@ -171,6 +171,38 @@ public sealed class TokenizerTests
     }
 
     [Fact]
+    public void A_split_regex_that_cannot_run_is_refused_with_the_pattern()
+    {
+        var json = MinimalTokenizerJson();
+        json["pre_tokenizer"] = new JsonObject
+        {
+            ["type"] = "Split", ["pattern"] = new JsonObject { ["Regex"] = "a++b" }, ["behavior"] = "Isolated", ["invert"] = false,
+        };
+        var e = Assert.Throws<TokenizerFormatException>(() => Load(json));
+        Assert.Contains("a++b", e.Message);
+    }
+
+    [Theory]
+    [InlineData("Isolated", new[] { "ab", "x", "ab", "x" })]
+    [InlineData("Removed", new[] { "ab", "ab" })]
+    [InlineData("MergedWithPrevious", new[] { "abx", "abx" })]
+    [InlineData("MergedWithNext", new[] { "ab", "xab", "x" })]
+    public void Split_behaviors_place_the_matches_as_named(string behavior, string[] expectedTokens)
+    {
+        var json = MinimalTokenizerJson();
+        var vocab = json["model"]!["vocab"]!.AsObject();
+        vocab["abx"] = 6;
+        vocab["xab"] = 7;
+        json["model"]!["merges"] = new JsonArray("a b", "ab x", "x ab");
+        json["pre_tokenizer"] = new JsonObject
+        {
+            ["type"] = "Split", ["pattern"] = new JsonObject { ["String"] = "x" }, ["behavior"] = behavior, ["invert"] = false,
+        };
+        var tokenizer = Load(json);
+        Assert.Equal(expectedTokens, tokenizer.Encode("abxabx").Select(id => tokenizer.IdToToken(id)!).ToArray());
+    }
+
+    [Fact]
     public void A_non_BPE_model_is_refused_with_its_type()
     {
         var json = MinimalTokenizerJson();
