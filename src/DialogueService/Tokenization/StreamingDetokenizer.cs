@@ -24,6 +24,8 @@ public sealed class StreamingDetokenizer
     private readonly List<int> _ids = new();
     private int _prefixStart;
     private int _readStart;
+    /// <summary>Decode of ids[_prefixStart.._readStart]: text already emitted, the part to subtract.</summary>
+    private string _prefixText = "";
 
     internal StreamingDetokenizer(Tokenizer tokenizer, bool skipSpecialTokens)
     {
@@ -38,24 +40,23 @@ public sealed class StreamingDetokenizer
         if (_tokenizer.IdToToken(id) is null)
             throw new ArgumentOutOfRangeException(nameof(id), id, $"Token id {id} is not in the vocabulary.");
         _ids.Add(id);
-        var window = System.Runtime.InteropServices.CollectionsMarshal.AsSpan(_ids);
-        var prefix = Decode(window[_prefixStart.._readStart]);
-        var text = Decode(window[_prefixStart..]);
-        if (text.Length <= prefix.Length || text.EndsWith('\uFFFD') || !text.StartsWith(prefix, StringComparison.Ordinal))
+        var text = Decode(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(_ids)[_prefixStart..]);
+        if (text.Length <= _prefixText.Length || text.EndsWith('\uFFFD') || !text.StartsWith(_prefixText, StringComparison.Ordinal))
             return "";
+        var emitted = text[_prefixText.Length..];
         Advance();
-        return text[prefix.Length..];
+        return emitted;
     }
 
     /// <summary>Returns the text still held back (an incomplete character decodes as U+FFFD) and resets.</summary>
     public string Flush()
     {
-        var window = System.Runtime.InteropServices.CollectionsMarshal.AsSpan(_ids);
-        var prefix = Decode(window[_prefixStart.._readStart]);
-        var text = Decode(window[_prefixStart..]);
+        var text = Decode(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(_ids)[_prefixStart..]);
+        var rest = text.StartsWith(_prefixText, StringComparison.Ordinal) ? text[_prefixText.Length..] : text;
         _ids.Clear();
         _prefixStart = _readStart = 0;
-        return text.StartsWith(prefix, StringComparison.Ordinal) ? text[prefix.Length..] : text;
+        _prefixText = "";
+        return rest;
     }
 
     private void Advance()
@@ -69,6 +70,7 @@ public sealed class StreamingDetokenizer
             _readStart -= _prefixStart;
             _prefixStart = 0;
         }
+        _prefixText = Decode(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(_ids)[_prefixStart.._readStart]);
     }
 
     private string Decode(ReadOnlySpan<int> ids) =>
