@@ -172,7 +172,7 @@ internal static class JsFormat
                 return;
             }
             default:
-                throw new TemplateException($"Cannot convert to JSON: {input.TypeName}");
+                throw new RenderError($"Cannot convert to JSON: {input.TypeName}");
         }
     }
 

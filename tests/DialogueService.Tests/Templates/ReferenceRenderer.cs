@@ -8,7 +8,10 @@ internal sealed record RenderOutcome(string? Output, string? Error)
 {
     public override string ToString() => Error is null ? $"output {Quote(Output!)}" : $"error \"{Error}\"";
 
-    public static string Quote(string s) => JsonValue.Create(s).ToJsonString();
+    private static readonly System.Text.Json.JsonSerializerOptions Readable =
+        new() { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
+
+    public static string Quote(string s) => JsonValue.Create(s).ToJsonString(Readable);
 }
 
 /// <summary>
@@ -19,13 +22,21 @@ internal static class ReferenceRenderer
 {
     public static string ScriptPath => Path.Combine(TestPaths.RepoRoot, "tests", "DialogueService.Tests", "Templates", "reference-render.mjs");
 
-    public static List<RenderOutcome> Render(string template, IReadOnlyList<JsonObject> cases)
+    /// <summary>Renders one template over many cases.</summary>
+    public static List<RenderOutcome> Render(string template, IReadOnlyList<JsonObject> cases) => Run(new JsonObject
     {
-        var request = new JsonObject
-        {
-            ["template"] = template,
-            ["cases"] = new JsonArray(cases.Select(c => (JsonNode)c.DeepClone()).ToArray()),
-        };
+        ["template"] = template,
+        ["cases"] = new JsonArray(cases.Select(c => (JsonNode)c.DeepClone()).ToArray()),
+    });
+
+    /// <summary>Renders many templates, each with its own variables.</summary>
+    public static List<RenderOutcome> RenderEach(IReadOnlyList<(string Template, JsonObject Variables)> items) => Run(new JsonObject
+    {
+        ["batch"] = new JsonArray(items.Select(i => (JsonNode)new JsonObject { ["template"] = i.Template, ["variables"] = i.Variables.DeepClone() }).ToArray()),
+    });
+
+    private static List<RenderOutcome> Run(JsonObject request)
+    {
         var start = new ProcessStartInfo("node", [ScriptPath])
         {
             RedirectStandardInput = true,

@@ -1,27 +1,38 @@
 // Reference renderer for the chat-template tests: @huggingface/jinja, the renderer transformers.js uses.
-// Reads {"template": "...", "cases": [{...variables...}, ...]} as JSON on stdin and writes a JSON array
-// with one entry per case: {"output": "..."} or {"error": "..."}. One process renders all cases.
+// Reads JSON on stdin, either {"template": "...", "cases": [{...variables...}, ...]} (one template, many
+// variable sets) or {"batch": [{"template": "...", "variables": {...}}, ...]} (many templates), and writes
+// a JSON array with one entry per rendering: {"output": "..."} or {"error": "..."}.
 import { Template } from "@huggingface/jinja";
 
 let input = "";
 process.stdin.setEncoding("utf8");
 for await (const chunk of process.stdin) input += chunk;
-const { template, cases } = JSON.parse(input);
+const request = JSON.parse(input);
 
-let parsed = null;
-let parseError = null;
-try {
-  parsed = new Template(template);
-} catch (e) {
-  parseError = String(e && e.message ? e.message : e);
+const message = (e) => String(e && e.message ? e.message : e);
+
+function compile(source) {
+  try {
+    return { template: new Template(source) };
+  } catch (e) {
+    return { error: message(e) };
+  }
 }
 
-const results = cases.map((variables) => {
-  if (parseError !== null) return { error: parseError };
+function render(compiled, variables) {
+  if (compiled.error !== undefined) return { error: compiled.error };
   try {
-    return { output: parsed.render(variables) };
+    return { output: compiled.template.render(variables) };
   } catch (e) {
-    return { error: String(e && e.message ? e.message : e) };
+    return { error: message(e) };
   }
-});
+}
+
+let results;
+if (request.batch) {
+  results = request.batch.map(({ template, variables }) => render(compile(template), variables));
+} else {
+  const compiled = compile(request.template);
+  results = request.cases.map((variables) => render(compiled, variables));
+}
 process.stdout.write(JSON.stringify(results));
