@@ -111,21 +111,23 @@ internal static class JsonValues
                 return new ArrayValue(items);
             }
             case JsonValue value:
-            {
-                if (value.TryGetValue<string>(out var s)) return new StringValue(s);
-                if (value.TryGetValue<bool>(out var b)) return BooleanValue.Of(b);
-                if (value.TryGetValue<double>(out var d))
-                    return double.IsFinite(d) && d == Math.Floor(d) ? NumberValue.Integer(d) : NumberValue.Float(d);
-                var element = value.GetValue<System.Text.Json.JsonElement>();
-                return element.ValueKind switch
+                switch (value.GetValueKind())
                 {
-                    System.Text.Json.JsonValueKind.String => new StringValue(element.GetString()!),
-                    System.Text.Json.JsonValueKind.True => BooleanValue.True,
-                    System.Text.Json.JsonValueKind.False => BooleanValue.False,
-                    System.Text.Json.JsonValueKind.Number => From(JsonValue.Create(element.GetDouble())),
-                    _ => NullValue.Instance,
-                };
-            }
+                    case System.Text.Json.JsonValueKind.String:
+                        return new StringValue(value.GetValue<string>());
+                    case System.Text.Json.JsonValueKind.True:
+                        return BooleanValue.True;
+                    case System.Text.Json.JsonValueKind.False:
+                        return BooleanValue.False;
+                    case System.Text.Json.JsonValueKind.Number:
+                    {
+                        // JavaScript numbers are doubles; integral ones are integers to the template.
+                        var d = double.Parse(value.ToJsonString(), System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture);
+                        return double.IsFinite(d) && d == Math.Floor(d) ? NumberValue.Integer(d) : NumberValue.Float(d);
+                    }
+                    default:
+                        return NullValue.Instance;
+                }
             default:
                 return NullValue.Instance;
         }

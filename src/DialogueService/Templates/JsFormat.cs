@@ -15,6 +15,8 @@ internal sealed record JsonOptions(int? Indent = null, bool EnsureAscii = false,
 /// </summary>
 internal static class JsFormat
 {
+    private const int MaxJsonDepth = 256;
+
     /// <summary>ECMAScript Number::toString(10): shortest round-trip digits, exponent outside [1e-7, 1e21).</summary>
     public static string NumberToString(double x)
     {
@@ -112,6 +114,8 @@ internal static class JsFormat
     /// <summary>The reference's toJSON: Python json.dumps separators, tuples and functions rejected.</summary>
     public static void AppendJson(StringBuilder sb, Value input, JsonOptions options, int depth, bool convertUndefinedToNull)
     {
+        // Templates can build arbitrarily nested lists; refuse before the recursion can exhaust the stack.
+        if (depth > MaxJsonDepth) throw new RenderError($"Value nested deeper than {MaxJsonDepth} levels cannot be serialised");
         string itemSeparator, keySeparator;
         if (options.Separators is { } separators) (itemSeparator, keySeparator) = separators;
         else if (options.Indent is > 0) (itemSeparator, keySeparator) = (",", ": ");
