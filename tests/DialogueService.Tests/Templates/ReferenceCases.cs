@@ -29,11 +29,28 @@ internal static class ReferenceCases
         [
           {"type": "function", "function": {"name": "get_weather", "description": "Current weather for a city.",
             "parameters": {"type": "object", "properties": {"city": {"type": "string", "description": "City name, e.g. Paris"},
-              "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]}}, "required": ["city"]}}},
+              "unit": {"type": "string", "enum": ["celsius", "fahrenheit"], "description": "Temperature unit"}}, "required": ["city"]}}},
           {"type": "function", "function": {"name": "search", "description": "Search the web for \"quoted\" text — ünïcödé ok.",
-            "parameters": {"type": "object", "properties": {"query": {"type": "string"}, "max_results": {"type": "integer", "default": 5}}, "required": ["query"]}}}
+            "parameters": {"type": "object", "properties": {"query": {"type": "string", "description": "What to look for"},
+              "max_results": {"type": "integer", "default": 5, "description": " At most this many "}}, "required": ["query"]}}},
+          {"type": "function", "function": {"name": "convert", "description": "Convert and add values.",
+            "parameters": {"type": "object", "properties": {"values": {"type": "array", "items": {"type": "number"}, "description": "Values"},
+              "to": {"type": ["string", "null"], "description": "Target unit"},
+              "options": {"type": "object", "additionalProperties": {"type": "boolean"}, "description": "Flags"}}, "required": ["values"]},
+            "return": {"type": "number", "description": "The converted sum."}}}
         ]
         """)!;
+
+    /// <summary>Tools whose parameters are all scalar; some templates' type mapping handles only those.</summary>
+    private static JsonArray SimpleTools()
+    {
+        var tools = Tools();
+        var convert = tools[2]!.DeepClone();
+        tools.RemoveAt(2);
+        convert["function"]!["parameters"] = JsonNode.Parse("""{"type": "object", "properties": {"value": {"type": "number", "description": "Amount"}, "exact": {"type": "boolean", "description": "No rounding"}}}""");
+        tools.Add(convert);
+        return tools;
+    }
 
     private static JsonObject ToolCall(string name, JsonNode arguments, string id = "call_1") =>
         new() { ["id"] = id, ["type"] = "function", ["function"] = new JsonObject { ["name"] = name, ["arguments"] = arguments } };
@@ -100,6 +117,12 @@ internal static class ReferenceCases
              Assistant("Cats are mammals."),
              User("More?")],
             ("tools", Tools()));
+        Add("named tool response with scalar-only tools", true,
+            [System("Use tools."), User("Weather in Oslo?"),
+             Msg("assistant", "", ("tool_calls", new JsonArray(ToolCall("get_weather", new JsonObject { ["city"] = "Oslo" })))),
+             Msg("tool", "{\"temperature\": -3}", ("name", "get_weather"), ("tool_call_id", "call_1"))],
+            ("tools", SimpleTools()));
+        Add("scalar-only tools offered", true, [User("Convert 3 please")], ("tools", SimpleTools()));
         Add("reasoning inside the content", true,
             [User("Think first."), Assistant("<think>\nLet me reason.\n</think>\n\nThe answer is 42."), User("Why?")]);
         Add("reasoning as its own field", false,

@@ -27,6 +27,7 @@ public sealed class ReferenceParityTests(ITestOutputHelper output)
     public static TheoryData<string> Families => new()
     {
         "llama3", "qwen3", "llama2", "llama3.1", "llama3.1-tools", "mistral", "mixtral", "phi3", "gemma", "gemma3", "smollm2",
+        "mistral-tools", "hermes-tools",
     };
 
     private static (string Template, string? Bos, string? Eos) Load(string family) => family switch
@@ -42,6 +43,8 @@ public sealed class ReferenceParityTests(ITestOutputHelper output)
         "gemma" => (DataFile("gemma.jinja"), "<bos>", "<eos>"),
         "gemma3" => (DataFile("gemma3.jinja"), "<bos>", "<end_of_turn>"),
         "smollm2" => (DataFile("smollm2.jinja"), "<|im_start|>", "<|im_end|>"),
+        "mistral-tools" => (DataFile("mistral-tools.jinja"), "<s>", "</s>"),
+        "hermes-tools" => (DataFile("hermes-tools.jinja"), "<s>", "<|im_end|>"),
         _ => throw new ArgumentOutOfRangeException(nameof(family)),
     };
 
@@ -76,6 +79,7 @@ public sealed class ReferenceParityTests(ITestOutputHelper output)
                 Assert.True(reference.Error is not null && actual.Error is not null,
                     $"{family} / {name}: reference gave {reference}, ours gave {actual}");
                 rejected++;
+                output.WriteLine($"{family} / {name}: rejected by both (reference: {reference.Error})");
                 continue;
             }
             if (reference.Output != actual.Output) Assert.Fail($"{family} / {name}: {FirstDifference(reference.Output!, actual.Output!)}");
