@@ -65,11 +65,16 @@ internal sealed class NumberLiteralNode(int offset, double value, bool isFloat) 
 {
     public double Value { get; } = value;
     public bool IsFloat { get; } = isFloat;
+
+    /// <summary>The literal's value, built once: values are immutable, so every evaluation can share it.</summary>
+    public NumberValue Constant { get; } = isFloat ? NumberValue.Float(value) : NumberValue.Integer(value);
 }
 
 internal sealed class StringLiteralNode(int offset, string value) : Node(offset)
 {
     public string Value { get; } = value;
+
+    public StringValue Constant { get; } = new(value);
 }
 
 internal sealed class ArrayLiteralNode(int offset, List<Node> items, bool isTuple) : Node(offset)
@@ -103,14 +108,15 @@ internal sealed class CallNode(int offset, Node callee, List<Node> arguments) : 
 
 internal sealed class BinaryNode(int offset, string op, Node left, Node right) : Node(offset)
 {
-    public string Operator { get; } = op;
+    // Interned so that the interpreter's comparisons with operator literals succeed on reference equality.
+    public string Operator { get; } = string.Intern(op);
     public Node Left { get; } = left;
     public Node Right { get; } = right;
 }
 
 internal sealed class UnaryNode(int offset, string op, Node argument) : Node(offset)
 {
-    public string Operator { get; } = op;
+    public string Operator { get; } = string.Intern(op);
     public Node Argument { get; } = argument;
 }
 

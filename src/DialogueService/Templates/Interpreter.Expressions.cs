@@ -6,12 +6,12 @@ internal sealed partial class Interpreter
     {
         switch (node)
         {
-            case StringLiteralNode s:
-                return new StringValue(s.Value);
-            case NumberLiteralNode n:
-                return n.IsFloat ? NumberValue.Float(n.Value) : NumberValue.Integer(n.Value);
             case IdentifierNode id:
                 return scope.Lookup(id.Name);
+            case StringLiteralNode s:
+                return s.Constant;
+            case NumberLiteralNode n:
+                return n.Constant;
             case MemberNode member:
                 return EvaluateMember(member, scope);
             case CallNode call:
@@ -57,10 +57,14 @@ internal sealed partial class Interpreter
         }
     }
 
+    private static readonly OrderedDictionary<string, Value> NoKeywords = new(StringComparer.Ordinal);
+
+    /// <summary>Positional then keyword arguments, evaluated in that order as the reference does. The keyword
+    /// dictionary is a shared empty instance when there are none; callers must not add to it.</summary>
     private (List<Value> Positional, OrderedDictionary<string, Value> Keywords) EvaluateArguments(List<Node> args, Scope scope)
     {
         var positional = new List<Value>(args.Count);
-        var keywords = new OrderedDictionary<string, Value>(StringComparer.Ordinal);
+        var keywords = NoKeywords;
         foreach (var argument in args)
         {
             if (argument is SpreadNode spread)
@@ -76,6 +80,8 @@ internal sealed partial class Interpreter
         }
         foreach (var argument in args)
         {
+            if (argument is (KeywordArgumentNode or KeywordSpreadNode) && ReferenceEquals(keywords, NoKeywords))
+                keywords = new OrderedDictionary<string, Value>(StringComparer.Ordinal);
             if (argument is KeywordArgumentNode kw)
             {
                 if (!keywords.TryAdd(kw.Key.Name, Evaluate(kw.Value, scope)))
