@@ -421,10 +421,14 @@ internal sealed partial class Interpreter
         if (length > _limits.MaxListLength) throw new RenderError($"range() of {length} items exceeds the limit of {_limits.MaxListLength}");
         Charge((long)length);
         var result = new List<Value>((int)length);
-        if (step > 0)
-            for (var i = start; i < stop; i += step) result.Add(RangeItem(i));
-        else
-            for (var i = start; i > stop; i += step) result.Add(RangeItem(i));
+        // Count-bounded (the reference adds step repeatedly, which is the same for integers below 2^53 but
+        // would never end where start + step == start).
+        for (var k = 0L; k < (long)length; k++)
+        {
+            var value = start + k * step;
+            if (step > 0 ? !(value < stop) : !(value > stop)) break;
+            result.Add(RangeItem(value));
+        }
         return new ArrayValue(result);
     }
 

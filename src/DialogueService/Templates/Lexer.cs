@@ -57,8 +57,11 @@ internal static class Lexer
 
     private static readonly Regex TrimBlocks = new(@"(?<=[#%-]\})\n", RegexOptions.CultureInvariant);
 
+    // The reference removes /(\s*){%(-?)\s*(?:end)?generation\s*(-?)%}(\s*)/, keeping the surrounding
+    // whitespace unless a hyphen strips it. The whitespace runs are found by hand around each tag match,
+    // which gives the same result without the regex's quadratic rescans of long whitespace runs.
     private static readonly Regex GenerationTag = new(
-        $@"(?<before>[{JsWhitespaceClass}]*)\{{%(?<l>-?)[{JsWhitespaceClass}]*(?:end)?generation[{JsWhitespaceClass}]*(?<r>-?)%\}}(?<after>[{JsWhitespaceClass}]*)",
+        $@"\{{%(?<l>-?)[{JsWhitespaceClass}]*(?:end)?generation[{JsWhitespaceClass}]*(?<r>-?)%\}}",
         RegexOptions.CultureInvariant);
 
     private static readonly (string Sequence, TokenKind Kind)[] OrderedMappingTable =
@@ -112,19 +115,31 @@ internal static class Lexer
         public int OriginAt(int index) =>
             Origin.Length == 0 ? 0 : index < Origin.Length ? Origin[index] : Origin[^1] + 1;
 
-        /// <summary>Applies a regular-expression replacement whose result keeps only some groups of each match.</summary>
-        public MappedText Replace(Regex regex, Func<Match, IEnumerable<Group>> keep)
+        /// <summary>Deletes every match of <paramref name="regex"/> (which must match only what is to be removed).</summary>
+        public MappedText Delete(Regex regex) => Rewrite(regex, static (_, m) => (m.Index, m.Index + m.Length));
+
+        /// <summary>
+        /// Rewrites the text around each match: <paramref name="span"/> gives the range [start, end) that a
+        /// match replaces (clipped so that it never reaches back into the previous range), and
+        /// <paramref name="keep"/> lists the parts of that range that stay.
+        /// </summary>
+        private MappedText Rewrite(Regex regex, Func<string, Match, (int Start, int End)> span, Func<string, Match, (int Start, int End), IEnumerable<(int, int)>>? keep = null)
         {
             var source = Text;
             var sourceOrigin = Origin;
             var text = new StringBuilder(source.Length);
             var origin = new List<int>(source.Length);
             var last = 0;
-            foreach (Match match in regex.Matches(source))
+            var match = regex.Match(source);
+            while (match.Success)
             {
-                Copy(last, match.Index - last);
-                foreach (var group in keep(match)) Copy(group.Index, group.Length);
-                last = match.Index + match.Length;
+                var (start, end) = span(source, match);
+                start = Math.Max(start, last);
+                Copy(last, start - last);
+                if (keep is not null)
+                    foreach (var (from, to) in keep(source, match, (start, end))) Copy(from, to - from);
+                last = end;
+                match = end > match.Index + match.Length ? regex.Match(source, end) : match.NextMatch();
             }
             Copy(last, source.Length - last);
             return new MappedText(text.ToString(), origin.ToArray());
@@ -135,6 +150,24 @@ internal static class Lexer
                 for (var i = 0; i < length; i++) origin.Add(sourceOrigin[start + i]);
             }
         }
+
+        /// <summary>Removes generation tags, with the whitespace around them that their hyphens strip.</summary>
+        public MappedText RemoveGenerationTags(Regex tag) => Rewrite(tag,
+            static (s, m) =>
+            {
+                var start = m.Index;
+                while (start > 0 && IsJsWhitespace(s[start - 1])) start--;
+                var end = m.Index + m.Length;
+                while (end < s.Length && IsJsWhitespace(s[end])) end++;
+                return (start, end);
+            },
+            static (_, m, range) =>
+            {
+                var kept = new List<(int, int)>(2);
+                if (m.Groups["l"].Length == 0) kept.Add((range.Start, m.Index));
+                if (m.Groups["r"].Length == 0) kept.Add((m.Index + m.Length, range.End));
+                return kept;
+            });
     }
 
     internal static MappedText Preprocess(string template)
@@ -143,15 +176,9 @@ internal static class Lexer
         var identity = new int[length];
         for (var i = 0; i < length; i++) identity[i] = i;
         var mapped = new MappedText(template[..length], identity);
-        mapped = mapped.Replace(LstripBlocks, static _ => []);
-        mapped = mapped.Replace(TrimBlocks, static _ => []);
-        return mapped.Replace(GenerationTag, static m =>
-        {
-            var keep = new List<Group>(2);
-            if (m.Groups["l"].Length == 0) keep.Add(m.Groups["before"]);
-            if (m.Groups["r"].Length == 0) keep.Add(m.Groups["after"]);
-            return keep;
-        });
+        mapped = mapped.Delete(LstripBlocks);
+        mapped = mapped.Delete(TrimBlocks);
+        return mapped.RemoveGenerationTags(GenerationTag);
     }
 
     public static List<Token> Tokenize(string source, out MappedText mapped)

@@ -246,7 +246,15 @@ internal sealed class Parser
         {
             var elifOffset = Peek().Offset;
             _current += 2;
-            alternate.Add(ParseIf(elifOffset));
+            Enter();
+            try
+            {
+                alternate.Add(ParseIf(elifOffset));
+            }
+            finally
+            {
+                Leave();
+            }
         }
         else if (IsStatement("else"))
         {
@@ -487,10 +495,18 @@ internal sealed class Parser
 
     private Node ParseCall(Node callee)
     {
-        Node expression = new CallNode(callee.Offset, callee, ParseArguments(parameters: false));
-        expression = ParseMember(expression);
-        if (Is(TokenKind.OpenParen)) expression = ParseCall(expression);
-        return expression;
+        Enter();
+        try
+        {
+            Node expression = new CallNode(callee.Offset, callee, ParseArguments(parameters: false));
+            expression = ParseMember(expression);
+            if (Is(TokenKind.OpenParen)) expression = ParseCall(expression);
+            return expression;
+        }
+        finally
+        {
+            Leave();
+        }
     }
 
     private List<Node> ParseArguments(bool parameters)

@@ -142,6 +142,49 @@ public sealed class ChatTemplateTests
     }
 
     [Fact]
+    public void Long_chains_of_calls_and_elifs_fail_cleanly_on_a_small_stack()
+    {
+        var errors = new List<Exception>();
+        var thread = new Thread(() =>
+        {
+            foreach (var source in new[]
+                     {
+                         "{{ range" + string.Concat(Enumerable.Repeat("()", 20_000)) + " }}",
+                         "{% if false %}" + string.Concat(Enumerable.Repeat("{% elif false %}", 20_000)) + "{% endif %}",
+                     })
+            {
+                try
+                {
+                    ChatTemplate.Parse(source);
+                }
+                catch (Exception e)
+                {
+                    errors.Add(e);
+                }
+            }
+        }, maxStackSize: 1 << 20);
+        thread.Start();
+        thread.Join();
+        Assert.Equal(2, errors.Count);
+        Assert.All(errors, e => Assert.Contains("nesting", Assert.IsType<TemplateException>(e).Message));
+    }
+
+    [Fact]
+    public void Long_whitespace_runs_parse_in_linear_time()
+    {
+        // The generation-tag rewrite must not rescan whitespace quadratically (that would be ~10^10 steps here).
+        var spaces = new string(' ', 200_000);
+        var template = ChatTemplate.Parse(spaces + "x" + spaces + "{% generation %}y{%- endgeneration %}" + spaces + "z");
+        Assert.Equal(spaces + "x" + spaces + "y" + spaces + "z", template.Render(Conversation()));
+    }
+
+    [Fact]
+    public void Range_with_a_step_lost_to_rounding_terminates()
+    {
+        Assert.Equal("true", Render("{{ range(100000000000000000000, 100000000000000010000) | length > 0 }}"));
+    }
+
+    [Fact]
     public void Cancellation_stops_a_long_render()
     {
         using var cancelled = new CancellationTokenSource();

@@ -45,6 +45,7 @@ public sealed class LanguageParityTests(ITestOutputHelper output)
         "a\n{% for i in items %}\n  {{ i }}\n{% endfor %}\nb",
         "  {{ 'kept indent' }}\n\t{%- if true %}tabs{% endif %}",
         "a {% generation %} b {%- endgeneration %} c",
+        "x  \n {%- generation -%}  y {% endgeneration %}\n z {%generation%}{%endgeneration%} w",
         "x{#- trailing -#}\n\n  y",
         "{% if true %}\r\n{% endif %}|\r\n  {% if true %}\r\n{% endif %}|",
         "{%+ if true %}plus{% endif %}",
