@@ -257,4 +257,16 @@ public sealed class ChatTemplateTests
         });
         for (var i = 0; i < results.Length; i++) Assert.Equal(new string('x', i) + "yz=" + (i + 2), results[i]);
     }
+
+    [Fact]
+    public void Cache_parses_each_source_once_and_stays_bounded()
+    {
+        var cache = new ChatTemplateCache(capacity: 4);
+        var first = cache.GetOrParse("{{ messages | length }}");
+        Assert.Same(first, cache.GetOrParse("{{ messages | length }}"));
+        for (var i = 0; i < 20; i++) cache.GetOrParse($"template {i}");
+        Assert.InRange(cache.Count, 1, 4);
+        Assert.Throws<TemplateException>(() => cache.GetOrParse("{% if %}"));
+        Assert.Equal("1", cache.GetOrParse("{{ messages | length }}").Render(Conversation(ChatMessage.User("x"))));
+    }
 }
