@@ -202,14 +202,9 @@ internal static class JsFormat
         return end == s.Length ? s : s[..end];
     }
 
-    /// <summary>String.prototype.toUpperCase: full case mapping, so "ß" becomes "SS".</summary>
-    public static string ToUpper(string s)
-    {
-        var upper = s.ToUpperInvariant();
-        return upper.Contains('ß') ? upper.Replace("ß", "SS", StringComparison.Ordinal) : upper;
-    }
+    public static string ToUpper(string s) => JsCase.ToUpper(s);
 
-    public static string ToLower(string s) => s.ToLowerInvariant();
+    public static string ToLower(string s) => JsCase.ToLower(s);
 
     /// <summary>The reference's title(): upper-cases each ASCII word character that starts a word (<c>/\b\w/g</c>).</summary>
     public static string TitleCase(string s)

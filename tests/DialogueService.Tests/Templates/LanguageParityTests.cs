@@ -70,6 +70,9 @@ public sealed class LanguageParityTests(ITestOutputHelper output)
         "{{ 'abc'[0] }}{{ 'abc'[-1] }}{{ 'abc'[5] }}{{ 'abc'.length }}",
         "{{ 'it' \"'s\" }} {{ \"say \\\"hi\\\"\" }} {{ 'tab\\there' }} {{ '\\u00e9\\x41' }}",
         "{{ '\\q' }}",
+        "{{ 'ΑΣ ΟΔΟΣ.' | lower }}|{{ 'straße ﬁne ŉ' | upper }}|{{ 'İstanbul' | lower }}|{{ 'ǅ' | lower }}{{ 'ǆ' | upper }}|{{ 'ß' | capitalize }}|{{ 'ÉCOLE' is upper }}",
+        "{{ 'ßŉǰΐΰևẖẗẘẙẚὐὒὔὖᾶῆῒΐῖῗῢΰῤῦῧῶᾀᾁᾂᾃᾄᾅᾆᾇᾈᾉᾊᾋᾌᾍᾎᾏᾐᾗᾘᾟᾠᾧᾨᾯᾳᾼῃῌῳῼᾲᾴῂῄῲῴᾷῇῷﬀﬁﬂﬃﬄﬅﬆﬓﬔﬕﬖﬗ ǅǈǋǲ ͅ 𐐨 ꭰ' | upper }}",
+        "{{ 'ΣΑΣ Σ ΑΣ. Α.Σ ΑΣΑ ΑΣ\\'Σ ΣΑ' | lower }}|{{ 'ǅǈ 𐐀 Ꭰ İI' | lower }}|{{ 'σας' | upper }}",
         "{{ 'x' | indent }} {{ 'a\\n\\nb\\nc' | indent(2) }} {{ 'a\\nb' | indent(2, true) }} {{ 'a\\n\\nb' | indent(width=1, blank=true) }}",
         // comparisons, logic, tests
         "{{ 1 == 1.0 }} {{ 1 == true }} {{ '1' == 1 }} {{ none == none }} {{ [] == [] }} {{ 'a' != 'b' }} {{ 0 == false }} {{ '' == 0 }} {{ items == items }} {{ nothing == undefined_var }}",
