@@ -16,7 +16,7 @@ public readonly record struct DecodeRow(KvSlot Slot, int TokenId);
 /// <list type="bullet">
 /// <item>past and present KV of a step are the same memory (the slot's full capacity), so GroupQueryAttention writes
 /// the new tokens' KV in place after each row's history: no per-step copy, no reallocation;</item>
-/// <item>a decode step feeds one token per row; rows are the slots at indices 0..B-1 and may have different history
+/// <item>a decode step feeds one token per row; rows are moved to the slots at indices 0..B-1 and may have different history
 /// lengths (right padding in the attention mask; GroupQueryAttention reads each row's length from it);</item>
 /// <item>a prefill step feeds several tokens of one sequence (batch 1), because GroupQueryAttention continues a
 /// prompt over existing KV only for a single sequence.</item>
@@ -37,6 +37,7 @@ public sealed unsafe class OnnxDecoder : IDisposable
     private readonly Half* _logitsHalf;
     private readonly int _maxTokensPerStep;
     private readonly Dictionary<(int First, int Count), OrtValue[]> _kvViews = new();
+    private readonly List<KvSlot> _slots = [];
     private readonly string[] _pastNames;
     private readonly string[] _presentNames;
 
@@ -77,28 +78,32 @@ public sealed unsafe class OnnxDecoder : IDisposable
     public int MaxTokensPerStep => _maxTokensPerStep;
 
     /// <summary>
-    /// One decode step over <paramref name="rows"/>, where row r's slot sits at pool index r (see
-    /// <see cref="KvCachePool.ArrangeAsPrefix"/>). Returns the logits, [rows, vocab].
+    /// One decode step over <paramref name="rows"/>. First moves their slots to pool indices 0..B-1 (see
+    /// <see cref="KvCachePool.ArrangeAsPrefix"/>), so the batch's KV is one contiguous view; a row's logits are then
+    /// at its slot's index: the result is [B, vocab] with row <c>rows[i].Slot.Index</c> for <c>rows[i]</c>.
     /// </summary>
     public ReadOnlySpan<float> Decode(ReadOnlySpan<DecodeRow> rows)
     {
         var batch = rows.Length;
+        _slots.Clear();
         var width = 0;
-        for (var r = 0; r < batch; r++)
+        foreach (var row in rows)
         {
-            if (rows[r].Slot.Index != r) throw new InvalidOperationException("Decode rows must be the slots at indices 0..B-1, in order.");
-            width = Math.Max(width, rows[r].Slot.Length + 1);
+            _slots.Add(row.Slot);
+            width = Math.Max(width, row.Slot.Length + 1);
         }
-        for (var r = 0; r < batch; r++)
+        _pool.ArrangeAsPrefix(_slots);
+        foreach (var row in rows)
         {
-            _inputIds[r] = rows[r].TokenId;
-            var total = rows[r].Slot.Length + 1;
+            var r = row.Slot.Index;
+            _inputIds[r] = row.TokenId;
+            var total = row.Slot.Length + 1;
             var mask = _mask.AsSpan(r * width, width);
             mask[..total].Fill(1);
             mask[total..].Clear();
         }
         Run(first: 0, batch, tokens: 1, width);
-        for (var r = 0; r < batch; r++) rows[r].Slot.Tokens.Add(rows[r].TokenId);
+        foreach (var row in rows) row.Slot.Tokens.Add(row.TokenId);
         return new ReadOnlySpan<float>(_logits, batch * VocabSize);
     }
 
