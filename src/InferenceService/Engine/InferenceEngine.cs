@@ -63,7 +63,7 @@ public sealed class InferenceEngine : IDisposable
 
         var geometry = new KvCacheGeometry(Model.Layers, Model.KvHeads, Model.HeadSize, kvType == TensorElementType.Float16 ? 2 : 4);
         var capacity = options.MaxSequenceTokens > 0 ? Math.Min(options.MaxSequenceTokens, Model.ContextLength) : Model.ContextLength;
-        var slots = KvCachePool.SlotsForBudget(geometry, (long)options.KvCacheBudgetMiB << 20, capacity);
+        var slots = KvCachePool.SlotsForBudget(geometry, (long)(options.KvCacheBudgetMiB * (1 << 20)), capacity);
         if (slots < 1)
             throw new ArgumentException(
                 $"Inference:KvCacheBudgetMiB={options.KvCacheBudgetMiB} holds no sequence: one slot of {capacity} tokens needs " +
@@ -204,16 +204,22 @@ public sealed class InferenceEngine : IDisposable
             StartBeams(job, logits);
             return;
         }
+        var ready = new List<Sequence>(job.Width) { s };
         for (var i = 1; i < job.Width; i++)
         {
             var sibling = new Sequence(job, i, [.. s.Tokens], s.PromptLength,
                 job.Request.Sampling.Seed is { } seed ? new SeededRandom(SeededRandom.Derive(seed, i)) : SeededRandom.FromEntropy());
-            sibling.Slot = TakeReserved(job);
-            _pool.CopyPrefix(s.Slot!, sibling.Slot, s.Slot!.Length);
             job.Sequences.Add(sibling);
-            _scheduler.AddRunning(sibling);
+            if (_scheduler.TryAcquireForFork() is { } slot)
+            {
+                sibling.Slot = slot;
+                _pool.CopyPrefix(s.Slot!, slot, s.Slot!.Length);
+                _scheduler.AddRunning(sibling);
+                ready.Add(sibling);
+            }
+            else _scheduler.Enqueue(sibling); // admitted later, copying the prompt's KV from the leader or the cache
         }
-        foreach (var seq in job.Sequences) SampleInto(seq, logits);
+        foreach (var seq in ready) SampleInto(seq, logits);
     }
 
     private KvSlot TakeReserved(GenerationJob job)

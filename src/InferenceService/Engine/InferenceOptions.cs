@@ -15,7 +15,7 @@ public sealed class InferenceOptions
     public int CudaDeviceId { get; set; }
 
     /// <summary>Memory for the KV-cache pool, MiB, allocated once at start. Divided into slots of one sequence each.</summary>
-    public int KvCacheBudgetMiB { get; set; } = 512;
+    public double KvCacheBudgetMiB { get; set; } = 512;
 
     /// <summary>Tokens one slot holds (a sequence's prompt plus output); 0 means the model's context length.</summary>
     public int MaxSequenceTokens { get; set; }

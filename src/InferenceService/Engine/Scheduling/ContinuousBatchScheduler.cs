@@ -37,9 +37,11 @@ public sealed class StepPlan
 /// first, while the step's token budget lasts (chunked prefill);</item>
 /// <item>waiting sequences are admitted in arrival order while the batch, the budget and the KV pool allow; a prompt
 /// whose leading tokens are cached starts from that KV (adopting a parked slot, or copying the prefix);</item>
-/// <item>when the head of the queue needs a slot and none is free, parked prefixes are evicted first; then, if a
-/// running sequence arrived after it, the newest such is preempted: its slot is freed and it waits again at its
-/// arrival position with all its tokens, to be recomputed when readmitted (the client sees only latency).</item>
+/// <item>when an older sequence needs a slot and none is free — a request's samples forking after its prompt, or a
+/// preempted sequence coming back — parked prefixes are evicted first; then the newest running sequence that
+/// arrived after it is preempted: its slot is freed and it waits again at its arrival position with all its
+/// tokens, to be recomputed when readmitted (the client sees only latency). Beam requests are never preempted:
+/// their beams reserve their slots at admission.</item>
 /// </list>
 /// It owns the waiting queue and the running set and asks the pool and prefix cache for slots; it never touches
 /// KV memory. Invariants: a running sequence holds a slot; a waiting one holds none; admission is first-come,
@@ -90,6 +92,18 @@ public sealed class ContinuousBatchScheduler
     /// <summary>Slots reserved for a fork are now taken by the forked sequences.</summary>
     public void ConsumeReservation(int slots) => _reservedSlots -= slots;
 
+    /// <summary>
+    /// A slot for a sample forking from its running leader during a step: a free slot, else an evicted cached
+    /// prefix. Null when there is none or the batch is full: the sample then waits in the queue at its request's
+    /// arrival position, and the next <see cref="Schedule"/> admits it — preempting newer sequences if need be
+    /// (preemption happens only while scheduling, never while a step runs).
+    /// </summary>
+    public KvSlot? TryAcquireForFork()
+    {
+        if (_running.Count + _reservedSlots >= _options.MaxBatchSize) return null;
+        return _pool.TryAcquire(out var slot) || (PrefixCache?.TryEvict() == true && _pool.TryAcquire(out slot)) ? slot : null;
+    }
+
     public StepPlan Schedule()
     {
         _plan.Clear();
@@ -108,8 +122,7 @@ public sealed class ContinuousBatchScheduler
         {
             var head = node.Value;
             var need = head.Job.SlotsNeededBy(head);
-            if (_running.Count + _reservedSlots + need > _options.MaxBatchSize) break;
-            if (!TryAdmit(head, need))
+            if (_running.Count + _reservedSlots + need > _options.MaxBatchSize || !TryAdmit(head, need))
             {
                 if (!TryPreemptFor(head)) break;
                 continue;

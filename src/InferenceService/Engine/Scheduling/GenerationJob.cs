@@ -9,8 +9,9 @@ namespace ChatServices.InferenceService.Engine.Scheduling;
 /// <summary>
 /// The engine's state for one request: its sequences (one, n samples or the beams), the events streamed back, and
 /// timing. A request of width w (n samples or w beams) computes its prompt once in its first sequence, the
-/// leader, then forks: the other sequences start from a copy of the leader's prompt KV in slots reserved when the
-/// request was admitted, so a fork never waits for memory.
+/// leader, then forks: the other sequences start from a copy of the leader's prompt KV. Beams advance in lockstep,
+/// so a beam request reserves all its slots when admitted; samples take slots when they fork (preempting newer
+/// requests if need be) or, failing that, wait in the queue and copy the prompt's KV when admitted.
 /// </summary>
 public sealed class GenerationJob
 {
@@ -58,8 +59,8 @@ public sealed class GenerationJob
     /// <summary>Tokens of the current step, published as one <see cref="TokensGenerated"/> event.</summary>
     public List<GeneratedToken> StepTokens { get; } = [];
 
-    /// <summary>Slots the leader needs when admitted: its own, plus the fork's while it has not forked.</summary>
-    public int SlotsNeededBy(Sequence s) => s.Index == 0 && !Forked ? Width : 1;
+    /// <summary>Slots a sequence needs when admitted: a beam leader that has not forked reserves one per beam.</summary>
+    public int SlotsNeededBy(Sequence s) => s.Index == 0 && !Forked && Beam is not null ? Width : 1;
 
     public bool IsFinished => Beam?.IsDone ?? Sequences.TrueForAll(s => s.IsFinished);
 }
