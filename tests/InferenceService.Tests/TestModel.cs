@@ -9,12 +9,14 @@ namespace ChatServices.InferenceService.Tests;
 /// test class (xunit class fixture), and deleted afterwards. 2 layers, hidden 64, 4 heads of 16 over 2 KV heads,
 /// vocabulary 512, context 256: real ONNX Runtime inference in milliseconds per step.
 /// </summary>
-public sealed class TestModel : IDisposable
+public class TestModel : IDisposable
 {
-    public TestModel()
+    public TestModel() : this(Spec) { }
+
+    protected TestModel(RandomModelSpec spec)
     {
         Path = System.IO.Path.Combine(System.IO.Path.GetTempPath(), "chatservices-inference-tests", Guid.NewGuid().ToString("N"));
-        ModelFolderBuilder.FromRandom(Spec, Path, new BuildOptions());
+        ModelFolderBuilder.FromRandom(spec, Path, new BuildOptions());
     }
 
     public static RandomModelSpec Spec { get; } = new() { ContextLength = 256, Seed = 7 };
@@ -39,6 +41,7 @@ public sealed class TestModel : IDisposable
     public void Dispose()
     {
         try { Directory.Delete(Path, recursive: true); } catch (IOException) { }
+        GC.SuppressFinalize(this);
     }
 
     /// <summary>A deterministic prompt of <paramref name="length"/> token ids in [3, vocab).</summary>
@@ -49,3 +52,12 @@ public sealed class TestModel : IDisposable
         return tokens;
     }
 }
+
+/// <summary>
+/// A larger random model (4 layers, hidden 256, vocabulary 512 as <see cref="TestModel"/>): a step takes around a
+/// millisecond, so a request of a few hundred steps is still in flight when a test cancels it or fills the queue.
+/// </summary>
+public sealed class SlowerTestModel() : TestModel(new RandomModelSpec
+{
+    Layers = 4, HiddenSize = 256, Heads = 4, KvHeads = 2, IntermediateSize = 1024, ContextLength = 256, Seed = 8,
+});
