@@ -1,0 +1,109 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text;
+using ChatServices.InferenceBench;
+using ChatServices.InferenceService.Engine;
+using ChatServices.InferenceService.Engine.Sampling;
+using ChatServices.ModelBuilder;
+using ChatServices.ModelBuilder.Folder;
+using GenAi = Microsoft.ML.OnnxRuntimeGenAI;
+
+// Engine benchmarks on the CPU provider: the InferenceService engine in-process beside ONNX Runtime GenAI's own
+// generator on the same ~25M-parameter model folder, in the same run. Writes bench/results/inference.md.
+// Usage: dotnet run -c Release --project bench/InferenceBench [-- --quick]
+CultureInfo.DefaultThreadCurrentCulture = CultureInfo.InvariantCulture;
+var quick = args.Contains("--quick");
+var repo = FindRepoRoot();
+var modelPath = Path.Combine(repo, ".models", "bench-25m-ctx4096");
+if (!File.Exists(Path.Combine(modelPath, "model.onnx")))
+{
+    Console.WriteLine($"[bench] building the bench-25m random model (context 4096) into {modelPath}");
+    ModelFolderBuilder.FromRandom(RandomModelSpec.Preset("bench-25m") with { ContextLength = 4096, Seed = 25 }, modelPath, new BuildOptions());
+}
+var weightBytes = Directory.GetFiles(modelPath, "model.onnx*").Sum(f => new FileInfo(f).Length);
+
+Console.WriteLine("[bench] measuring memory bandwidth");
+var machine = Machine.Describe();
+Console.WriteLine($"[bench] {machine}");
+var report = new Report(machine, weightBytes, quick);
+
+// 1. Single-stream decode, beside the bandwidth bound (every decode step reads all weights once).
+{
+    using var engine = Start(modelPath, maxBatch: 1, sequenceTokens: 512, prefixCaching: false);
+    await Workloads.Engine(engine, streams: 1, rounds: 1, prompt: 16, newTokens: 16, TimeSpan.FromSeconds(30)); // warm-up
+    var ours = await Workloads.EngineDecodeRate(engine, prompt: 16, newTokens: quick ? 64 : 256);
+    using var genAiModel = new GenAi.Model(modelPath);
+    Workloads.GenAi(genAiModel, 1, 1, 16, 16, TimeSpan.FromSeconds(30));
+    var theirs = Workloads.GenAiDecodeRate(genAiModel, prompt: 16, newTokens: quick ? 64 : 256);
+    report.SingleStream(ours, theirs);
+}
+
+// 2. Aggregate throughput and time to first token at 1, 4, 16, 64 concurrent streams.
+foreach (var (streams, rounds, newTokens) in new[] { (1, 3, 64), (4, 2, 64), (16, 1, 64), (64, 1, 32) })
+{
+    var budget = TimeSpan.FromSeconds(quick ? 20 : 90);
+    LoadResult ours, theirs;
+    using (var engine = Start(modelPath, maxBatch: 64, sequenceTokens: 128, prefixCaching: false))
+    {
+        await Workloads.Engine(engine, 1, 1, 32, 8, budget); // warm-up
+        ours = await Workloads.Engine(engine, streams, rounds, prompt: 32, newTokens, budget);
+    }
+    using (var genAiModel = new GenAi.Model(modelPath))
+    {
+        Workloads.GenAi(genAiModel, 1, 1, 32, 8, budget);
+        theirs = Workloads.GenAi(genAiModel, streams, rounds, prompt: 32, newTokens, budget);
+    }
+    Console.WriteLine($"[bench] {streams} streams: ours {ours.TokensPerSecond:F0} tok/s, GenAI {theirs.TokensPerSecond:F0} tok/s");
+    report.Concurrency(streams, newTokens, ours, theirs);
+}
+
+// 3. Decode step time as the context grows.
+{
+    using var engine = Start(modelPath, maxBatch: 1, sequenceTokens: 4096, prefixCaching: false, prefillChunk: 512);
+    await Workloads.Engine(engine, 1, 1, 16, 8, TimeSpan.FromSeconds(30));
+    foreach (var context in new[] { 1024, 2048, 4096 })
+    {
+        var rate = await Workloads.EngineDecodeRate(engine, prompt: context - 32, newTokens: 32);
+        report.Context(context, rate);
+        Console.WriteLine($"[bench] context {context}: {rate.StepMilliseconds:F2} ms/step");
+    }
+}
+
+// 4. A chat-shaped workload: conversations re-send their whole history every turn.
+foreach (var caching in new[] { true, false })
+{
+    using var engine = Start(modelPath, maxBatch: 16, sequenceTokens: 512, prefixCaching: caching);
+    await Workloads.Engine(engine, 1, 1, 16, 8, TimeSpan.FromSeconds(30));
+    var chat = await Workloads.Chat(engine, conversations: 8, turns: quick ? 3 : 5, system: 96, user: 32, reply: 32);
+    report.Chat(caching, chat, engine.Status);
+    Console.WriteLine($"[bench] chat, prefix caching {(caching ? "on" : "off")}: {chat.Seconds:F2} s, TTFT p50 {chat.TtftP50:F1} ms");
+}
+
+var output = Path.Combine(repo, "bench", "results", quick ? "inference-quick.md" : "inference.md");
+File.WriteAllText(output, report.ToMarkdown());
+Console.WriteLine($"[bench] wrote {output}");
+Console.WriteLine(report.ToMarkdown());
+
+static InferenceEngine Start(string model, int maxBatch, int sequenceTokens, bool prefixCaching, int prefillChunk = 256)
+{
+    // KV budget: every running sequence plus as many cached ones, at 8 KiB per token for this model.
+    var budgetMiB = Math.Max(8.0, 2.0 * maxBatch * sequenceTokens * 8192 / (1 << 20));
+    return InferenceEngine.Start(new InferenceOptions
+    {
+        ModelPath = model,
+        KvCacheBudgetMiB = budgetMiB,
+        MaxSequenceTokens = sequenceTokens,
+        MaxBatchSize = maxBatch,
+        MaxQueue = 1024,
+        PrefillChunkTokens = prefillChunk,
+        StepTokenBudget = Math.Max(512, maxBatch),
+        PrefixCaching = prefixCaching,
+    });
+}
+
+static string FindRepoRoot()
+{
+    for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+        if (File.Exists(Path.Combine(dir.FullName, "ChatServices.sln"))) return dir.FullName;
+    throw new InvalidOperationException("ChatServices.sln not found above the program.");
+}
