@@ -1,0 +1,76 @@
+namespace ChatServices.DialogueService.Tokenization;
+
+/// <summary>
+/// Incremental decoding of one generated sequence. <see cref="Push"/> takes one token id and returns the text that
+/// became final with it (possibly empty); <see cref="Flush"/> returns what is left at the end.
+/// <para>
+/// Invariant: the concatenation of everything returned equals <c>Decode(all ids, skipSpecialTokens, cleanUp: false)</c>,
+/// and no returned chunk ends inside a character: a token that ends with part of a multi-byte UTF-8 sequence
+/// (byte-level or byte-fallback tokens split characters freely) is held back until the sequence completes.
+/// </para>
+/// <para>
+/// How: text is decoded over a short window of ids starting at <c>_prefixStart</c>; the text of the window's first
+/// part (<c>_prefixStart.._readStart</c>, already emitted) is subtracted from the text of the whole window. Decoding a
+/// window rather than single tokens keeps decoders that look at neighbours (a leading-space strip on the first
+/// token, byte-fallback runs) exact. While the window's text ends with U+FFFD the last character may be incomplete,
+/// so nothing is emitted. The window only ever starts at a token boundary where the text was complete.
+/// </para>
+/// Not thread-safe: one instance per sequence.
+/// </summary>
+public sealed class StreamingDetokenizer
+{
+    private readonly Tokenizer _tokenizer;
+    private readonly bool _skipSpecialTokens;
+    private readonly List<int> _ids = new();
+    private int _prefixStart;
+    private int _readStart;
+
+    internal StreamingDetokenizer(Tokenizer tokenizer, bool skipSpecialTokens)
+    {
+        _tokenizer = tokenizer;
+        _skipSpecialTokens = skipSpecialTokens;
+    }
+
+    /// <summary>Adds one token id; returns the newly completed text ("" while a character is still incomplete).</summary>
+    /// <exception cref="ArgumentOutOfRangeException">The id is not in the vocabulary.</exception>
+    public string Push(int id)
+    {
+        if (_tokenizer.IdToToken(id) is null)
+            throw new ArgumentOutOfRangeException(nameof(id), id, $"Token id {id} is not in the vocabulary.");
+        _ids.Add(id);
+        var window = System.Runtime.InteropServices.CollectionsMarshal.AsSpan(_ids);
+        var prefix = Decode(window[_prefixStart.._readStart]);
+        var text = Decode(window[_prefixStart..]);
+        if (text.Length <= prefix.Length || text.EndsWith('\uFFFD') || !text.StartsWith(prefix, StringComparison.Ordinal))
+            return "";
+        Advance();
+        return text[prefix.Length..];
+    }
+
+    /// <summary>Returns the text still held back (an incomplete character decodes as U+FFFD) and resets.</summary>
+    public string Flush()
+    {
+        var window = System.Runtime.InteropServices.CollectionsMarshal.AsSpan(_ids);
+        var prefix = Decode(window[_prefixStart.._readStart]);
+        var text = Decode(window[_prefixStart..]);
+        _ids.Clear();
+        _prefixStart = _readStart = 0;
+        return text.StartsWith(prefix, StringComparison.Ordinal) ? text[prefix.Length..] : text;
+    }
+
+    private void Advance()
+    {
+        _prefixStart = _readStart;
+        _readStart = _ids.Count;
+        // Drop ids that no window will use again, so a long generation keeps a short list.
+        if (_prefixStart > 64)
+        {
+            _ids.RemoveRange(0, _prefixStart);
+            _readStart -= _prefixStart;
+            _prefixStart = 0;
+        }
+    }
+
+    private string Decode(ReadOnlySpan<int> ids) =>
+        ids.IsEmpty ? "" : _tokenizer.Decode(ids, _skipSpecialTokens, cleanUpTokenizationSpaces: false);
+}
