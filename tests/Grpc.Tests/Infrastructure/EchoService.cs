@@ -157,6 +157,7 @@ public sealed class EchoService(CallLog log, HealthStatusRegistry health) : Echo
         PayloadSize = request.Payload.Length,
         Payload = request.ResponseSize > 0 ? ByteString.CopyFrom(new byte[request.ResponseSize]) : ByteString.Empty,
         DeadlineRemainingMs = context.Deadline == DateTime.MaxValue ? -1 : (long)(context.Deadline - DateTime.UtcNow).TotalMilliseconds,
+        RequestEncoding = context.GetHttpContext().Request.Headers["grpc-encoding"].ToString(),
     };
 }
 

@@ -1,0 +1,417 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Runtime.InteropServices;
+using System.Threading.Channels;
+using ChatServices.InferenceService.Engine.BeamSearch;
+using ChatServices.InferenceService.Engine.KvCache;
+using ChatServices.InferenceService.Engine.Sampling;
+using ChatServices.InferenceService.Engine.Scheduling;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.ML.OnnxRuntime;
+using Microsoft.ML.OnnxRuntime.Tensors;
+
+namespace ChatServices.InferenceService.Engine;
+
+/// <summary>
+/// The engine: one dedicated thread runs steps for as long as there is work. Requests arrive through
+/// <see cref="Submit"/> (from any thread) and are queued for the next step; each step the scheduler picks the batch,
+/// the decoder runs it, the sampler picks tokens, and each request's events go to its own channel. A request joins
+/// the running batch at the step after it arrives and leaves the moment it finishes or is cancelled.
+/// Invariant: only the engine thread touches the scheduler, the KV pool, the decoder and the sampler.
+/// </summary>
+public sealed class InferenceEngine : IDisposable
+{
+    private readonly InferenceOptions _options;
+    private readonly ILogger _logger;
+    private readonly InferenceSession _session;
+    private readonly KvCachePool _pool;
+    private readonly OnnxDecoder _decoder;
+    private readonly ContinuousBatchScheduler _scheduler;
+    private readonly TokenSampler _sampler;
+    private readonly HashSet<int> _eos;
+    private readonly ConcurrentQueue<GenerationJob> _inbox = new();
+    private readonly SemaphoreSlim _wake = new(0);
+    private readonly List<GenerationJob> _active = [];
+    private readonly List<DecodeRow> _rows = [];
+    private readonly List<GenerationJob> _beamJobs = [];
+    private readonly List<(IReadOnlyList<int>, double)> _beamInputs = [];
+    private readonly Thread _thread;
+    private readonly int _maxWidth;
+    private long _arrivals;
+    private int _queued;
+    private long _generatedTokens;
+    private volatile EngineStatus _status;
+    private volatile bool _stopping;
+
+    private InferenceEngine(InferenceOptions options, ILogger logger)
+    {
+        _options = options;
+        _logger = logger;
+        var folder = ModelFolder.Load(options.ModelPath);
+        using var sessionOptions = new Microsoft.ML.OnnxRuntime.SessionOptions { GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL };
+        if (options.IntraOpThreads > 0) sessionOptions.IntraOpNumThreads = options.IntraOpThreads;
+        ExecutionProvider = options.ExecutionProvider.ToLowerInvariant() switch
+        {
+            "cpu" => "CPUExecutionProvider",
+            "cuda" => "CUDAExecutionProvider",
+            var other => throw new ArgumentException($"Inference:ExecutionProvider '{other}' is not one of cpu, cuda."),
+        };
+        if (ExecutionProvider == "CUDAExecutionProvider") sessionOptions.AppendExecutionProvider_CUDA(options.CudaDeviceId);
+        _session = new InferenceSession(folder.ModelFile, sessionOptions);
+        (Model, var kvType) = folder.Inspect(_session);
+
+        var geometry = new KvCacheGeometry(Model.Layers, Model.KvHeads, Model.HeadSize, kvType == TensorElementType.Float16 ? 2 : 4);
+        var capacity = options.MaxSequenceTokens > 0 ? Math.Min(options.MaxSequenceTokens, Model.ContextLength) : Model.ContextLength;
+        var slots = KvCachePool.SlotsForBudget(geometry, (long)(options.KvCacheBudgetMiB * (1 << 20)), capacity);
+        if (slots < 1)
+            throw new ArgumentException(
+                $"Inference:KvCacheBudgetMiB={options.KvCacheBudgetMiB} holds no sequence: one slot of {capacity} tokens needs " +
+                $"{(geometry.BytesPerToken * capacity + (1 << 20) - 1) >> 20} MiB. Raise the budget or lower Inference:MaxSequenceTokens.");
+        _pool = new KvCachePool(geometry, slots, capacity);
+        var batch = Math.Min(options.MaxBatchSize, slots);
+        _maxWidth = Math.Min(options.MaxWidth, batch);
+        _scheduler = new ContinuousBatchScheduler(_pool, new SchedulerOptions(batch, Math.Max(options.StepTokenBudget, batch),
+            Math.Max(1, options.PrefillChunkTokens), options.PrefixCaching));
+        _decoder = new OnnxDecoder(Model, _session, _pool, kvType, Math.Max(1, options.PrefillChunkTokens));
+        _sampler = new TokenSampler(Model.VocabSize);
+        _eos = [.. Model.EosTokenIds];
+        _status = CurrentStatus();
+        Metrics = new EngineMetrics(() => _status);
+        _thread = new Thread(Loop) { Name = "inference-engine", IsBackground = true };
+        _thread.Start();
+        _logger.LogInformation(
+            "Loaded {Model} ({Layers} layers, vocab {Vocab}, context {Context}) on {Provider}: {Slots} KV slots of {Capacity} tokens ({MiB} MiB), batch {Batch}",
+            Model.Path, Model.Layers, Model.VocabSize, Model.ContextLength, ExecutionProvider, slots, capacity, _pool.TotalBytes >> 20, batch);
+    }
+
+    /// <summary>Loads the model and starts the engine thread.</summary>
+    public static InferenceEngine Start(InferenceOptions options, ILogger? logger = null) => new(options, logger ?? NullLogger.Instance);
+
+    public ModelFolder Model { get; }
+    public string ExecutionProvider { get; }
+    public EngineMetrics Metrics { get; }
+    public EngineStatus Status => _status;
+    public int MaxWidth => _maxWidth;
+
+    /// <summary>
+    /// Validates and queues a request; its events arrive on the returned reader, ending with
+    /// <see cref="GenerationCompleted"/> (or an exception: <see cref="OperationCanceledException"/> when cancelled).
+    /// Throws <see cref="InvalidRequestException"/> for bad parameters and <see cref="QueueFullException"/> when the
+    /// waiting queue is full, both before anything is queued.
+    /// </summary>
+    public ChannelReader<GenerationEvent> Submit(GenerationRequest request, CancellationToken cancellation = default)
+    {
+        RequestValidation.Validate(request, Model.VocabSize, _pool.SlotCapacity, _maxWidth);
+        ObjectDisposedException.ThrowIf(_stopping, this);
+        if (Interlocked.Increment(ref _queued) > _options.MaxQueue)
+        {
+            Interlocked.Decrement(ref _queued);
+            throw new QueueFullException($"The inference queue is full ({_options.MaxQueue} requests waiting); retry later.");
+        }
+        var maxNew = Math.Min(request.MaxNewTokens ?? int.MaxValue, _pool.SlotCapacity - request.PromptTokenIds.Length);
+        var job = new GenerationJob(request, Interlocked.Increment(ref _arrivals), maxNew, cancellation);
+        _inbox.Enqueue(job);
+        if (cancellation.CanBeCanceled) cancellation.Register(static s => ((SemaphoreSlim)s!).Release(), _wake);
+        _wake.Release();
+        return job.Events.Reader;
+    }
+
+    /// <summary>Runs a request to completion and returns its final event (tests, benchmarks).</summary>
+    public async Task<GenerationCompleted> GenerateAsync(GenerationRequest request, CancellationToken cancellation = default)
+    {
+        var reader = Submit(request, cancellation);
+        await foreach (var e in reader.ReadAllAsync(cancellation))
+            if (e is GenerationCompleted done) return done;
+        throw new InvalidOperationException("The engine ended the request without a completion.");
+    }
+
+    private void Loop()
+    {
+        while (!_stopping)
+        {
+            try
+            {
+                if (!Step()) _wake.Wait(TimeSpan.FromMilliseconds(250));
+            }
+            catch (Exception e) when (!_stopping)
+            {
+                // A failed step (ONNX Runtime error) fails the requests in flight; the engine itself keeps serving.
+                _logger.LogError(e, "Engine step failed; failing {Count} active requests", _active.Count);
+                foreach (var job in _active) { _scheduler.Abort(job); job.Events.Writer.TryComplete(e); CountAdmitted(job); }
+                _active.Clear();
+            }
+            _status = CurrentStatus();
+        }
+        foreach (var job in _active) job.Events.Writer.TryComplete(new ObjectDisposedException(nameof(InferenceEngine)));
+        while (_inbox.TryDequeue(out var late)) late.Events.Writer.TryComplete(new ObjectDisposedException(nameof(InferenceEngine)));
+    }
+
+    /// <summary>One engine step. Returns false when there was nothing to run.</summary>
+    private bool Step()
+    {
+        while (_inbox.TryDequeue(out var job))
+        {
+            _active.Add(job);
+            _scheduler.Enqueue(job.Leader);
+        }
+        ReapCancelled();
+
+        var plan = _scheduler.Schedule();
+        foreach (var job in _active) if (job.Admitted) CountAdmitted(job);
+        if (plan.IsEmpty) return false;
+
+        foreach (var (s, count) in plan.Prefills)
+        {
+            var logits = _decoder.Prefill(s.Slot!, CollectionsMarshal.AsSpan(s.Tokens).Slice(s.Computed, count));
+            if (s.Pending == 0) OnLogits(s, logits);
+        }
+
+        if (plan.Decodes.Count > 0)
+        {
+            _rows.Clear();
+            foreach (var s in plan.Decodes) _rows.Add(new DecodeRow(s.Slot!, s.Tokens[^1]));
+            var logits = _decoder.Decode(CollectionsMarshal.AsSpan(_rows));
+            var vocab = Model.VocabSize;
+            // Decode arranged the slots as rows 0..B-1: a sequence's logits are at its slot index. Beam requests
+            // advance all their beams at once, after the loop (those forking this step have already chosen).
+            _beamJobs.Clear();
+            foreach (var s in plan.Decodes)
+                if (s.Job.Beam is not null && s.Job.Forked && s.Index == 0) _beamJobs.Add(s.Job);
+            foreach (var s in plan.Decodes)
+                if (s.Job.Beam is null || !s.Job.Forked)
+                    OnLogits(s, logits.Slice(s.Slot!.Index * vocab, vocab));
+            foreach (var job in _beamJobs)
+                if (!job.Beam!.IsDone) AdvanceBeams(job, logits);
+        }
+
+        Publish();
+        return true;
+    }
+
+    private void OnLogits(Sequence s, ReadOnlySpan<float> logits)
+    {
+        var job = s.Job;
+        if (job.Forked || s.Index != 0)
+        {
+            SampleInto(s, logits);
+            return;
+        }
+        // The leader's prompt is computed: fork the request's other sequences from its KV (slots reserved at admission).
+        job.Forked = true;
+        if (job.Beam is not null)
+        {
+            StartBeams(job, logits);
+            return;
+        }
+        var ready = new List<Sequence>(job.Width) { s };
+        for (var i = 1; i < job.Width; i++)
+        {
+            var sibling = new Sequence(job, i, [.. s.Tokens], s.PromptLength,
+                job.Request.Sampling.Seed is { } seed ? new SeededRandom(SeededRandom.Derive(seed, i)) : SeededRandom.FromEntropy());
+            job.Sequences.Add(sibling);
+            if (_scheduler.TryAcquireForFork() is { } slot)
+            {
+                sibling.Slot = slot;
+                _pool.CopyPrefix(s.Slot!, slot, s.Slot!.Length);
+                _scheduler.AddRunning(sibling);
+                ready.Add(sibling);
+            }
+            else _scheduler.Enqueue(sibling); // admitted later, copying the prompt's KV from the leader or the cache
+        }
+        foreach (var seq in ready) SampleInto(seq, logits);
+    }
+
+    private KvSlot TakeReserved(GenerationJob job)
+    {
+        var slot = job.ReservedSlots[^1];
+        job.ReservedSlots.RemoveAt(job.ReservedSlots.Count - 1);
+        _scheduler.ConsumeReservation(1);
+        return slot;
+    }
+
+    private void SampleInto(Sequence s, ReadOnlySpan<float> logits)
+    {
+        var job = s.Job;
+        var top = job.Request.TopLogprobs > 0 ? new TokenLogprob[Math.Min(job.Request.TopLogprobs, Model.VocabSize)] : null;
+        var token = _sampler.Sample(logits, job.Request.Sampling, s.History, s.Rng, top);
+        s.Tokens.Add(token.TokenId);
+        s.History?.AddGenerated(token.TokenId);
+        s.CumulativeLogprob += token.Logprob;
+        job.StepTokens.Add(new GeneratedToken(s.Index, token.TokenId, token.Logprob, top));
+        _generatedTokens++;
+        MarkFirstToken(job);
+        if (IsStop(job, token.TokenId)) Finish(s, FinishReason.Stop);
+        else if (s.Generated >= job.MaxNewTokens) Finish(s, FinishReason.Length);
+    }
+
+    private bool IsStop(GenerationJob job, int token) =>
+        (!job.Request.IgnoreEos && _eos.Contains(token)) || Array.IndexOf(job.Request.StopTokenIds, token) >= 0;
+
+    private void Finish(Sequence s, FinishReason reason)
+    {
+        s.FinishReason = reason;
+        _scheduler.Finish(s);
+    }
+
+    private void MarkFirstToken(GenerationJob job)
+    {
+        if (job.FirstTokenTimestamp != 0) return;
+        job.FirstTokenTimestamp = Stopwatch.GetTimestamp();
+        Metrics.FirstToken(Stopwatch.GetElapsedTime(job.StartTimestamp, job.FirstTokenTimestamp).TotalSeconds);
+    }
+
+    private void StartBeams(GenerationJob job, ReadOnlySpan<float> logits)
+    {
+        var leader = job.Leader;
+        var first = logits.ToArray(); // beam selection reads it through a callback
+        _beamInputs.Clear();
+        _beamInputs.Add((leader.Tokens, 0d));
+        var choices = job.Beam!.Step(_beamInputs, _ => first, t => IsStop(job, t));
+        var spare = new List<Sequence>();
+        for (var i = 1; i < job.Width; i++)
+        {
+            var beam = new Sequence(job, i, [], leader.PromptLength, leader.Rng) { Slot = TakeReserved(job), History = null };
+            job.Sequences.Add(beam);
+            _scheduler.AddRunning(beam);
+            spare.Add(beam);
+        }
+        ApplyBeams(job, [leader], choices, spare);
+    }
+
+    private void AdvanceBeams(GenerationJob job, ReadOnlySpan<float> logits)
+    {
+        var beams = job.Sequences;
+        _beamInputs.Clear();
+        foreach (var b in beams) _beamInputs.Add((b.Tokens, b.CumulativeLogprob));
+        // The callback cannot capture a span: copy each beam's logits row once (k rows per step).
+        var vocab = Model.VocabSize;
+        var rows = new float[beams.Count][];
+        for (var i = 0; i < beams.Count; i++) rows[i] = logits.Slice(beams[i].Slot!.Index * vocab, vocab).ToArray();
+        var choices = job.Beam!.Step(_beamInputs, i => rows[i], t => IsStop(job, t));
+        ApplyBeams(job, [.. beams], choices, []);
+    }
+
+    /// <summary>
+    /// Makes the job's sequences the chosen beams. A parent's first child continues in the parent's sequence and
+    /// slot (no copy); each further child takes the sequence of a parent that has no child, copying the parent's
+    /// KV and tokens first. Sequences left without a beam finish; when the search is done every beam finishes.
+    /// </summary>
+    private void ApplyBeams(GenerationJob job, List<Sequence> parents, List<BeamChoice> choices, List<Sequence> spare)
+    {
+        var children = new int[parents.Count];
+        foreach (var c in choices) children[c.Parent]++;
+        for (var p = 0; p < parents.Count; p++) if (children[p] == 0) spare.Add(parents[p]);
+
+        var next = new Sequence[choices.Count];
+        var firstChildTaken = new bool[parents.Count];
+        var spareAt = 0;
+        for (var i = 0; i < choices.Count; i++)
+        {
+            var parent = parents[choices[i].Parent];
+            if (!firstChildTaken[choices[i].Parent]) { firstChildTaken[choices[i].Parent] = true; next[i] = parent; continue; }
+            var seq = spare[spareAt++];
+            _pool.CopyPrefix(parent.Slot!, seq.Slot!, parent.Slot!.Length);
+            seq.Tokens.Clear();
+            seq.Tokens.AddRange(parent.Tokens);
+            next[i] = seq;
+        }
+        for (var i = 0; i < choices.Count; i++)
+        {
+            next[i].Tokens.Add(choices[i].TokenId);
+            next[i].CumulativeLogprob = choices[i].CumulativeLogprob;
+            next[i].Index = i;
+        }
+        for (; spareAt < spare.Count; spareAt++) Finish(spare[spareAt], FinishReason.Length);
+        job.Sequences.Clear();
+        job.Sequences.AddRange(next);
+        if (job.Beam!.IsDone)
+            foreach (var s in next) Finish(s, FinishReason.Length);
+        _generatedTokens++;
+        MarkFirstToken(job);
+    }
+
+    private void ReapCancelled()
+    {
+        for (var i = _active.Count - 1; i >= 0; i--)
+        {
+            var job = _active[i];
+            if (!job.Cancellation.IsCancellationRequested) continue;
+            _scheduler.Abort(job);
+            CountAdmitted(job);
+            job.Events.Writer.TryComplete(new OperationCanceledException(job.Cancellation));
+            _active.RemoveAt(i);
+        }
+    }
+
+    private void CountAdmitted(GenerationJob job)
+    {
+        if (job.LeftQueue) return;
+        job.LeftQueue = true;
+        Interlocked.Decrement(ref _queued);
+    }
+
+    private void Publish()
+    {
+        for (var i = _active.Count - 1; i >= 0; i--)
+        {
+            var job = _active[i];
+            if (job.StepTokens.Count > 0 && job.Beam is null)
+                job.Events.Writer.TryWrite(new TokensGenerated([.. job.StepTokens]));
+            job.StepTokens.Clear();
+            if (!job.IsFinished) continue;
+            job.Events.Writer.TryWrite(Completion(job));
+            job.Events.Writer.TryComplete();
+            _active.RemoveAt(i);
+        }
+    }
+
+    private GenerationCompleted Completion(GenerationJob job)
+    {
+        var prompt = job.Request.PromptTokenIds.Length;
+        CompletedSequence[] sequences;
+        if (job.Beam is { } beam)
+            sequences = [.. beam.Finished.Select((h, i) => new CompletedSequence(i, h.TokenIds, h.FinishReason, h.Score))];
+        else
+            sequences = [.. job.Sequences.Select(s => new CompletedSequence(s.Index, [.. s.Tokens.Skip(s.PromptLength)], s.FinishReason!.Value, s.CumulativeLogprob))];
+        var completion = sequences.Sum(s => s.TokenIds.Length);
+        var now = Stopwatch.GetTimestamp();
+        var ttft = Stopwatch.GetElapsedTime(job.StartTimestamp, job.FirstTokenTimestamp).TotalSeconds;
+        var perToken = completion > 1 ? Stopwatch.GetElapsedTime(job.FirstTokenTimestamp, now).TotalSeconds / (completion / job.Width - 1 is > 0 and var n ? n : 1) : 0;
+        Metrics.Completed(Stopwatch.GetElapsedTime(job.StartTimestamp, now).TotalSeconds, perToken, prompt, completion);
+        return new GenerationCompleted(sequences, new GenerationUsage(prompt, completion, job.CachedPromptTokens, ttft));
+    }
+
+    private EngineStatus CurrentStatus()
+    {
+        var cache = _scheduler.PrefixCache;
+        var cached = cache?.ParkedSlots ?? 0;
+        return new EngineStatus(
+            Waiting: _scheduler.WaitingCount + _inbox.Count,
+            Running: _scheduler.RunningCount,
+            SlotsTotal: _pool.SlotCount,
+            SlotsInUse: _pool.SlotCount - _pool.FreeSlots - cached,
+            SlotsCached: cached,
+            SlotCapacityTokens: _pool.SlotCapacity,
+            KvTokensUsed: _pool.UsedTokens,
+            KvBytesTotal: _pool.TotalBytes,
+            Preemptions: _scheduler.Preemptions,
+            PrefixLookups: cache?.Lookups ?? 0,
+            PrefixHits: cache?.Hits ?? 0,
+            PrefixHitTokens: cache?.HitTokens ?? 0,
+            GeneratedTokens: _generatedTokens);
+    }
+
+    public void Dispose()
+    {
+        if (_stopping) return;
+        _stopping = true;
+        _wake.Release();
+        _thread.Join();
+        _decoder.Dispose();
+        _session.Dispose();
+        _pool.Dispose();
+        Metrics.Dispose();
+        _wake.Dispose();
+    }
+}

@@ -1,0 +1,43 @@
+namespace ChatServices.InferenceService.Engine;
+
+/// <summary>The <c>Inference</c> configuration section (appsettings.json, or <c>Inference__Key</c> environment variables).</summary>
+public sealed class InferenceOptions
+{
+    public const string Section = "Inference";
+
+    /// <summary>Model folder (genai_config.json, model.onnx). Relative paths resolve against the working directory.</summary>
+    public string ModelPath { get; set; } = "";
+
+    /// <summary><c>cpu</c> (default) or <c>cuda</c>.</summary>
+    public string ExecutionProvider { get; set; } = "cpu";
+
+    /// <summary>CUDA device ordinal when <see cref="ExecutionProvider"/> is <c>cuda</c>.</summary>
+    public int CudaDeviceId { get; set; }
+
+    /// <summary>Memory for the KV-cache pool, MiB, allocated once at start. Divided into slots of one sequence each.</summary>
+    public double KvCacheBudgetMiB { get; set; } = 512;
+
+    /// <summary>Tokens one slot holds (a sequence's prompt plus output); 0 means the model's context length.</summary>
+    public int MaxSequenceTokens { get; set; }
+
+    /// <summary>Most sequences decoding together in one step.</summary>
+    public int MaxBatchSize { get; set; } = 64;
+
+    /// <summary>Most requests waiting for admission; beyond it requests are refused at once (RESOURCE_EXHAUSTED).</summary>
+    public int MaxQueue { get; set; } = 256;
+
+    /// <summary>Most prompt tokens of one sequence computed in one step (chunked prefill).</summary>
+    public int PrefillChunkTokens { get; set; } = 256;
+
+    /// <summary>Most tokens fed in one step (decodes plus prefill chunks); at least MaxBatchSize.</summary>
+    public int StepTokenBudget { get; set; } = 512;
+
+    /// <summary>Reuse KV of earlier prompts and finished turns for prompts that start with the same tokens.</summary>
+    public bool PrefixCaching { get; set; } = true;
+
+    /// <summary>ONNX Runtime intra-op threads; 0 lets ONNX Runtime choose (one per physical core).</summary>
+    public int IntraOpThreads { get; set; }
+
+    /// <summary>Most sequences (n or beams) one request may ask for.</summary>
+    public int MaxWidth { get; set; } = 16;
+}

@@ -1,0 +1,186 @@
+using System.Runtime.InteropServices;
+using ChatServices.InferenceService.Engine.KvCache;
+using Microsoft.ML.OnnxRuntime;
+using Microsoft.ML.OnnxRuntime.Tensors;
+
+namespace ChatServices.InferenceService.Engine;
+
+/// <summary>One row of a batched decode step: the token to feed and the slot whose KV it extends.</summary>
+public readonly record struct DecodeRow(KvSlot Slot, int TokenId);
+
+/// <summary>
+/// The model runner: executes one forward pass over a prepared batch and exposes the logits. It owns the ONNX
+/// Runtime session and its I/O binding and binds KV straight from the <see cref="KvCachePool"/>'s memory; it decides
+/// nothing about which sequences run.
+/// Contract (GroupQueryAttention convention, see <see cref="DecoderConvention"/>):
+/// <list type="bullet">
+/// <item>past and present KV of a step are the same memory (the slot's full capacity), so GroupQueryAttention writes
+/// the new tokens' KV in place after each row's history: no per-step copy, no reallocation;</item>
+/// <item>a decode step feeds one token per row; rows are moved to the slots at indices 0..B-1 and may have different history
+/// lengths (right padding in the attention mask; GroupQueryAttention reads each row's length from it);</item>
+/// <item>a prefill step feeds several tokens of one sequence (batch 1), because GroupQueryAttention continues a
+/// prompt over existing KV only for a single sequence.</item>
+/// </list>
+/// Invariant: after a step, the slot's <see cref="KvSlot.Tokens"/> gain exactly the tokens fed.
+/// </summary>
+public sealed unsafe class OnnxDecoder : IDisposable
+{
+    private readonly InferenceSession _session;
+    private readonly OrtIoBinding _binding;
+    private readonly RunOptions _runOptions = new();
+    private readonly KvCachePool _pool;
+    private readonly TensorElementType _kvType;
+    private readonly TensorElementType _logitsType;
+    private readonly long[] _inputIds;
+    private readonly long[] _mask;
+    private readonly float* _logits;
+    private readonly Half* _logitsHalf;
+    private readonly int _maxTokensPerStep;
+    private readonly Dictionary<(int First, int Count), OrtValue[]> _kvViews = new();
+    private readonly List<KvSlot> _slots = [];
+    private readonly string[] _pastNames;
+    private readonly string[] _presentNames;
+
+    public OnnxDecoder(ModelFolder folder, InferenceSession session, KvCachePool pool, TensorElementType kvType, int maxTokensPerStep)
+    {
+        if (folder.Convention != DecoderConvention.GroupQueryAttention)
+            throw new NotSupportedException(
+                $"Model '{folder.Path}' uses the {folder.Convention} convention (position_ids); this engine runs the " +
+                "GroupQueryAttention convention (ONNX Runtime GenAI's model builder, tools/ModelBuilder).");
+        Folder = folder;
+        _session = session;
+        _pool = pool;
+        _kvType = kvType;
+        _logitsType = session.OutputMetadata[folder.LogitsName].ElementDataType;
+        _maxTokensPerStep = Math.Max(maxTokensPerStep, pool.SlotCount);
+        _binding = session.CreateIoBinding();
+        _inputIds = GC.AllocateArray<long>(_maxTokensPerStep, pinned: true);
+        _mask = GC.AllocateArray<long>(Math.Max(pool.SlotCount, 1) * (long)pool.SlotCapacity is var m && m < int.MaxValue ? (int)m : throw new InvalidOperationException("KV pool too large for one mask."), pinned: true);
+        var logitsCount = (nuint)_maxTokensPerStep * (nuint)folder.VocabSize;
+        _logits = (float*)NativeMemory.AlignedAlloc(logitsCount * sizeof(float), 64);
+        if (_logitsType == TensorElementType.Float16)
+            _logitsHalf = (Half*)NativeMemory.AlignedAlloc(logitsCount * 2, 64);
+        _pastNames = new string[folder.Layers * 2];
+        _presentNames = new string[folder.Layers * 2];
+        for (var l = 0; l < folder.Layers; l++)
+        {
+            _pastNames[2 * l] = folder.PastKeyName(l);
+            _pastNames[2 * l + 1] = folder.PastValueName(l);
+            _presentNames[2 * l] = folder.PresentKeyName(l);
+            _presentNames[2 * l + 1] = folder.PresentValueName(l);
+        }
+    }
+
+    public ModelFolder Folder { get; }
+    public int VocabSize => Folder.VocabSize;
+
+    /// <summary>Most tokens one step may feed (decode rows, or one prefill chunk).</summary>
+    public int MaxTokensPerStep => _maxTokensPerStep;
+
+    /// <summary>
+    /// One decode step over <paramref name="rows"/>. First moves their slots to pool indices 0..B-1 (see
+    /// <see cref="KvCachePool.ArrangeAsPrefix"/>), so the batch's KV is one contiguous view; a row's logits are then
+    /// at its slot's index: the result is [B, vocab] with row <c>rows[i].Slot.Index</c> for <c>rows[i]</c>.
+    /// </summary>
+    public ReadOnlySpan<float> Decode(ReadOnlySpan<DecodeRow> rows)
+    {
+        var batch = rows.Length;
+        _slots.Clear();
+        var width = 0;
+        foreach (var row in rows)
+        {
+            _slots.Add(row.Slot);
+            width = Math.Max(width, row.Slot.Length + 1);
+        }
+        _pool.ArrangeAsPrefix(_slots);
+        foreach (var row in rows)
+        {
+            var r = row.Slot.Index;
+            _inputIds[r] = row.TokenId;
+            var total = row.Slot.Length + 1;
+            var mask = _mask.AsSpan(r * width, width);
+            mask[..total].Fill(1);
+            mask[total..].Clear();
+        }
+        Run(first: 0, batch, tokens: 1, width);
+        foreach (var row in rows) row.Slot.Tokens.Add(row.TokenId);
+        return new ReadOnlySpan<float>(_logits, batch * VocabSize);
+    }
+
+    /// <summary>
+    /// Feeds <paramref name="tokens"/> of one sequence after the KV its slot already holds. Returns the logits of
+    /// the last token fed, [vocab].
+    /// </summary>
+    public ReadOnlySpan<float> Prefill(KvSlot slot, ReadOnlySpan<int> tokens)
+    {
+        var count = tokens.Length;
+        if (count == 0 || count > _maxTokensPerStep) throw new ArgumentOutOfRangeException(nameof(tokens));
+        var total = slot.Length + count;
+        if (total > _pool.SlotCapacity) throw new InvalidOperationException("Sequence exceeds the slot capacity.");
+        for (var i = 0; i < count; i++) _inputIds[i] = tokens[i];
+        _mask.AsSpan(0, total).Fill(1);
+        Run(first: slot.Index, batch: 1, tokens: count, width: total);
+        foreach (var t in tokens) slot.Tokens.Add(t);
+        return new ReadOnlySpan<float>(_logits + (long)(count - 1) * VocabSize, VocabSize);
+    }
+
+    private void Run(int first, int batch, int tokens, int width)
+    {
+        var cpu = OrtMemoryInfo.DefaultInstance;
+        fixed (long* ids = _inputIds)
+        fixed (long* mask = _mask)
+        {
+            using var idsValue = OrtValue.CreateTensorValueWithData(cpu, TensorElementType.Int64, [batch, tokens], (nint)ids, (long)batch * tokens * sizeof(long));
+            using var maskValue = OrtValue.CreateTensorValueWithData(cpu, TensorElementType.Int64, [batch, width], (nint)mask, (long)batch * width * sizeof(long));
+            var logitsElements = (long)batch * tokens * VocabSize;
+            using var logitsValue = _logitsType == TensorElementType.Float16
+                ? OrtValue.CreateTensorValueWithData(cpu, TensorElementType.Float16, [batch, tokens, VocabSize], (nint)_logitsHalf, logitsElements * 2)
+                : OrtValue.CreateTensorValueWithData(cpu, TensorElementType.Float, [batch, tokens, VocabSize], (nint)_logits, logitsElements * sizeof(float));
+            _binding.BindInput(Folder.InputIdsName, idsValue);
+            _binding.BindInput(Folder.AttentionMaskName, maskValue);
+            var views = KvViews(first, batch);
+            for (var i = 0; i < views.Length; i++)
+            {
+                _binding.BindInput(_pastNames[i], views[i]);
+                _binding.BindOutput(_presentNames[i], views[i]);
+            }
+            _binding.BindOutput(Folder.LogitsName, logitsValue);
+            _session.RunWithBinding(_runOptions, _binding);
+            if (_logitsType == TensorElementType.Float16)
+                for (long i = 0; i < logitsElements; i++) _logits[i] = (float)_logitsHalf[i];
+        }
+    }
+
+    /// <summary>
+    /// Tensors over pool memory for slots first..first+count-1, one per past/present name, shaped
+    /// [count, kv_heads, slot_capacity, head_size]. Cached: they only describe memory that never moves.
+    /// </summary>
+    private OrtValue[] KvViews(int first, int count)
+    {
+        if (_kvViews.TryGetValue((first, count), out var views)) return views;
+        var g = _pool.Geometry;
+        long[] shape = [count, g.KvHeads, _pool.SlotCapacity, g.HeadSize];
+        var bytes = _pool.SlotBytesPerLayer * count;
+        views = new OrtValue[g.Layers * 2];
+        for (var l = 0; l < g.Layers; l++)
+        {
+            views[2 * l] = OrtValue.CreateTensorValueWithData(OrtMemoryInfo.DefaultInstance, _kvType, shape,
+                _pool.KeyBuffer(l) + (nint)(first * _pool.SlotBytesPerLayer), bytes);
+            views[2 * l + 1] = OrtValue.CreateTensorValueWithData(OrtMemoryInfo.DefaultInstance, _kvType, shape,
+                _pool.ValueBuffer(l) + (nint)(first * _pool.SlotBytesPerLayer), bytes);
+        }
+        _kvViews[(first, count)] = views;
+        return views;
+    }
+
+    public void Dispose()
+    {
+        foreach (var views in _kvViews.Values)
+            foreach (var v in views) v.Dispose();
+        _kvViews.Clear();
+        _binding.Dispose();
+        _runOptions.Dispose();
+        NativeMemory.AlignedFree(_logits);
+        if (_logitsHalf != null) NativeMemory.AlignedFree(_logitsHalf);
+    }
+}

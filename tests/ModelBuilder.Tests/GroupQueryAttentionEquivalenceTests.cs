@@ -1,0 +1,105 @@
+using ChatServices.ModelBuilder.Architectures;
+using ChatServices.ModelBuilder.Folder;
+using ChatServices.ModelBuilder.Tests.Runtime;
+
+namespace ChatServices.ModelBuilder.Tests;
+
+/// <summary>
+/// The GroupQueryAttention graph computes what the Llama-family definition says: ONNX Runtime's logits for a prefill
+/// and the decode steps after it (through the KV cache, both cache modes) match the double-precision
+/// <see cref="Reference.ReferenceDecoder"/> to a relative error under 1e-4, for every supported variant.
+/// </summary>
+public sealed class GroupQueryAttentionEquivalenceTests
+{
+    private const double Tolerance = 1e-4;
+
+    public static TheoryData<string> Variants => [.. VariantSpecs.Keys];
+
+    private static readonly Dictionary<string, RandomModelSpec> VariantSpecs = new()
+    {
+        ["llama"] = new RandomModelSpec(),
+        ["llama-tied-embeddings"] = new RandomModelSpec { TieWordEmbeddings = true, Seed = 2 },
+        ["llama-multi-head (kv = heads), head_dim 32"] = new RandomModelSpec { Heads = 2, KvHeads = 2, Seed = 3 },
+        ["llama-multi-query (1 kv head)"] = new RandomModelSpec { KvHeads = 1, Seed = 4 },
+        ["llama3 rope scaling"] = new RandomModelSpec
+        {
+            Seed = 5, RopeTheta = 500000,
+            RopeScaling = new RopeScaling("llama3", 8, OriginalMaxPositionEmbeddings: 32, LowFreqFactor: 1, HighFreqFactor: 4),
+        },
+        ["linear rope scaling"] = new RandomModelSpec { Seed = 6, RopeScaling = new RopeScaling("linear", 4) },
+        ["yarn rope scaling"] = new RandomModelSpec { Seed = 7, RopeTheta = 1000000, RopeScaling = new RopeScaling("yarn", 4, OriginalMaxPositionEmbeddings: 32) },
+        ["mistral"] = new RandomModelSpec { Architecture = DecoderArchitecture.Mistral, Seed = 8 },
+        ["mistral sliding window 6"] = new RandomModelSpec { Architecture = DecoderArchitecture.Mistral, SlidingWindow = 6, Seed = 9 },
+        ["qwen2 (qkv bias)"] = new RandomModelSpec { Architecture = DecoderArchitecture.Qwen2, Seed = 10, RopeTheta = 1000000 },
+        ["qwen2 tied embeddings"] = new RandomModelSpec { Architecture = DecoderArchitecture.Qwen2, TieWordEmbeddings = true, Seed = 11 },
+        ["3 layers, hidden 128, head_dim 64"] = new RandomModelSpec { Layers = 3, HiddenSize = 128, Heads = 2, KvHeads = 1, IntermediateSize = 192, Seed = 12 },
+    };
+
+    [Theory]
+    [MemberData(nameof(Variants))]
+    public void Prefill_and_decode_steps_match_the_reference_with_a_growing_cache(string variant) =>
+        AssertMatchesReference(VariantSpecs[variant], shareBuffer: false);
+
+    [Theory]
+    [MemberData(nameof(Variants))]
+    public void Prefill_and_decode_steps_match_the_reference_with_a_shared_cache_buffer(string variant) =>
+        AssertMatchesReference(VariantSpecs[variant], shareBuffer: true);
+
+    [Fact]
+    public void Right_padded_rows_of_different_lengths_decode_independently_in_one_batch()
+    {
+        using var folder = new TempFolder();
+        var (result, reference) = TestModels.BuildRandom(new RandomModelSpec { Seed = 21 }, folder.Path);
+        var vocab = result.Config.VocabSize;
+        long[][] prompts = [TestModels.Tokens(11, vocab, 1), TestModels.Tokens(4, vocab, 2), TestModels.Tokens(7, vocab, 3)];
+        var references = prompts.Select(_ => reference()).ToArray();
+
+        using var runner = new OnnxDecoderRunner(folder.ModelPath, prompts.Length, shareBuffer: true, maxLength: result.Config.ContextLength);
+        var logits = runner.Step(prompts);
+        var worst = 0.0;
+        var next = new long[prompts.Length][];
+        for (var b = 0; b < prompts.Length; b++)
+        {
+            var expected = references[b].Forward(prompts[b]);
+            for (var t = 0; t < prompts[b].Length; t++) worst = Math.Max(worst, TestModels.RelativeError(logits[b][t], expected[t]));
+            next[b] = [TestModels.ArgMax(expected[^1])];
+        }
+        for (var step = 0; step < 5; step++)
+        {
+            logits = runner.Step(next);
+            for (var b = 0; b < prompts.Length; b++)
+            {
+                var expected = references[b].Forward(next[b])[0];
+                worst = Math.Max(worst, TestModels.RelativeError(logits[b][0], expected));
+                next[b] = [TestModels.ArgMax(expected)];
+            }
+        }
+        Assert.True(worst < Tolerance, $"worst relative error {worst:E2}");
+        Assert.Equal([16, 9, 12], runner.Lengths);
+    }
+
+    /// <summary>A 9-token prefill, then 6 greedy decode steps; every logit vector is compared.</summary>
+    internal static void AssertMatchesReference(RandomModelSpec spec, bool shareBuffer, BuildOptions? options = null, double tolerance = Tolerance)
+    {
+        using var folder = new TempFolder();
+        var (result, makeReference) = TestModels.BuildRandom(spec, folder.Path, options);
+        var reference = makeReference();
+        using var runner = new OnnxDecoderRunner(folder.ModelPath, batch: 1, shareBuffer, maxLength: result.Config.ContextLength);
+
+        var prompt = TestModels.Tokens(9, result.Config.VocabSize, spec.Seed);
+        var expected = reference.Forward(prompt);
+        var actual = runner.Step([prompt])[0];
+        var worst = 0.0;
+        for (var t = 0; t < prompt.Length; t++) worst = Math.Max(worst, TestModels.RelativeError(actual[t], expected[t]));
+
+        long next = TestModels.ArgMax(expected[^1]);
+        for (var step = 0; step < 6; step++)
+        {
+            var e = reference.Forward([next])[0];
+            var a = runner.Step([[next]])[0][0];
+            worst = Math.Max(worst, TestModels.RelativeError(a, e));
+            next = TestModels.ArgMax(e);
+        }
+        Assert.True(worst < tolerance, $"worst relative error {worst:E2} (tolerance {tolerance:E0})");
+    }
+}

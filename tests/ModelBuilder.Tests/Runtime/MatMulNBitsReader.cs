@@ -1,0 +1,48 @@
+using Onnx;
+
+namespace ChatServices.ModelBuilder.Tests.Runtime;
+
+/// <summary>
+/// Reads the 4-bit weights back out of a built model.onnx and dequantizes them as ONNX Runtime's MatMulNBits
+/// specification defines: B uint8 [N, blocks, block/2] (even element in the low nibble), scales [N·blocks],
+/// optional zero points uint8 [N, ⌈blocks/2⌉] (default 8); w[n, k] = (q − zp) · scale, the padding beyond K dropped.
+/// </summary>
+public static class MatMulNBitsReader
+{
+    /// <summary>Hugging Face weight name → dequantized [N, K] values.</summary>
+    public static Dictionary<string, float[]> DequantizedWeights(string modelPath)
+    {
+        var model = ModelProto.Parser.ParseFrom(File.ReadAllBytes(modelPath));
+        var initializers = model.Graph.Initializer.ToDictionary(t => t.Name);
+        var result = new Dictionary<string, float[]>();
+        foreach (var node in model.Graph.Node.Where(n => n.OpType == "MatMulNBits"))
+        {
+            var attr = node.Attribute.ToDictionary(a => a.Name, a => a.I);
+            int n = (int)attr["N"], k = (int)attr["K"], block = (int)attr["block_size"];
+            var b = initializers[node.Input[1]].RawData.ToByteArray();
+            var scales = initializers[node.Input[2]].RawData.ToByteArray();
+            var zp = node.Input.Count > 3 && node.Input[3] != "" ? initializers[node.Input[3]].RawData.ToByteArray() : null;
+            var blocks = (k + block - 1) / block;
+            var w = new float[n * k];
+            for (var row = 0; row < n; row++)
+            for (var col = 0; col < k; col++)
+            {
+                var blockIndex = col / block;
+                var within = col % block;
+                var packed = b[(row * blocks + blockIndex) * (block / 2) + within / 2];
+                var q = within % 2 == 0 ? packed & 0xF : packed >> 4;
+                var zero = 8;
+                if (zp is not null)
+                {
+                    var z = zp[row * ((blocks + 1) / 2) + blockIndex / 2];
+                    zero = blockIndex % 2 == 0 ? z & 0xF : z >> 4;
+                }
+                var scale = BitConverter.ToSingle(scales, (row * blocks + blockIndex) * 4);
+                w[row * k + col] = (q - zero) * scale;
+            }
+            const string suffix = ".MatMulNBits.qweight";
+            result[node.Input[1][..^suffix.Length]] = w;
+        }
+        return result;
+    }
+}

@@ -1,0 +1,85 @@
+using ChatServices.ModelBuilder.Architectures;
+using ChatServices.ModelBuilder.Checkpoints;
+using DataType = Onnx.TensorProto.Types.DataType;
+
+namespace ChatServices.ModelBuilder.Graph;
+
+/// <summary>
+/// The decoder with ONNX Runtime's GroupQueryAttention (ONNX Runtime GenAI's convention). Inputs: <c>input_ids</c>
+/// int64 [batch, seq], <c>attention_mask</c> int64 [batch, total_seq], <c>past_key_values.{i}.key|value</c>
+/// [batch, kv_heads, past_seq, head_dim]; outputs <c>logits</c> and <c>present.{i}.key|value</c>
+/// [batch, kv_heads, total_seq, head_dim].
+/// GroupQueryAttention applies the rotary embedding itself (do_rotary, positions derived from seqlens_k) and appends
+/// the new keys and values into present — in place when the caller binds past and present to one buffer of
+/// max_length (past_present_share_buffer), which is why no KV Concat appears outside it.
+/// Per row, seqlens_k = Σ attention_mask − 1 (rows may be right-padded to different lengths);
+/// total_sequence_length = attention_mask's second dimension.
+/// </summary>
+public sealed class GroupQueryAttentionGraph(DecoderConfig config, BuildOptions options, ITensorSource weights, OnnxGraph graph)
+    : DecoderGraphWriter(config, options, weights, graph)
+{
+    private const string SeqlensK = "/model/attn_mask_reformat/seqlens_k";
+    private const string TotalSequenceLength = "/model/attn_mask_reformat/total_seq_len";
+    private const string CosCache = "cos_cache";
+    private const string SinCache = "sin_cache";
+
+    protected override void DeclareInputs()
+    {
+        Graph.AddInput("input_ids", DataType.Int64, "batch_size", "sequence_length");
+        Graph.AddInput("attention_mask", DataType.Int64, "batch_size", "total_sequence_length");
+        for (var i = 0; i < Config.NumLayers; i++)
+        {
+            Graph.AddInput($"past_key_values.{i}.key", Io, "batch_size", Config.NumKvHeads, "past_sequence_length", Config.HeadDim);
+            Graph.AddInput($"past_key_values.{i}.value", Io, "batch_size", Config.NumKvHeads, "past_sequence_length", Config.HeadDim);
+        }
+        for (var i = 0; i < Config.NumLayers; i++)
+        {
+            Graph.AddOutput($"present.{i}.key", Io, "batch_size", Config.NumKvHeads, "total_sequence_length", Config.HeadDim);
+            Graph.AddOutput($"present.{i}.value", Io, "batch_size", Config.NumKvHeads, "total_sequence_length", Config.HeadDim);
+        }
+
+        const string prefix = "/model/attn_mask_reformat";
+        var sum = Graph.Op("ReduceSum", $"{prefix}/ReduceSum", ["attention_mask", Graph.Int64Constant([1], 1)], "", ("keepdims", 0L));
+        var last = Graph.Op("Sub", $"{prefix}/Sub", [sum, Graph.Int64Constant([], 1)]);
+        Graph.Node("Cast", $"{prefix}/seqlens_k/Cast", [last], [SeqlensK], "", ("to", (long)DataType.Int32));
+        var shape = Graph.Op("Shape", $"{prefix}/Shape", ["attention_mask"]);
+        var total = Graph.Op("Gather", $"{prefix}/Gather", [shape, Graph.Int64Constant([], 1)], "", ("axis", 0L));
+        Graph.Node("Cast", $"{prefix}/total_seq_len/Cast", [total], [TotalSequenceLength], "", ("to", (long)DataType.Int32));
+
+        var (cos, sin) = RotaryTables.Build(Config);
+        long[] dims = [Config.ContextLength, Config.HeadDim / 2];
+        AddWeight(CosCache, cos, dims);
+        AddWeight(SinCache, sin, dims);
+    }
+
+    protected override string AttentionBlock(int layer, string normed)
+    {
+        var prefix = $"/model/layers.{layer}/attn";
+        int h = Config.HiddenSize, q = Config.QueryHiddenSize, kv = Config.KvHiddenSize;
+        string? Bias(string projection) => Config.QkvBias ? LlamaTensorNames.Attention(layer, projection, "bias") : null;
+        var query = Projection($"{prefix}/q_proj", normed, LlamaTensorNames.Attention(layer, "q_proj"), q, h, Bias("q_proj"));
+        var key = Projection($"{prefix}/k_proj", normed, LlamaTensorNames.Attention(layer, "k_proj"), kv, h, Bias("k_proj"));
+        var value = Projection($"{prefix}/v_proj", normed, LlamaTensorNames.Attention(layer, "v_proj"), kv, h, Bias("v_proj"));
+
+        var node = $"{prefix}/GroupQueryAttention";
+        var output = $"{node}/output_0";
+        List<(string, object)> attributes =
+        [
+            ("num_heads", (long)Config.NumHeads),
+            ("kv_num_heads", (long)Config.NumKvHeads),
+            ("scale", 1.0 / Math.Sqrt(Config.HeadDim)),
+            ("do_rotary", 1L),
+            ("rotary_interleaved", 0L),
+        ];
+        // Hugging Face's sliding window: key k is visible from query q when q − k < sliding_window, which is what
+        // local_window_size = sliding_window gives (checked against the reference decoder in the tests).
+        if (Config.SlidingWindow is { } window) attributes.Add(("local_window_size", (long)window));
+        Graph.Node("GroupQueryAttention", node,
+            [query, key, value, $"past_key_values.{layer}.key", $"past_key_values.{layer}.value", SeqlensK, TotalSequenceLength, CosCache, SinCache],
+            [output, $"present.{layer}.key", $"present.{layer}.value"],
+            OnnxGraph.MicrosoftDomain, [.. attributes]);
+
+        string? outBias = Config.OutputBias ? LlamaTensorNames.Attention(layer, "o_proj", "bias") : null;
+        return Projection($"{prefix}/o_proj", output, LlamaTensorNames.Attention(layer, "o_proj"), h, q, outBias);
+    }
+}

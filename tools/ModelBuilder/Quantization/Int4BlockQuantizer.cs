@@ -1,0 +1,84 @@
+namespace ChatServices.ModelBuilder.Quantization;
+
+/// <summary>4-bit weight-only quantization settings (ONNX Runtime's MatMulNBits).</summary>
+/// <param name="BlockSize">Weights per scale along the input dimension; a power of two ≥ 16 (32 is the usual).</param>
+/// <param name="Symmetric">True: zero point fixed at 8, scale = max|w|/7. False: a 4-bit zero point per block.</param>
+/// <param name="AccuracyLevel">MatMulNBits' accuracy_level: 0 computes in the input type (float32), 4 quantizes
+/// activations to int8 for the faster integer kernels on CPU.</param>
+public sealed record Int4Options(int BlockSize = 32, bool Symmetric = true, int AccuracyLevel = 0)
+{
+    public void Validate()
+    {
+        if (BlockSize < 16 || (BlockSize & (BlockSize - 1)) != 0)
+            throw new ModelBuilderException($"Int4 block size must be a power of two of at least 16 (got {BlockSize}).");
+        if (AccuracyLevel is < 0 or > 4)
+            throw new ModelBuilderException($"Int4 accuracy level must be 0 to 4 (got {AccuracyLevel}).");
+    }
+}
+
+/// <summary>A [N, K] weight in MatMulNBits' layout.</summary>
+/// <param name="Packed">uint8 [N, blocks, BlockSize/2]: element 2j of a block in the low nibble of byte j, 2j+1 in the high.</param>
+/// <param name="Scales">float [N·blocks].</param>
+/// <param name="ZeroPoints">uint8 [N, ⌈blocks/2⌉], block 2j in the low nibble; null when symmetric (implicit 8).</param>
+public sealed record Int4Weights(int N, int K, int BlockSize, byte[] Packed, float[] Scales, byte[]? ZeroPoints)
+{
+    public int Blocks => (K + BlockSize - 1) / BlockSize;
+}
+
+/// <summary>
+/// Blockwise round-to-nearest 4-bit quantization of linear weights stored [out_features N, in_features K]
+/// (Hugging Face's layout, which is also MatMulNBits' B layout). The input dimension is zero-padded to whole blocks.
+/// Dequantized value: (q − zero_point) · scale.
+/// </summary>
+public static class Int4BlockQuantizer
+{
+    public static Int4Weights Quantize(float[] weight, int n, int k, Int4Options options)
+    {
+        var block = options.BlockSize;
+        var blocks = (k + block - 1) / block;
+        var packed = new byte[(long)n * blocks * block / 2];
+        var scales = new float[n * blocks];
+        var zeroPoints = options.Symmetric ? null : new byte[n * ((blocks + 1) / 2)];
+        var q = new byte[block];
+
+        for (var row = 0; row < n; row++)
+        for (var b = 0; b < blocks; b++)
+        {
+            var start = b * block;
+            var count = Math.Min(block, k - start);
+            var values = weight.AsSpan(row * k + start, count);
+            float scale;
+            int zero;
+            if (options.Symmetric)
+            {
+                var amax = 0f;
+                foreach (var v in values) amax = Math.Max(amax, Math.Abs(v));
+                scale = amax > 0 ? amax / 7f : 1f;
+                zero = 8;
+            }
+            else
+            {
+                // The range always includes 0 so that zero weights (and the padding) are exact.
+                float min = 0f, max = 0f;
+                foreach (var v in values) { min = Math.Min(min, v); max = Math.Max(max, v); }
+                scale = max > min ? (max - min) / 15f : 1f;
+                zero = Math.Clamp((int)MathF.Round(-min / scale), 0, 15);
+            }
+
+            for (var i = 0; i < block; i++)
+            {
+                var v = i < count ? values[i] : 0f;
+                q[i] = (byte)Math.Clamp((int)MathF.Round(v / scale) + zero, 0, 15);
+            }
+            var offset = ((long)row * blocks + b) * (block / 2);
+            for (var j = 0; j < block / 2; j++) packed[offset + j] = (byte)(q[2 * j] | (q[2 * j + 1] << 4));
+            scales[row * blocks + b] = scale;
+            if (zeroPoints is not null)
+            {
+                var index = row * ((blocks + 1) / 2) + b / 2;
+                zeroPoints[index] |= (byte)(b % 2 == 0 ? zero : zero << 4);
+            }
+        }
+        return new Int4Weights(n, k, block, packed, scales, zeroPoints);
+    }
+}
