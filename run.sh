@@ -9,6 +9,7 @@ root=$PWD
 ./scripts/setup.sh
 echo "[run] building (Release)"
 dotnet build ChatServices.sln -c Release -nologo -v quiet -clp:ErrorsOnly
+./scripts/build-default-model.sh   # the embedded default model, built once into .models/default/
 
 pids=()
 stop() {

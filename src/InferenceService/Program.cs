@@ -1,17 +1,14 @@
 using ChatServices.Grpc.Server;
+using ChatServices.InferenceService.Api;
 using ChatServices.ServiceDefaults;
-using Microsoft.ML.OnnxRuntime;
 
 var builder = WebApplication.CreateBuilder(args);
 builder.AddServiceDefaults();
 builder.AddGrpcServer();
+builder.AddInferenceEngine();
 
 var app = builder.Build();
 app.MapDefaultEndpoints();
+app.MapGrpcService<InferenceApi>();
 app.MapGrpcHealthAndReflection();
-app.Lifetime.ApplicationStarted.Register(() =>
-{
-    app.Logger.LogInformation("ONNX Runtime {Version}", OrtEnv.Instance().GetVersionString());
-    app.Services.GetRequiredService<Readiness>().MarkReady();
-});
 app.Run();

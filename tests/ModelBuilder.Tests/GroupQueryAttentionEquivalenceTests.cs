@@ -9,7 +9,7 @@ namespace ChatServices.ModelBuilder.Tests;
 /// and the decode steps after it (through the KV cache, both cache modes) match the double-precision
 /// <see cref="Reference.ReferenceDecoder"/> to a relative error under 1e-4, for every supported variant.
 /// </summary>
-public sealed class GroupQueryAttentionEquivalenceTests
+public sealed class GroupQueryAttentionEquivalenceTests(Xunit.Abstractions.ITestOutputHelper output)
 {
     private const double Tolerance = 1e-4;
 
@@ -38,12 +38,12 @@ public sealed class GroupQueryAttentionEquivalenceTests
     [Theory]
     [MemberData(nameof(Variants))]
     public void Prefill_and_decode_steps_match_the_reference_with_a_growing_cache(string variant) =>
-        AssertMatchesReference(VariantSpecs[variant], shareBuffer: false);
+        output.WriteLine($"worst relative error {AssertMatchesReference(VariantSpecs[variant], shareBuffer: false):E2}");
 
     [Theory]
     [MemberData(nameof(Variants))]
     public void Prefill_and_decode_steps_match_the_reference_with_a_shared_cache_buffer(string variant) =>
-        AssertMatchesReference(VariantSpecs[variant], shareBuffer: true);
+        output.WriteLine($"worst relative error {AssertMatchesReference(VariantSpecs[variant], shareBuffer: true):E2}");
 
     [Fact]
     public void Right_padded_rows_of_different_lengths_decode_independently_in_one_batch()
@@ -78,8 +78,43 @@ public sealed class GroupQueryAttentionEquivalenceTests
         Assert.Equal([16, 9, 12], runner.Lengths);
     }
 
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void A_multi_token_step_after_a_cached_prefix_matches_the_reference(bool shareBuffer)
+    {
+        // Chunked prefill / continuing a conversation: several new tokens at once on top of an existing cache.
+        using var folder = new TempFolder();
+        var (result, makeReference) = TestModels.BuildRandom(new RandomModelSpec { Seed = 22 }, folder.Path);
+        var reference = makeReference();
+        using var runner = new OnnxDecoderRunner(folder.ModelPath, 1, shareBuffer, maxLength: result.Config.ContextLength);
+        var worst = 0.0;
+        foreach (var chunk in new[] { TestModels.Tokens(5, 512, 1), TestModels.Tokens(4, 512, 2), TestModels.Tokens(1, 512, 3), TestModels.Tokens(7, 512, 4) })
+        {
+            var expected = reference.Forward(chunk);
+            var actual = runner.Step([chunk])[0];
+            for (var t = 0; t < chunk.Length; t++) worst = Math.Max(worst, TestModels.RelativeError(actual[t], expected[t]));
+        }
+        Assert.True(worst < Tolerance, $"worst relative error {worst:E2}");
+    }
+
+    [Fact]
+    public void External_data_folder_loads_and_matches_the_reference()
+    {
+        using var folder = new TempFolder();
+        var spec = new RandomModelSpec { Seed = 23 };
+        var (result, makeReference) = TestModels.BuildRandom(spec, folder.Path, new BuildOptions { ExternalData = ExternalDataMode.Always });
+        Assert.True(result.ExternalData);
+        var data = new FileInfo(Path.Combine(folder.Path, "model.onnx.data"));
+        Assert.True(data.Length > new FileInfo(folder.ModelPath).Length * 10, "the weights live in model.onnx.data");
+        var reference = makeReference();
+        using var runner = new OnnxDecoderRunner(folder.ModelPath, 1, shareBuffer: true, maxLength: 128);
+        var prompt = TestModels.Tokens(6, 512, 9);
+        Assert.True(TestModels.WorstErrorAgainstReference(reference, runner, prompt, decodeSteps: 2) < Tolerance);
+    }
+
     /// <summary>A 9-token prefill, then 6 greedy decode steps; every logit vector is compared.</summary>
-    internal static void AssertMatchesReference(RandomModelSpec spec, bool shareBuffer, BuildOptions? options = null, double tolerance = Tolerance)
+    internal static double AssertMatchesReference(RandomModelSpec spec, bool shareBuffer, BuildOptions? options = null, double tolerance = Tolerance)
     {
         using var folder = new TempFolder();
         var (result, makeReference) = TestModels.BuildRandom(spec, folder.Path, options);
@@ -87,19 +122,8 @@ public sealed class GroupQueryAttentionEquivalenceTests
         using var runner = new OnnxDecoderRunner(folder.ModelPath, batch: 1, shareBuffer, maxLength: result.Config.ContextLength);
 
         var prompt = TestModels.Tokens(9, result.Config.VocabSize, spec.Seed);
-        var expected = reference.Forward(prompt);
-        var actual = runner.Step([prompt])[0];
-        var worst = 0.0;
-        for (var t = 0; t < prompt.Length; t++) worst = Math.Max(worst, TestModels.RelativeError(actual[t], expected[t]));
-
-        long next = TestModels.ArgMax(expected[^1]);
-        for (var step = 0; step < 6; step++)
-        {
-            var e = reference.Forward([next])[0];
-            var a = runner.Step([[next]])[0][0];
-            worst = Math.Max(worst, TestModels.RelativeError(a, e));
-            next = TestModels.ArgMax(e);
-        }
+        var worst = TestModels.WorstErrorAgainstReference(reference, runner, prompt, decodeSteps: 6);
         Assert.True(worst < tolerance, $"worst relative error {worst:E2} (tolerance {tolerance:E0})");
+        return worst;
     }
 }

@@ -61,17 +61,7 @@ public sealed class PrecisionTests(ITestOutputHelper output)
 
         using var runner = new OnnxDecoderRunner(folder.ModelPath, 1, shareBuffer: true, maxLength: 128);
         var prompt = TestModels.Tokens(8, Spec.VocabSize, 4);
-        var expected = reference.Forward(prompt);
-        var actual = runner.Step([prompt])[0];
-        var worst = 0.0;
-        for (var t = 0; t < prompt.Length; t++) worst = Math.Max(worst, TestModels.RelativeError(actual[t], expected[t]));
-        long next = TestModels.ArgMax(expected[^1]);
-        for (var step = 0; step < 4; step++)
-        {
-            var e = reference.Forward([next])[0];
-            worst = Math.Max(worst, TestModels.RelativeError(runner.Step([[next]])[0][0], e));
-            next = TestModels.ArgMax(e);
-        }
+        var worst = TestModels.WorstErrorAgainstReference(reference, runner, prompt, decodeSteps: 4);
         output.WriteLine($"int4 (symmetric={symmetric}) vs reference on dequantized weights: {worst:E2}");
         Assert.True(worst < 1e-4, $"relative error {worst:E2}");
     }
@@ -83,17 +73,7 @@ public sealed class PrecisionTests(ITestOutputHelper output)
         var reference = makeReference();
         using var runner = new OnnxDecoderRunner(folder.ModelPath, 1, shareBuffer: true, maxLength: result.Config.ContextLength);
         var prompt = TestModels.Tokens(9, result.Config.VocabSize, 1);
-        var expected = reference.Forward(prompt);
-        var actual = runner.Step([prompt])[0];
-        var worst = 0.0;
-        for (var t = 0; t < prompt.Length; t++) worst = Math.Max(worst, TestModels.RelativeError(actual[t], expected[t]));
-        long next = TestModels.ArgMax(expected[^1]);
-        for (var step = 0; step < 6; step++)
-        {
-            var e = reference.Forward([next])[0];
-            worst = Math.Max(worst, TestModels.RelativeError(runner.Step([[next]])[0][0], e));
-            next = TestModels.ArgMax(e);
-        }
+        var worst = TestModels.WorstErrorAgainstReference(reference, runner, prompt, decodeSteps: 6);
         return worst;
     }
 

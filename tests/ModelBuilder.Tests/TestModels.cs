@@ -37,6 +37,26 @@ public static class TestModels
     public static JsonObject ReadConfig(string folder) =>
         JsonNode.Parse(File.ReadAllText(System.IO.Path.Combine(folder, "config.json")))!.AsObject();
 
+    /// <summary>
+    /// Runs <paramref name="prompt"/> through both decoders, then <paramref name="decodeSteps"/> greedy steps (the
+    /// reference's choice fed to both); returns the worst <see cref="RelativeError"/> over every logit vector.
+    /// </summary>
+    public static double WorstErrorAgainstReference(Reference.ReferenceDecoder reference, Runtime.OnnxDecoderRunner runner, long[] prompt, int decodeSteps)
+    {
+        var expected = reference.Forward(prompt);
+        var actual = runner.Step([prompt])[0];
+        var worst = 0.0;
+        for (var t = 0; t < prompt.Length; t++) worst = Math.Max(worst, RelativeError(actual[t], expected[t]));
+        long next = ArgMax(expected[^1]);
+        for (var step = 0; step < decodeSteps; step++)
+        {
+            var e = reference.Forward([next])[0];
+            worst = Math.Max(worst, RelativeError(runner.Step([[next]])[0][0], e));
+            next = ArgMax(e);
+        }
+        return worst;
+    }
+
     /// <summary>max |actual − expected| / max |expected|: the error relative to the logits' scale.</summary>
     public static double RelativeError(float[] actual, double[] expected)
     {

@@ -108,17 +108,7 @@ public sealed class CheckpointConversionTests
         using var runner = new OnnxDecoderRunner(Path.Combine(output.Path, "model.onnx"), 1, shareBuffer: true, maxLength: 64);
 
         var prompt = TestModels.Tokens(6, 300, 5);
-        var worst = 0.0;
-        var expected = reference.Forward(prompt);
-        var actual = runner.Step([prompt])[0];
-        for (var t = 0; t < prompt.Length; t++) worst = Math.Max(worst, TestModels.RelativeError(actual[t], expected[t]));
-        long next = TestModels.ArgMax(expected[^1]);
-        for (var step = 0; step < 4; step++)
-        {
-            var e = reference.Forward([next])[0];
-            worst = Math.Max(worst, TestModels.RelativeError(runner.Step([[next]])[0][0], e));
-            next = TestModels.ArgMax(e);
-        }
+        var worst = TestModels.WorstErrorAgainstReference(reference, runner, prompt, decodeSteps: 4);
         Assert.True(worst < 1e-4, $"worst relative error {worst:E2}");
         Assert.Equal(config.ToJsonString(), TestModels.ReadConfig(output.Path).ToJsonString());
     }
@@ -145,9 +135,8 @@ public sealed class CheckpointConversionTests
         var reference = new ReferenceDecoder(TestModels.ReadConfig(output.Path), name => tensors[name].Values);
         using var runner = new OnnxDecoderRunner(Path.Combine(output.Path, "model.onnx"), 1, shareBuffer: false);
         var prompt = TestModels.Tokens(40, 300, 7); // beyond the original context, where the scaling matters
-        var expected = reference.Forward(prompt);
-        var actual = runner.Step([prompt])[0];
-        for (var t = 0; t < prompt.Length; t++) Assert.True(TestModels.RelativeError(actual[t], expected[t]) < 1e-4, $"token {t}");
+        var worst = TestModels.WorstErrorAgainstReference(reference, runner, prompt, decodeSteps: 2);
+        Assert.True(worst < 1e-4, $"worst relative error {worst:E2}");
     }
 
     [Fact]
@@ -210,6 +199,14 @@ public sealed class CheckpointConversionTests
         Assert.Contains("hidden_act 'gelu'", Assert.Throws<ModelBuilderException>(() => Checkpoints_Parse(gelu)).Message);
         var longrope = Config("LlamaForCausalLM", "llama", extra: new JsonObject { ["rope_scaling"] = new JsonObject { ["rope_type"] = "longrope", ["factor"] = 2.0 } });
         Assert.Contains("rope_scaling type 'longrope'", Assert.Throws<ModelBuilderException>(() => Checkpoints_Parse(longrope)).Message);
+    }
+
+    [Fact]
+    public void Qwen2_sliding_window_layers_are_refused_unless_the_context_fits_the_window()
+    {
+        var config = Config("Qwen2ForCausalLM", "qwen2", extra: new JsonObject { ["use_sliding_window"] = true, ["sliding_window"] = 32 });
+        Assert.Contains("use_sliding_window", Assert.Throws<ModelBuilderException>(() => Checkpoints_Parse(config)).Message);
+        Assert.Null(ModelBuilder.Checkpoints.HuggingFaceConfig.Parse(config, contextLength: 32).SlidingWindow);
     }
 
     [Fact]

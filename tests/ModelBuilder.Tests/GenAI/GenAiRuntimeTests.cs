@@ -13,14 +13,15 @@ namespace ChatServices.ModelBuilder.Tests.GenAI;
 public sealed class GenAiRuntimeTests
 {
     [Theory]
-    [InlineData(DecoderArchitecture.Llama, false)]
-    [InlineData(DecoderArchitecture.Mistral, false)]
-    [InlineData(DecoderArchitecture.Qwen2, true)]
-    public void Greedy_generation_yields_the_reference_tokens(DecoderArchitecture architecture, bool tied)
+    [InlineData(DecoderArchitecture.Llama, false, AttentionKind.GroupQuery)]
+    [InlineData(DecoderArchitecture.Mistral, false, AttentionKind.GroupQuery)]
+    [InlineData(DecoderArchitecture.Qwen2, true, AttentionKind.GroupQuery)]
+    [InlineData(DecoderArchitecture.Llama, false, AttentionKind.Standard)]
+    public void Greedy_generation_yields_the_reference_tokens(DecoderArchitecture architecture, bool tied, AttentionKind attention)
     {
         using var folder = new TempFolder();
         var spec = new RandomModelSpec { Architecture = architecture, TieWordEmbeddings = tied, Seed = 40 + (int)architecture };
-        var (result, makeReference) = TestModels.BuildRandom(spec, folder.Path);
+        var (result, makeReference) = TestModels.BuildRandom(spec, folder.Path, new BuildOptions { Attention = attention });
         var prompt = TestModels.Tokens(7, result.Config.VocabSize, 3).Select(t => (int)t).ToArray();
 
         var generated = GenerateWithGenAi(folder.Path, prompt, newTokens: 16);
@@ -28,6 +29,40 @@ public sealed class GenAiRuntimeTests
 
         Assert.Equal(expected, generated);
         Assert.True(generated.Length > prompt.Length + 1, "generation produced tokens");
+    }
+
+    [Theory]
+    [InlineData(Precision.Float16, false)]
+    [InlineData(Precision.Float16, true)]
+    [InlineData(Precision.Float32, true)]
+    [InlineData(Precision.Float32, false)]
+    public void Float16_int4_and_external_data_folders_generate_what_onnx_runtime_computes(Precision precision, bool int4)
+    {
+        // The same graph driven by GenAI and by ONNX Runtime directly must agree token for token (the reduced precision
+        // builds are compared with their own graph, not with the double-precision reference).
+        using var folder = new TempFolder();
+        var options = new BuildOptions
+        {
+            Precision = precision,
+            Int4 = int4 ? new Quantization.Int4Options() : null,
+            ExternalData = precision == Precision.Float32 && !int4 ? ExternalDataMode.Always : ExternalDataMode.Auto,
+        };
+        var result = ModelFolderBuilder.FromRandom(new RandomModelSpec { Seed = 45 }, folder.Path, options);
+        var prompt = TestModels.Tokens(5, result.Config.VocabSize, 8).Select(t => (int)t).ToArray();
+
+        var generated = GenerateWithGenAi(folder.Path, prompt, newTokens: 12);
+
+        using var runner = new Runtime.OnnxDecoderRunner(folder.ModelPath, 1, shareBuffer: true, maxLength: 128);
+        var tokens = prompt.ToList();
+        var logits = runner.Step([prompt.Select(t => (long)t).ToArray()])[0][^1];
+        for (var i = 0; i < 12; i++)
+        {
+            var next = TestModels.ArgMax(logits);
+            tokens.Add(next);
+            if (next == 2) break;
+            logits = runner.Step([[next]])[0][0];
+        }
+        Assert.Equal(tokens, generated);
     }
 
     [Fact]

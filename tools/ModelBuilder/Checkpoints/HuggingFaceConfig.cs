@@ -55,7 +55,14 @@ public static class HuggingFaceConfig
             _ => false,
         };
         var context = contextLength ?? maxPositions;
-        if (useWindow && window is { } w && w < context) slidingWindow = w;
+        if (useWindow && window is { } w && w < context)
+        {
+            // Qwen2 applies its window only to some layers (max_window_layers), which this builder does not model.
+            if (architecture == DecoderArchitecture.Qwen2)
+                throw new ModelBuilderException(
+                    $"Qwen2 sliding-window layers (use_sliding_window) are not converted; build with --context-length {w} or less, where they equal full attention.");
+            slidingWindow = w;
+        }
 
         var config = new DecoderConfig
         {

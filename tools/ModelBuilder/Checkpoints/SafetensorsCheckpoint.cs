@@ -72,36 +72,49 @@ public sealed class SafetensorsCheckpoint : ITensorSource
         if (e.End - e.Begin != count * elementSize)
             throw new ModelBuilderException($"Tensor '{name}' in {e.Path}: {e.End - e.Begin} bytes for shape [{string.Join(", ", e.Shape)}] of {e.DType}.");
 
-        var bytes = new byte[e.End - e.Begin];
-        var read = 0;
-        while (read < bytes.Length)
-        {
-            var n = RandomAccess.Read(e.File, bytes.AsSpan(read), e.Begin + read);
-            if (n == 0) throw new ModelBuilderException($"{e.Path} is truncated (tensor '{name}').");
-            read += n;
-        }
-
+        // Read and widen in chunks: a large tensor (an LM head of 150k × 4k) exceeds what one span can address in bytes.
         var result = new float[count];
-        switch (e.DType)
+        var chunk = new byte[Math.Min(e.End - e.Begin, ChunkElements * elementSize)];
+        for (long done = 0; done < count;)
+        {
+            var n = (int)Math.Min(ChunkElements, count - done);
+            var bytes = chunk.AsSpan(0, n * elementSize);
+            var offset = e.Begin + done * elementSize;
+            for (var read = 0; read < bytes.Length;)
+            {
+                var r = RandomAccess.Read(e.File, bytes[read..], offset + read);
+                if (r == 0) throw new ModelBuilderException($"{e.Path} is truncated (tensor '{name}').");
+                read += r;
+            }
+            Widen(e.DType, bytes, result.AsSpan((int)done, n));
+            done += n;
+        }
+        return result;
+    }
+
+    private const int ChunkElements = 1 << 24;
+
+    private static void Widen(string dtype, ReadOnlySpan<byte> bytes, Span<float> destination)
+    {
+        switch (dtype)
         {
             case "F32":
-                MemoryMarshal.Cast<byte, float>(bytes).CopyTo(result);
+                MemoryMarshal.Cast<byte, float>(bytes).CopyTo(destination);
                 break;
             case "F16":
                 var halves = MemoryMarshal.Cast<byte, Half>(bytes);
-                for (var i = 0; i < result.Length; i++) result[i] = (float)halves[i];
+                for (var i = 0; i < destination.Length; i++) destination[i] = (float)halves[i];
                 break;
             case "BF16":
                 // bfloat16 is the upper half of an IEEE float32.
                 var raw = MemoryMarshal.Cast<byte, ushort>(bytes);
-                for (var i = 0; i < result.Length; i++) result[i] = BitConverter.Int32BitsToSingle(raw[i] << 16);
+                for (var i = 0; i < destination.Length; i++) destination[i] = BitConverter.Int32BitsToSingle(raw[i] << 16);
                 break;
             case "F64":
                 var doubles = MemoryMarshal.Cast<byte, double>(bytes);
-                for (var i = 0; i < result.Length; i++) result[i] = (float)doubles[i];
+                for (var i = 0; i < destination.Length; i++) destination[i] = (float)doubles[i];
                 break;
         }
-        return result;
     }
 
     public void Dispose()

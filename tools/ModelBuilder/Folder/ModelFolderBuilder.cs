@@ -80,7 +80,7 @@ public static class ModelFolderBuilder
             DecoderGraphWriter writer = options.Attention switch
             {
                 AttentionKind.GroupQuery => new GroupQueryAttentionGraph(config, options, weights, graph),
-                _ => throw new ModelBuilderException("--attention standard is not available yet."),
+                _ => new StandardAttentionGraph(config, options, weights, graph),
             };
             writer.Write();
             model = new ModelProto

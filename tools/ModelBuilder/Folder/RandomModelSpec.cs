@@ -39,6 +39,8 @@ public sealed record RandomModelSpec
 
     public DecoderConfig ToConfig(int? vocabSize = null, int? bos = null, IReadOnlyList<int>? eos = null, int? pad = null)
     {
+        if (SlidingWindow is not null && Architecture != DecoderArchitecture.Mistral)
+            throw new ModelBuilderException("A sliding window is modelled for the Mistral architecture only.");
         var config = new DecoderConfig
         {
             Architecture = Architecture,
@@ -93,7 +95,6 @@ public sealed record RandomModelSpec
         if (config.SlidingWindow is { } window)
         {
             json["sliding_window"] = window;
-            if (config.Architecture == DecoderArchitecture.Qwen2) json["use_sliding_window"] = true;
         }
         if (config.RopeScaling is { } s)
         {

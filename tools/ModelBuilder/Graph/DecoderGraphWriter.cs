@@ -1,4 +1,3 @@
-using System.Runtime.InteropServices;
 using ChatServices.ModelBuilder.Architectures;
 using ChatServices.ModelBuilder.Checkpoints;
 using ChatServices.ModelBuilder.Quantization;
@@ -36,10 +35,28 @@ public abstract class DecoderGraphWriter
     /// <summary>Self-attention of one layer on the normalised hidden states; returns the o_proj output's name.</summary>
     protected abstract string AttentionBlock(int layer, string normed);
 
+    /// <summary>
+    /// The inputs and outputs both conventions share: input_ids, attention_mask, optionally position_ids, and per
+    /// layer past_key_values.{i}.key|value [batch, kv_heads, past, head_dim] → present.{i}.key|value [.., total, ..].
+    /// </summary>
+    protected void DeclareTokenAndCacheIO(bool positionIds)
+    {
+        Graph.AddInput("input_ids", DataType.Int64, "batch_size", "sequence_length");
+        Graph.AddInput("attention_mask", DataType.Int64, "batch_size", "total_sequence_length");
+        if (positionIds) Graph.AddInput("position_ids", DataType.Int64, "batch_size", "sequence_length");
+        for (var i = 0; i < Config.NumLayers; i++)
+        {
+            Graph.AddInput($"past_key_values.{i}.key", Io, "batch_size", Config.NumKvHeads, "past_sequence_length", Config.HeadDim);
+            Graph.AddInput($"past_key_values.{i}.value", Io, "batch_size", Config.NumKvHeads, "past_sequence_length", Config.HeadDim);
+            Graph.AddOutput($"present.{i}.key", Io, "batch_size", Config.NumKvHeads, "total_sequence_length", Config.HeadDim);
+            Graph.AddOutput($"present.{i}.value", Io, "batch_size", Config.NumKvHeads, "total_sequence_length", Config.HeadDim);
+        }
+    }
+
     public void Write()
     {
-        DeclareInputs();
         Graph.AddOutput("logits", DataType.Float, "batch_size", "sequence_length", Config.VocabSize);
+        DeclareInputs();
 
         var embedding = Weight(LlamaTensorNames.Embedding, [Config.VocabSize, Config.HiddenSize]);
         AddWeight(LlamaTensorNames.Embedding, embedding, [Config.VocabSize, Config.HiddenSize]);
@@ -73,14 +90,16 @@ public abstract class DecoderGraphWriter
 
     private float[]? _tiedEmbedding;
 
-    private string SimplifiedNorm(string name, string input, string weightName)
+    /// <summary>RMSNorm of <paramref name="input"/> with the gain <paramref name="weightName"/> (the first layer's input norm).</summary>
+    protected virtual string SimplifiedNorm(string name, string input, string weightName)
     {
         AddWeight(weightName, Weight(weightName, [Config.HiddenSize]), [Config.HiddenSize]);
         return Graph.Op("SimplifiedLayerNormalization", $"{name}/SimplifiedLayerNormalization", [input, weightName], "",
             ("axis", -1L), ("epsilon", Config.RmsNormEps), ("stash_type", 1L));
     }
 
-    private string SkipNorm(string name, string input, ref string residual, string weightName)
+    /// <summary>residual += input, then RMSNorm of the new residual; returns the normalised output.</summary>
+    protected virtual string SkipNorm(string name, string input, ref string residual, string weightName)
     {
         AddWeight(weightName, Weight(weightName, [Config.HiddenSize]), [Config.HiddenSize]);
         var node = $"{name}/SkipSimplifiedLayerNormalization";
@@ -165,15 +184,6 @@ public abstract class DecoderGraphWriter
     }
 
     /// <summary>Writes a float initializer in the graph's element type.</summary>
-    protected void AddWeight(string name, float[] values, long[] dims)
-    {
-        if (Io == DataType.Float)
-        {
-            Graph.AddInitializer(name, DataType.Float, dims, MemoryMarshal.AsBytes(values.AsSpan()));
-            return;
-        }
-        var halves = new Half[values.Length];
-        for (var i = 0; i < values.Length; i++) halves[i] = (Half)values[i];
-        Graph.AddInitializer(name, DataType.Float16, dims, MemoryMarshal.AsBytes(halves.AsSpan()));
-    }
+    protected void AddWeight(string name, float[] values, long[] dims) =>
+        Graph.AddFloatInitializer(name, dims, values, asFloat16: Io == DataType.Float16);
 }

@@ -25,18 +25,7 @@ public sealed class GroupQueryAttentionGraph(DecoderConfig config, BuildOptions 
 
     protected override void DeclareInputs()
     {
-        Graph.AddInput("input_ids", DataType.Int64, "batch_size", "sequence_length");
-        Graph.AddInput("attention_mask", DataType.Int64, "batch_size", "total_sequence_length");
-        for (var i = 0; i < Config.NumLayers; i++)
-        {
-            Graph.AddInput($"past_key_values.{i}.key", Io, "batch_size", Config.NumKvHeads, "past_sequence_length", Config.HeadDim);
-            Graph.AddInput($"past_key_values.{i}.value", Io, "batch_size", Config.NumKvHeads, "past_sequence_length", Config.HeadDim);
-        }
-        for (var i = 0; i < Config.NumLayers; i++)
-        {
-            Graph.AddOutput($"present.{i}.key", Io, "batch_size", Config.NumKvHeads, "total_sequence_length", Config.HeadDim);
-            Graph.AddOutput($"present.{i}.value", Io, "batch_size", Config.NumKvHeads, "total_sequence_length", Config.HeadDim);
-        }
+        DeclareTokenAndCacheIO(positionIds: false);
 
         const string prefix = "/model/attn_mask_reformat";
         var sum = Graph.Op("ReduceSum", $"{prefix}/ReduceSum", ["attention_mask", Graph.Int64Constant([1], 1)], "", ("keepdims", 0L));

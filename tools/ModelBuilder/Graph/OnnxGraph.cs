@@ -44,6 +44,9 @@ public sealed class OnnxGraph(TensorStore store)
     public void AddInitializer(string name, TensorProto.Types.DataType type, long[] dims, ReadOnlySpan<byte> data) =>
         _graph.Initializer.Add(store.Write(name, type, dims, data));
 
+    public void AddFloatInitializer(string name, long[] dims, float[] values, bool asFloat16) =>
+        _graph.Initializer.Add(store.WriteFloats(name, dims, values, asFloat16));
+
     public string Int64Constant(long[] dims, params long[] values)
     {
         var name = $"/model/constants/INT64/{_constantCount++}";

@@ -1,0 +1,182 @@
+using System.Net;
+using ChatServices.Grpc;
+using ChatServices.Grpc.Client;
+using ChatServices.Grpc.Server;
+using ChatServices.InferenceService.Api;
+using ChatServices.Protos.Chat.V1;
+using ChatServices.ServiceDefaults;
+using Grpc.Health.V1;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+
+namespace ChatServices.InferenceService.Tests.Api;
+
+/// <summary>
+/// The InferenceService as clients see it: Kestrel on 127.0.0.1 (a port the OS picks), HTTP/2, the service wired as
+/// Program.cs wires it, called through the project's gRPC client over a real connection.
+/// </summary>
+public sealed class InferenceServiceFixture : IAsyncLifetime
+{
+    private readonly TestModel _model = new();
+    private WebApplication _app = null!;
+
+    public GrpcChannel Channel { get; private set; } = null!;
+    public Inference.InferenceClient Client { get; private set; } = null!;
+
+    public async Task InitializeAsync()
+    {
+        var builder = WebApplication.CreateBuilder();
+        builder.Logging.ClearProviders();
+        builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
+        {
+            ["Inference:ModelPath"] = _model.Path,
+            ["Inference:KvCacheBudgetMiB"] = "2",
+            ["Inference:MaxBatchSize"] = "8",
+            ["Inference:PrefillChunkTokens"] = "32",
+            ["Inference:StepTokenBudget"] = "64",
+            ["Inference:IntraOpThreads"] = "1",
+        });
+        builder.WebHost.ConfigureKestrel(k => k.Listen(IPAddress.Loopback, 0, l => l.Protocols = HttpProtocols.Http2));
+        builder.AddServiceDefaults();
+        builder.AddGrpcServer();
+        builder.AddInferenceEngine();
+        _app = builder.Build();
+        _app.MapDefaultEndpoints();
+        _app.MapGrpcService<InferenceApi>();
+        _app.MapGrpcHealthAndReflection();
+        await _app.StartAsync();
+        var readiness = _app.Services.GetRequiredService<Readiness>();
+        SpinWait.SpinUntil(() => readiness.IsReady, TimeSpan.FromSeconds(30));
+        var address = _app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
+        Channel = GrpcChannel.ForAddress(new Uri(address));
+        Client = new Inference.InferenceClient(Channel);
+    }
+
+    public async Task DisposeAsync()
+    {
+        Channel.Dispose();
+        await _app.StopAsync();
+        await _app.DisposeAsync();
+        _model.Dispose();
+    }
+}
+
+public sealed class InferenceApiTests(InferenceServiceFixture fixture) : IClassFixture<InferenceServiceFixture>
+{
+    private static GenerateRequest Greedy(int[] prompt, uint maxNewTokens)
+    {
+        var request = new GenerateRequest { Sampling = new SamplingParams { Temperature = 0 }, MaxNewTokens = maxNewTokens, IgnoreEos = true };
+        request.PromptTokenIds.AddRange(prompt);
+        return request;
+    }
+
+    private async Task<(List<TokenStep> Steps, GenerateResult Result)> Collect(GenerateRequest request, CancellationToken cancellation = default)
+    {
+        using var call = fixture.Client.Generate(request, cancellationToken: cancellation);
+        var steps = new List<TokenStep>();
+        GenerateResult? result = null;
+        await foreach (var message in call.ResponseStream.ReadAllAsync())
+        {
+            Assert.Null(result); // nothing after the result
+            if (message.KindCase == GenerateResponse.KindOneofCase.Step) steps.Add(message.Step);
+            else result = message.Result;
+        }
+        return (steps, result ?? throw new InvalidOperationException("no result"));
+    }
+
+    [Fact]
+    public async Task Concurrent_clients_each_receive_their_tokens_step_by_step_then_a_result()
+    {
+        var prompts = Enumerable.Range(0, 6).Select(i => TestModel.Prompt(5 + 9 * i, 200 + i)).ToArray();
+        var alone = new List<int[]>();
+        foreach (var p in prompts) alone.Add([.. (await Collect(Greedy(p, 12))).Result.Sequences[0].TokenIds]);
+
+        var together = await Task.WhenAll(prompts.Select(p => Collect(Greedy(p, 12))));
+        for (var i = 0; i < prompts.Length; i++)
+        {
+            var (steps, result) = together[i];
+            Assert.Equal(12, steps.Count);
+            Assert.Equal(steps.Select(s => s.Tokens.Single().TokenId), result.Sequences[0].TokenIds);
+            Assert.Equal(alone[i], result.Sequences[0].TokenIds);
+            Assert.Equal(FinishReason.Length, result.Sequences[0].FinishReason);
+            Assert.Equal((uint)prompts[i].Length, result.Usage.PromptTokens);
+            Assert.Equal(12u, result.Usage.CompletionTokens);
+        }
+    }
+
+    [Theory]
+    [InlineData("sampling.temperature")]
+    [InlineData("sampling.top_p")]
+    [InlineData("max_new_tokens")]
+    [InlineData("prompt_token_ids")]
+    public async Task Invalid_parameters_fail_with_INVALID_ARGUMENT_naming_the_field(string field)
+    {
+        var request = Greedy(TestModel.Prompt(4), 4);
+        switch (field)
+        {
+            case "sampling.temperature": request.Sampling.Temperature = -1; break;
+            case "sampling.top_p": request.Sampling.TopP = 1.5f; break;
+            case "max_new_tokens": request.MaxNewTokens = 0; break;
+            case "prompt_token_ids": request.PromptTokenIds.Add(100_000); break;
+        }
+        var error = await Assert.ThrowsAsync<RpcException>(() => Collect(request));
+        Assert.Equal(StatusCode.InvalidArgument, error.StatusCode);
+        Assert.StartsWith(field + ":", error.Status.Detail);
+    }
+
+    [Fact]
+    public async Task Model_info_describes_the_model_and_cancelled_calls_give_their_kv_back()
+    {
+        var info = await fixture.Client.GetModelInfoAsync(new GetModelInfoRequest());
+        Assert.Equal(512u, info.VocabSize);
+        Assert.Equal(256u, info.ContextLength);
+        Assert.Equal([2], info.EosTokenIds);
+        Assert.Equal("CPUExecutionProvider", info.ExecutionProvider);
+        Assert.True(info.KvCache.TotalSlots >= 8);
+        Assert.Equal(2u << 20, info.KvCache.CapacityBytes);
+
+        using var cts = new CancellationTokenSource();
+        using var call = fixture.Client.Generate(Greedy(TestModel.Prompt(20, 300), 230), cancellationToken: cts.Token);
+        Assert.True(await call.ResponseStream.MoveNext());
+        cts.Cancel();
+        await Assert.ThrowsAnyAsync<Exception>(async () => { while (await call.ResponseStream.MoveNext()) { } });
+        var deadline = DateTime.UtcNow.AddSeconds(10);
+        do info = await fixture.Client.GetModelInfoAsync(new GetModelInfoRequest());
+        while (info.KvCache.UsedSlots > 0 && DateTime.UtcNow < deadline);
+        Assert.Equal(0u, info.KvCache.UsedSlots);
+        Assert.Equal(0u, info.Running);
+    }
+
+    [Fact]
+    public async Task Samples_logprobs_and_beams_come_through_the_wire()
+    {
+        var sampled = Greedy(TestModel.Prompt(10, 310), 6);
+        sampled.Sampling = new SamplingParams { Temperature = 1, Seed = 3 };
+        sampled.N = 2;
+        sampled.TopLogprobs = 3;
+        var (steps, result) = await Collect(sampled);
+        Assert.Equal(2, result.Sequences.Count);
+        Assert.All(steps.SelectMany(s => s.Tokens), t => { Assert.Equal(3, t.TopLogprobs.Count); Assert.True(t.Logprob <= 0); });
+
+        var beams = Greedy(TestModel.Prompt(10, 311), 6);
+        beams.BeamSearch = new BeamSearchParams { NumBeams = 3 };
+        var (beamSteps, beamResult) = await Collect(beams);
+        Assert.Empty(beamSteps);
+        Assert.Equal(3, beamResult.Sequences.Count);
+        Assert.True(beamResult.Sequences[0].Score >= beamResult.Sequences[2].Score);
+    }
+
+    [Fact]
+    public async Task Health_is_SERVING_once_the_model_is_loaded()
+    {
+        var health = new Health.HealthClient(fixture.Channel);
+        Assert.Equal(HealthCheckResponse.Types.ServingStatus.Serving, (await health.CheckAsync(new HealthCheckRequest())).Status);
+        Assert.Equal(HealthCheckResponse.Types.ServingStatus.Serving, (await health.CheckAsync(new HealthCheckRequest { Service = Inference.ServiceName })).Status);
+    }
+}
