@@ -68,8 +68,8 @@ public sealed class DialogueApi(IConversationStore store, ChatPipeline chat, Ser
             return true;
         }, context);
 
-    public override Task<ModelInfo> GetModelInfo(GetModelInfoRequest request, ServerCallContext context) =>
-        Task.FromResult(new ModelInfo
+    public override Task<ModelCard> GetModel(GetModelRequest request, ServerCallContext context) =>
+        Task.FromResult(new ModelCard
         {
             Id = model.Id,
             ContextLength = model.ContextLength,

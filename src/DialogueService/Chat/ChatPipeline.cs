@@ -296,7 +296,7 @@ public sealed class ChatPipeline(
         private readonly StreamingDetokenizer _detokenizer = tokenizer.CreateStreamingDetokenizer(skipSpecialTokens: true);
         private readonly StopSequenceMatcher _stops = new(stops);
         private readonly StringBuilder _content = new();
-        private readonly List<TokenLogprob> _pendingLogprobs = [];
+        private readonly List<TextTokenLogprob> _pendingLogprobs = [];
 
         public bool Finished { get; private set; }
         public int TokenCount { get; private set; }
@@ -337,15 +337,15 @@ public sealed class ChatPipeline(
             await output.WriteAsync(new ChatEvent { Delta = delta }, ct);
         }
 
-        private TokenLogprob ToLogprob(int id, float logprob, IReadOnlyList<TokenCandidate>? top)
+        private TextTokenLogprob ToLogprob(int id, float logprob, IReadOnlyList<TokenCandidate>? top)
         {
             var text = tokenizer.Decode([id]);
-            var entry = new TokenLogprob { Token = text, Logprob = logprob, Bytes = Google.Protobuf.ByteString.CopyFromUtf8(text) };
+            var entry = new TextTokenLogprob { Token = text, Logprob = logprob, Bytes = Google.Protobuf.ByteString.CopyFromUtf8(text) };
             if (top is not null)
                 foreach (var c in top)
                 {
                     var candidate = tokenizer.Decode([c.TokenId]);
-                    entry.TopLogprobs.Add(new TopLogprob { Token = candidate, Logprob = c.Logprob, Bytes = Google.Protobuf.ByteString.CopyFromUtf8(candidate) });
+                    entry.TopLogprobs.Add(new TextTopLogprob { Token = candidate, Logprob = c.Logprob, Bytes = Google.Protobuf.ByteString.CopyFromUtf8(candidate) });
                 }
             return entry;
         }
