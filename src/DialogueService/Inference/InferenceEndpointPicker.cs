@@ -15,7 +15,7 @@ public sealed class InferenceEndpoint
 
     public Uri Address { get; }
 
-    /// <summary>The address as hashed for affinity: scheme, host and port.</summary>
+    /// <summary>Scheme, host and port: what affinity hashes, and the key per-replica state is kept under.</summary>
     internal string AddressKey { get; }
 
     /// <summary>Generations this process has started on the replica and not yet seen end.</summary>

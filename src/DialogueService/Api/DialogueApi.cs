@@ -1,0 +1,146 @@
+using ChatServices.DialogueService.Chat;
+using ChatServices.DialogueService.Conversations;
+using ChatServices.DialogueService.Model;
+using ChatServices.Grpc;
+using ChatServices.Grpc.Server;
+using ChatServices.Protos.Chat.V1;
+using Google.Protobuf.WellKnownTypes;
+using ProtoConversation = ChatServices.Protos.Chat.V1.Conversation;
+using ProtoMessage = ChatServices.Protos.Chat.V1.Message;
+using ProtoMessageStatus = ChatServices.Protos.Chat.V1.MessageStatus;
+using StoreMessageStatus = ChatServices.DialogueService.Conversations.MessageStatus;
+
+namespace ChatServices.DialogueService.Api;
+
+/// <summary>chat.v1.Dialogue: conversations (kept by <see cref="IConversationStore"/>) and chat (run by <see cref="ChatPipeline"/>).</summary>
+public sealed class DialogueApi(IConversationStore store, ChatPipeline chat, ServedModel model) : Dialogue.DialogueBase
+{
+    public override Task<ProtoConversation> CreateConversation(CreateConversationRequest request, ServerCallContext context) =>
+        Run(async ct => ToProto(await store.CreateAsync(request.OwnerId, Blank(request.Title), Blank(request.SystemPrompt), cancellationToken: ct)),
+            context);
+
+    public override Task<ListConversationsResponse> ListConversations(ListConversationsRequest request, ServerCallContext context) =>
+        Run(async ct =>
+        {
+            var page = await store.ListAsync(request.OwnerId, request.PageSize == 0 ? 20 : request.PageSize, Blank(request.PageToken), ct);
+            var response = new ListConversationsResponse { NextPageToken = page.NextPageToken ?? "" };
+            foreach (var c in page.Conversations) response.Conversations.Add(ToProto(c));
+            return response;
+        }, context);
+
+    public override Task<ProtoConversation> GetConversation(GetConversationRequest request, ServerCallContext context) =>
+        Run(async ct =>
+        {
+            var detail = await store.GetAsync(request.OwnerId, ParseId(request.ConversationId), request.IncludeMessages, ct);
+            var conversation = ToProto(detail.Conversation);
+            foreach (var m in detail.Messages) conversation.Messages.Add(ToProto(m));
+            return conversation;
+        }, context);
+
+    public override Task<ProtoConversation> RenameConversation(RenameConversationRequest request, ServerCallContext context) =>
+        Run(async ct => ToProto(await store.RenameAsync(request.OwnerId, ParseId(request.ConversationId), request.Title, ct)), context);
+
+    public override Task<DeleteConversationResponse> DeleteConversation(DeleteConversationRequest request, ServerCallContext context) =>
+        Run(async ct =>
+        {
+            await store.DeleteAsync(request.OwnerId, ParseId(request.ConversationId), ct);
+            return new DeleteConversationResponse();
+        }, context);
+
+    public override Task<ProtoMessage> AppendMessage(AppendMessageRequest request, ServerCallContext context) =>
+        Run(async ct =>
+        {
+            if (request.Message is null) throw ApiErrors.InvalidArgument("message", "message is required.");
+            var role = request.Message.Role switch
+            {
+                "system" => MessageRole.System,
+                "user" => MessageRole.User,
+                "assistant" => MessageRole.Assistant,
+                var other => throw ApiErrors.InvalidArgument("message.role", $"message.role is '{other}'; expected system, user or assistant."),
+            };
+            return ToProto(await store.AppendMessageAsync(request.OwnerId, ParseId(request.ConversationId), role, request.Message.Content, cancellationToken: ct));
+        }, context);
+
+    public override Task Chat(ChatRequest request, IServerStreamWriter<ChatEvent> responseStream, ServerCallContext context) =>
+        Run(async ct =>
+        {
+            await chat.RunAsync(request, responseStream, ct);
+            return true;
+        }, context);
+
+    public override Task<ModelCard> GetModel(GetModelRequest request, ServerCallContext context) =>
+        Task.FromResult(new ModelCard
+        {
+            Id = model.Id,
+            ContextLength = model.ContextLength,
+            Created = model.Created.ToUnixTimeSeconds(),
+            OwnedBy = "chatservices",
+        });
+
+    /// <summary>Runs one call, turning the store's and the pipeline's exceptions into gRPC statuses.</summary>
+    private static async Task<T> Run<T>(Func<CancellationToken, Task<T>> call, ServerCallContext context)
+    {
+        try
+        {
+            return await call(context.CancellationToken);
+        }
+        catch (ConversationValidationException e)
+        {
+            throw ApiErrors.InvalidArgument(FieldName(e.ParamName), e.Message);
+        }
+        catch (ConversationNotFoundException e)
+        {
+            throw ApiErrors.NotFound(e.Message);
+        }
+        catch (ConversationStateException e)
+        {
+            throw ApiErrors.FailedPrecondition(e.Message);
+        }
+    }
+
+    /// <summary>An id that is not even a UUID names no conversation: NOT_FOUND, like any unknown id.</summary>
+    internal static Guid ParseId(string id) =>
+        Guid.TryParse(id, out var guid) ? guid : throw ApiErrors.NotFound($"Conversation '{id}' was not found.");
+
+    private static string? Blank(string value) => value.Length == 0 ? null : value;
+
+    // The store names its parameters in C#; the API's fields are the proto's.
+    private static string FieldName(string? parameter) => parameter switch
+    {
+        "ownerId" => "owner_id",
+        "systemPrompt" => "system_prompt",
+        "pageSize" => "page_size",
+        "pageToken" => "page_token",
+        "conversationId" => "conversation_id",
+        "content" => "message.content",
+        "role" => "message.role",
+        null => "request",
+        var other => other,
+    };
+
+    internal static ProtoConversation ToProto(Conversations.Conversation c) => new()
+    {
+        Id = c.Id.ToString(),
+        Title = c.Title,
+        SystemPrompt = c.SystemPrompt ?? "",
+        CreatedAt = Timestamp.FromDateTimeOffset(c.CreatedAt),
+        UpdatedAt = Timestamp.FromDateTimeOffset(c.UpdatedAt),
+    };
+
+    internal static ProtoMessage ToProto(ConversationMessage m) => new()
+    {
+        Id = m.Id.ToString(),
+        Role = m.Role.ToString().ToLowerInvariant(),
+        Content = m.Content,
+        Status = m.Status switch
+        {
+            StoreMessageStatus.Completed => ProtoMessageStatus.Complete,
+            StoreMessageStatus.Cancelled => ProtoMessageStatus.Cancelled,
+            StoreMessageStatus.Failed => ProtoMessageStatus.Failed,
+            _ => ProtoMessageStatus.Unspecified,
+        },
+        FinishReason = m.FinishReason ?? "",
+        CreatedAt = Timestamp.FromDateTimeOffset(m.CreatedAt),
+        Sequence = m.Sequence,
+    };
+}

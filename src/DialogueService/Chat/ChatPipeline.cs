@@ -1,0 +1,353 @@
+using System.Diagnostics;
+using System.Text;
+using ChatServices.DialogueService.Conversations;
+using ChatServices.DialogueService.Model;
+using ChatServices.DialogueService.PostProcessing;
+using ChatServices.DialogueService.Templates;
+using Tokenizer = ChatServices.DialogueService.Tokenization.Tokenizer;
+using ChatServices.DialogueService.Tokenization;
+using ChatServices.Grpc;
+using ChatServices.Protos.Chat.V1;
+using ChatServices.ServiceDefaults;
+using Microsoft.Extensions.Options;
+using StoreMessageStatus = ChatServices.DialogueService.Conversations.MessageStatus;
+using TemplateMessage = ChatServices.DialogueService.Templates.ChatMessage;
+
+namespace ChatServices.DialogueService.Chat;
+
+/// <summary>
+/// One chat turn, from request to streamed reply: gathers the messages (a stored conversation's history, or the
+/// request's own), fits them into the context window, renders and tokenizes the prompt, generates through
+/// <see cref="IGenerationBackend"/>, and turns token ids back into text: streaming detokenization, then stop
+/// strings, per choice.
+/// </summary>
+/// <remarks>
+/// Durability (stored conversations): nothing is written until the prompt is known to fit; then the user message
+/// is committed before generation starts, and the reply is written once when generation ends — completed, or
+/// cancelled / failed with what was produced — with a token the client's disconnect does not cancel.
+/// Message text is never logged unless Telemetry:LogContent is set.
+/// </remarks>
+public sealed class ChatPipeline(
+    ServedModel model,
+    IConversationStore store,
+    IGenerationBackend backend,
+    IOptions<ContentLoggingOptions> contentLogging,
+    ILogger<ChatPipeline> logger)
+{
+    public const int MaxChoices = 8;
+    public const int MaxStopStrings = 4;
+    public const int MaxStopStringLength = 64;
+    public const int MaxTopLogprobs = 20;
+    public const int MaxMessages = 1024;
+
+    private static readonly ActivitySource Source = new(Telemetry.SourcePrefix + "Dialogue");
+
+    public async Task RunAsync(ChatRequest request, IServerStreamWriter<ChatEvent> output, CancellationToken cancellationToken)
+    {
+        using var activity = Source.StartActivity("chat");
+        var parameters = ValidateSettings(request.Settings ?? new GenerationSettings(), out var stops);
+        var turn = await GatherAsync(request, cancellationToken);
+
+        // Fit and tokenize before anything is stored: a prompt that cannot fit is refused with nothing written.
+        FittedPrompt fitted;
+        int[] promptIds;
+        try
+        {
+            fitted = ContextWindowFitter.Fit(turn.Messages, model.ContextLength, parameters.MaxNewTokens,
+                messages => Tokenize(messages, cancellationToken).Length);
+            promptIds = Tokenize(fitted.Messages, cancellationToken);
+        }
+        catch (ContextWindowExceededException e)
+        {
+            throw new RpcException(new Status(StatusCode.InvalidArgument, "messages: " + e.Message));
+        }
+        catch (TemplateException e)
+        {
+            throw new RpcException(new Status(StatusCode.InvalidArgument, "messages: the chat template could not render them: " + e.Message));
+        }
+        catch (UntrustedContentException e)
+        {
+            throw new RpcException(new Status(StatusCode.InvalidArgument, e.Message));
+        }
+        parameters = parameters with { MaxNewTokens = fitted.MaxNewTokens };
+        activity?.SetTag("gen_ai.request.max_tokens", parameters.MaxNewTokens);
+        activity?.SetTag("gen_ai.usage.input_tokens", promptIds.Length);
+
+        ConversationMessage? userMessage = null, reply = null;
+        if (turn.ConversationId is Guid conversationId)
+        {
+            if (!request.Regenerate)
+                userMessage = await store.AppendMessageAsync(request.OwnerId, conversationId, MessageRole.User, request.UserMessage, cancellationToken: cancellationToken);
+            reply = await store.BeginAssistantMessageAsync(request.OwnerId, conversationId, cancellationToken);
+        }
+
+        await output.WriteAsync(new ChatEvent
+        {
+            Started = new ChatStarted
+            {
+                ConversationId = turn.ConversationId?.ToString() ?? "",
+                UserMessageId = userMessage?.Id.ToString() ?? "",
+                PromptTokens = promptIds.Length,
+                DroppedMessages = fitted.DroppedMessages,
+                Model = model.Id,
+            },
+        }, cancellationToken);
+
+        var choices = new ChoiceState[parameters.N];
+        for (var i = 0; i < choices.Length; i++) choices[i] = new ChoiceState(i, model.Tokenizer, stops);
+        GenerationUsage? usage = null;
+        Exception? failure = null;
+        try
+        {
+            var generation = new GenerationRequest(promptIds, parameters, model.EosTokenIds, turn.ConversationId?.ToString());
+            await foreach (var e in backend.GenerateAsync(generation, cancellationToken))
+            {
+                switch (e)
+                {
+                    case TokenGenerated t:
+                        await choices[t.Choice].OnTokenAsync(t, output, cancellationToken);
+                        break;
+                    case ChoiceFinished f:
+                        await choices[f.Choice].FinishAsync(f.Reason == GenerationFinishReason.Length ? "length" : "stop", output, cancellationToken);
+                        break;
+                    case GenerationUsage u:
+                        usage = u;
+                        break;
+                }
+                // Every choice ended on a stop string: leaving the loop ends the generation upstream at once.
+                if (usage is null && Array.TrueForAll(choices, c => c.Finished)) break;
+            }
+            foreach (var c in choices)
+                if (!c.Finished) await c.FinishAsync("stop", output, cancellationToken);
+
+            var completion = usage?.CompletionTokens ?? choices.Sum(c => c.TokenCount);
+            await output.WriteAsync(new ChatEvent
+            {
+                Usage = new ChatUsage
+                {
+                    PromptTokens = promptIds.Length,
+                    CompletionTokens = completion,
+                    CachedPromptTokens = usage?.CachedPromptTokens ?? 0,
+                },
+            }, cancellationToken);
+            activity?.SetTag("gen_ai.usage.output_tokens", completion);
+        }
+        catch (Exception e)
+        {
+            failure = e;
+            activity?.SetStatus(ActivityStatusCode.Error, e is RpcException r ? r.StatusCode.ToString() : e.GetType().Name);
+            throw;
+        }
+        finally
+        {
+            if (reply is not null)
+                await RecordReplyAsync(request.OwnerId, turn.ConversationId!.Value, reply.Id, choices[0], usage, promptIds.Length, failure, cancellationToken);
+        }
+    }
+
+    private int[] Tokenize(IReadOnlyList<DialogueMessage> messages, CancellationToken cancellationToken)
+    {
+        var templateMessages = new List<TemplateMessage>(messages.Count);
+        var contents = new List<string>(messages.Count);
+        foreach (var m in messages)
+        {
+            templateMessages.Add(new TemplateMessage(m.Role, m.Content));
+            contents.Add(m.Content);
+        }
+        var prompt = model.RenderPrompt(templateMessages, addGenerationPrompt: true, cancellationToken);
+        return PromptEncoder.Encode(model, prompt, contents);
+    }
+
+    private async Task RecordReplyAsync(string owner, Guid conversationId, Guid replyId, ChoiceState choice,
+        GenerationUsage? usage, int promptTokens, Exception? failure, CancellationToken requestToken)
+    {
+        var tokens = new TokenUsage(promptTokens, usage?.CompletionTokens ?? choice.TokenCount);
+        var outcome = failure switch
+        {
+            null => new AssistantOutcome(StoreMessageStatus.Completed, choice.Content, choice.FinishReason, tokens),
+            OperationCanceledException when requestToken.IsCancellationRequested =>
+                new AssistantOutcome(StoreMessageStatus.Cancelled, choice.Content, "cancelled", tokens),
+            RpcException { StatusCode: StatusCode.Cancelled } =>
+                new AssistantOutcome(StoreMessageStatus.Cancelled, choice.Content, "cancelled", tokens),
+            RpcException r => new AssistantOutcome(StoreMessageStatus.Failed, choice.Content, "error", tokens, $"{r.StatusCode}: {r.Status.Detail}"),
+            _ => new AssistantOutcome(StoreMessageStatus.Failed, choice.Content, "error", tokens, failure.GetType().Name),
+        };
+        try
+        {
+            // Not the request's token: a reply whose client went away must still be recorded.
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+            await store.CompleteAssistantMessageAsync(owner, conversationId, replyId, outcome, timeout.Token);
+        }
+        catch (Exception e) when (failure is not null)
+        {
+            // The generation already failed; that error is what the caller sees. The reply stays in progress and
+            // the store's start-up recovery marks it failed.
+            logger.LogWarning(e, "Could not record the outcome of reply {ReplyId}", replyId);
+        }
+        if (contentLogging.Value.LogContent)
+            logger.LogInformation("Reply {ReplyId} ({Status}): {Content}", replyId, outcome.Status, choice.Content);
+    }
+
+    private sealed record Turn(Guid? ConversationId, List<DialogueMessage> Messages);
+
+    private async Task<Turn> GatherAsync(ChatRequest request, CancellationToken cancellationToken)
+    {
+        if (string.IsNullOrEmpty(request.ConversationId))
+        {
+            if (request.Messages.Count == 0) throw Invalid("messages", "messages must not be empty (or give a conversation_id).");
+            if (request.Messages.Count > MaxMessages) throw Invalid("messages", $"messages has {request.Messages.Count} entries; at most {MaxMessages} are accepted.");
+            if (request.Regenerate) throw Invalid("regenerate", "regenerate needs a conversation_id.");
+            var list = new List<DialogueMessage>(request.Messages.Count);
+            for (var i = 0; i < request.Messages.Count; i++)
+            {
+                var m = request.Messages[i];
+                if (m.Role is not ("system" or "user" or "assistant"))
+                    throw Invalid("messages", $"messages[{i}].role is '{m.Role}'; expected system, user or assistant.");
+                list.Add(new DialogueMessage(m.Role, m.Content));
+            }
+            if (list[^1].Role != "user") throw Invalid("messages", "the last message must be a user message.");
+            return new Turn(null, list);
+        }
+
+        if (request.Messages.Count > 0) throw Invalid("messages", "give either conversation_id or messages, not both.");
+        if (request.Regenerate && request.UserMessage.Length > 0) throw Invalid("user_message", "user_message must be empty when regenerating.");
+        if (!request.Regenerate && string.IsNullOrWhiteSpace(request.UserMessage)) throw Invalid("user_message", "user_message must not be empty.");
+
+        var id = Api.DialogueApi.ParseId(request.ConversationId);
+        ConversationDetail detail;
+        try
+        {
+            detail = await store.GetAsync(request.OwnerId, id, includeMessages: true, cancellationToken);
+        }
+        catch (ConversationNotFoundException e)
+        {
+            throw new RpcException(new Status(StatusCode.NotFound, e.Message));
+        }
+        catch (ConversationValidationException e)
+        {
+            throw Invalid(e.ParamName ?? "request", e.Message);
+        }
+
+        var messages = new List<DialogueMessage>();
+        if (!string.IsNullOrEmpty(detail.Conversation.SystemPrompt)) messages.Add(new("system", detail.Conversation.SystemPrompt));
+        foreach (var m in detail.Messages)
+        {
+            if (m.Status == StoreMessageStatus.InProgress) continue;
+            if (m.Role == MessageRole.Assistant && m.Content.Length == 0) continue;
+            if (m.Role is not (MessageRole.System or MessageRole.User or MessageRole.Assistant)) continue;
+            var role = m.Role.ToString().ToLowerInvariant();
+            // A regenerated reply replaces the one before it: of consecutive assistant messages, the last counts.
+            if (role == "assistant" && messages.Count > 0 && messages[^1].Role == "assistant") messages[^1] = new(role, m.Content);
+            else messages.Add(new(role, m.Content));
+        }
+
+        if (request.Regenerate)
+        {
+            while (messages.Count > 0 && messages[^1].Role == "assistant") messages.RemoveAt(messages.Count - 1);
+            if (messages.Count == 0 || messages[^1].Role != "user") throw Invalid("regenerate", "the conversation has no user message to answer.");
+        }
+        else
+        {
+            messages.Add(new("user", request.UserMessage));
+        }
+        return new Turn(id, messages);
+    }
+
+    internal static GenerationParameters ValidateSettings(GenerationSettings s, out string[] stops)
+    {
+        if (s.MaxTokens < 0) throw Invalid("settings.max_tokens", "settings.max_tokens must be positive (or 0 for the default).");
+        if (s.HasTemperature && !(s.Temperature >= 0 && s.Temperature <= 2)) throw Invalid("settings.temperature", $"settings.temperature is {s.Temperature}; it must be in [0, 2].");
+        if (!(s.TopP >= 0 && s.TopP <= 1)) throw Invalid("settings.top_p", $"settings.top_p is {s.TopP}; it must be in (0, 1].");
+        if (s.TopK < 0) throw Invalid("settings.top_k", "settings.top_k must not be negative.");
+        if (!(s.MinP >= 0 && s.MinP < 1)) throw Invalid("settings.min_p", $"settings.min_p is {s.MinP}; it must be in [0, 1).");
+        if (!(s.PresencePenalty >= -2 && s.PresencePenalty <= 2)) throw Invalid("settings.presence_penalty", "settings.presence_penalty must be in [-2, 2].");
+        if (!(s.FrequencyPenalty >= -2 && s.FrequencyPenalty <= 2)) throw Invalid("settings.frequency_penalty", "settings.frequency_penalty must be in [-2, 2].");
+        if (!(s.RepetitionPenalty >= 0 && s.RepetitionPenalty <= 2)) throw Invalid("settings.repetition_penalty", "settings.repetition_penalty must be in (0, 2].");
+        if (s.N < 0 || s.N > MaxChoices) throw Invalid("settings.n", $"settings.n is {s.N}; it must be in [1, {MaxChoices}].");
+        if (s.TopLogprobs < 0 || s.TopLogprobs > MaxTopLogprobs) throw Invalid("settings.top_logprobs", $"settings.top_logprobs must be in [0, {MaxTopLogprobs}].");
+        if (s.Stop.Count > MaxStopStrings) throw Invalid("settings.stop", $"settings.stop has {s.Stop.Count} strings; at most {MaxStopStrings} are accepted.");
+        foreach (var stop in s.Stop)
+            if (stop.Length == 0 || stop.Length > MaxStopStringLength)
+                throw Invalid("settings.stop", $"each settings.stop string must have 1..{MaxStopStringLength} characters.");
+        stops = [.. s.Stop];
+        return new GenerationParameters
+        {
+            MaxNewTokens = s.MaxTokens,
+            Temperature = s.HasTemperature ? s.Temperature : 1f,
+            TopP = s.TopP == 0 ? 1f : s.TopP,
+            TopK = s.TopK,
+            MinP = s.MinP,
+            PresencePenalty = s.PresencePenalty,
+            FrequencyPenalty = s.FrequencyPenalty,
+            RepetitionPenalty = s.RepetitionPenalty == 0 ? 1f : s.RepetitionPenalty,
+            Seed = s.HasSeed ? s.Seed : null,
+            N = s.N == 0 ? 1 : s.N,
+            Logprobs = s.Logprobs || s.TopLogprobs > 0,
+            TopLogprobs = s.TopLogprobs,
+        };
+    }
+
+    private static RpcException Invalid(string field, string message) =>
+        new(new Status(StatusCode.InvalidArgument, message.StartsWith(field, StringComparison.Ordinal) ? message : $"{field}: {message}"));
+
+    /// <summary>Token ids to released text for one choice: detokenizer, then stop strings.</summary>
+    private sealed class ChoiceState(int index, Tokenizer tokenizer, string[] stops)
+    {
+        private readonly StreamingDetokenizer _detokenizer = tokenizer.CreateStreamingDetokenizer(skipSpecialTokens: true);
+        private readonly StopSequenceMatcher _stops = new(stops);
+        private readonly StringBuilder _content = new();
+        private readonly List<TextTokenLogprob> _pendingLogprobs = [];
+
+        public bool Finished { get; private set; }
+        public int TokenCount { get; private set; }
+        public string? FinishReason { get; private set; }
+        public string Content => _content.ToString();
+
+        public async Task OnTokenAsync(TokenGenerated token, IServerStreamWriter<ChatEvent> output, CancellationToken ct)
+        {
+            if (Finished) return;
+            TokenCount++;
+            if (token.Logprob is float lp) _pendingLogprobs.Add(ToLogprob(token.TokenId, lp, token.TopCandidates));
+            var released = _stops.Push(_detokenizer.Push(token.TokenId));
+            await EmitAsync(released, output, ct);
+            if (_stops.Stopped) await FinishAsync("stop", output, ct);
+        }
+
+        public async Task FinishAsync(string reason, IServerStreamWriter<ChatEvent> output, CancellationToken ct)
+        {
+            if (Finished) return;
+            Finished = true;
+            FinishReason = reason;
+            if (!_stops.Stopped)
+            {
+                var tail = _stops.Push(_detokenizer.Flush());
+                if (!_stops.Stopped) tail += _stops.Flush();
+                await EmitAsync(tail, output, ct, force: _pendingLogprobs.Count > 0);
+            }
+            await output.WriteAsync(new ChatEvent { Finished = new ChatFinished { Index = index, FinishReason = reason } }, ct);
+        }
+
+        private async Task EmitAsync(string text, IServerStreamWriter<ChatEvent> output, CancellationToken ct, bool force = false)
+        {
+            if (text.Length == 0 && !force) return;
+            _content.Append(text);
+            var delta = new ChatDelta { Index = index, Text = text };
+            delta.Logprobs.AddRange(_pendingLogprobs);
+            _pendingLogprobs.Clear();
+            await output.WriteAsync(new ChatEvent { Delta = delta }, ct);
+        }
+
+        private TextTokenLogprob ToLogprob(int id, float logprob, IReadOnlyList<TokenCandidate>? top)
+        {
+            var text = tokenizer.Decode([id]);
+            var entry = new TextTokenLogprob { Token = text, Logprob = logprob, Bytes = Google.Protobuf.ByteString.CopyFromUtf8(text) };
+            if (top is not null)
+                foreach (var c in top)
+                {
+                    var candidate = tokenizer.Decode([c.TokenId]);
+                    entry.TopLogprobs.Add(new TextTopLogprob { Token = candidate, Logprob = c.Logprob, Bytes = Google.Protobuf.ByteString.CopyFromUtf8(candidate) });
+                }
+            return entry;
+        }
+    }
+}

@@ -1,0 +1,208 @@
+using System.Net;
+using ChatServices.DialogueService.Chat;
+using ChatServices.DialogueService.Inference;
+using ChatServices.Grpc;
+using ChatServices.Grpc.Server;
+using ChatServices.Protos.Chat.V1;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Options;
+
+namespace ChatServices.DialogueService.Tests.Inference;
+
+/// <summary>
+/// The InferenceService client against real gRPC servers on loopback (the project's gRPC layer on Kestrel) that
+/// play scripted InferenceService replicas: healthy, down, or dying mid-stream.
+/// </summary>
+public sealed class InferenceGenerationBackendTests : IAsyncLifetime
+{
+    private readonly List<Replica> _replicas = [];
+
+    public Task InitializeAsync() => Task.CompletedTask;
+
+    public async Task DisposeAsync()
+    {
+        foreach (var r in _replicas) await r.DisposeAsync();
+    }
+
+    [Fact]
+    public async Task A_replica_that_is_down_before_the_first_token_is_retried_on_another()
+    {
+        var down = await StartAsync(Behaviour.Unavailable);
+        var healthy = await StartAsync(Behaviour.Healthy);
+        using var backend = Backend(down, healthy);
+
+        var events = await CollectAsync(backend, Request());
+
+        Assert.Equal([5, 6, 7], events.OfType<TokenGenerated>().Select(t => t.TokenId));
+        Assert.Equal(GenerationFinishReason.Stop, Assert.Single(events.OfType<ChoiceFinished>()).Reason);
+        Assert.Equal(1, down.Calls);
+        Assert.Equal(1, healthy.Calls);
+    }
+
+    [Fact]
+    public async Task A_failure_after_the_first_token_reaches_the_caller_and_is_not_retried()
+    {
+        var dying = await StartAsync(Behaviour.DiesAfterFirstToken);
+        var healthy = await StartAsync(Behaviour.Healthy);
+        using var backend = Backend(dying, healthy);
+
+        var received = new List<GenerationEvent>();
+        var error = await Assert.ThrowsAsync<RpcException>(async () =>
+        {
+            await foreach (var e in backend.GenerateAsync(Request(), CancellationToken.None)) received.Add(e);
+        });
+
+        Assert.Equal(StatusCode.Unavailable, error.StatusCode);
+        Assert.Single(received.OfType<TokenGenerated>());
+        Assert.Equal(0, healthy.Calls);
+    }
+
+    [Fact]
+    public async Task A_replica_that_keeps_failing_is_left_out_once_its_circuit_opens()
+    {
+        var down = await StartAsync(Behaviour.Unavailable);
+        var healthy = await StartAsync(Behaviour.Healthy);
+        using var backend = Backend(down, healthy);
+
+        for (var i = 0; i < 10; i++) await CollectAsync(backend, Request());
+
+        Assert.Equal(10, healthy.Calls);
+        Assert.InRange(down.Calls, 2, 3); // the breaker's minimum throughput, then open for the rest
+    }
+
+    [Fact]
+    public async Task With_every_replica_down_the_caller_gets_unavailable()
+    {
+        var a = await StartAsync(Behaviour.Unavailable);
+        var b = await StartAsync(Behaviour.Unavailable);
+        using var backend = Backend(a, b);
+
+        var error = await Assert.ThrowsAsync<RpcException>(() => CollectAsync(backend, Request()));
+        Assert.Equal(StatusCode.Unavailable, error.StatusCode);
+    }
+
+    [Fact]
+    public async Task Leaving_the_stream_early_cancels_the_generation_on_the_replica()
+    {
+        var slow = await StartAsync(Behaviour.Endless);
+        using var backend = Backend(slow);
+
+        await foreach (var e in backend.GenerateAsync(Request(), CancellationToken.None))
+            if (e is TokenGenerated) break;
+
+        Assert.True(await slow.Cancelled.Task.WaitAsync(TimeSpan.FromSeconds(10)));
+        Assert.Equal(0, backend.Endpoints[0].Outstanding);
+    }
+
+    [Fact]
+    public async Task Sampling_settings_and_stop_ids_reach_the_replica()
+    {
+        var healthy = await StartAsync(Behaviour.Healthy);
+        using var backend = Backend(healthy);
+        await CollectAsync(backend, new GenerationRequest([1, 2, 3],
+            new GenerationParameters { MaxNewTokens = 9, Temperature = 0.5f, TopP = 0.9f, TopK = 40, Seed = 7, N = 1 }, [2, 128009], "conv"));
+
+        var seen = healthy.LastRequest!;
+        Assert.Equal([1, 2, 3], seen.PromptTokenIds);
+        Assert.Equal(9u, seen.MaxNewTokens);
+        Assert.Equal(0.5f, seen.Sampling.Temperature);
+        Assert.Equal(0.9f, seen.Sampling.TopP);
+        Assert.Equal(40u, seen.Sampling.TopK);
+        Assert.Equal(7ul, seen.Sampling.Seed);
+        Assert.Equal([2, 128009], seen.StopTokenIds);
+    }
+
+    private static GenerationRequest Request() => new([1, 2, 3], new GenerationParameters { MaxNewTokens = 3 }, [2], null);
+
+    private static async Task<List<GenerationEvent>> CollectAsync(InferenceGenerationBackend backend, GenerationRequest request)
+    {
+        var list = new List<GenerationEvent>();
+        await foreach (var e in backend.GenerateAsync(request, CancellationToken.None)) list.Add(e);
+        return list;
+    }
+
+    private static InferenceGenerationBackend Backend(params Replica[] replicas) => new(Options.Create(new InferenceClientOptions
+    {
+        Endpoints = [.. replicas.Select(r => r.Address.ToString())],
+        RetryBaseDelay = TimeSpan.FromMilliseconds(1),
+        MaxRetries = 2,
+        BreakerMinimumCalls = 2,
+        BreakerOpenDuration = TimeSpan.FromMinutes(1),
+        FirstTokenTimeout = TimeSpan.FromSeconds(20),
+    }), NullLogger<InferenceGenerationBackend>.Instance);
+
+    private async Task<Replica> StartAsync(Behaviour behaviour)
+    {
+        var replica = await Replica.StartAsync(behaviour);
+        _replicas.Add(replica);
+        return replica;
+    }
+
+    public enum Behaviour { Healthy, Unavailable, DiesAfterFirstToken, Endless }
+
+    public sealed class Replica : Protos.Chat.V1.Inference.InferenceBase, IAsyncDisposable
+    {
+        private WebApplication? _app;
+        private int _calls;
+
+        private Replica(Behaviour behaviour) => Mode = behaviour;
+
+        public Behaviour Mode { get; }
+        public int Calls => Volatile.Read(ref _calls);
+        public GenerateRequest? LastRequest { get; private set; }
+        public TaskCompletionSource<bool> Cancelled { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        public Uri Address { get; private set; } = null!;
+
+        public static async Task<Replica> StartAsync(Behaviour behaviour)
+        {
+            var replica = new Replica(behaviour);
+            var builder = WebApplication.CreateSlimBuilder();
+            builder.Configuration.Sources.Clear(); // not the service's appsettings.json (its fixed ports) beside the tests
+            builder.Logging.ClearProviders();
+            builder.WebHost.ConfigureKestrel(k => k.Listen(IPAddress.Loopback, 0, l => l.Protocols = HttpProtocols.Http2));
+            builder.Services.AddGrpcServer();
+            builder.Services.AddSingleton(replica);
+            replica._app = builder.Build();
+            replica._app.MapGrpcService<Replica>();
+            await replica._app.StartAsync();
+            replica.Address = new Uri(replica._app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First());
+            return replica;
+        }
+
+        public override async Task Generate(GenerateRequest request, IServerStreamWriter<GenerateResponse> responseStream, ServerCallContext context)
+        {
+            Interlocked.Increment(ref _calls);
+            LastRequest = request;
+            if (Mode == Behaviour.Unavailable) throw new RpcException(new Status(StatusCode.Unavailable, "replica is down"));
+            context.CancellationToken.Register(() => Cancelled.TrySetResult(true));
+            var result = new SequenceResult { Index = 0, FinishReason = FinishReason.Stop };
+            for (var i = 0; Mode == Behaviour.Endless || i < 3; i++)
+            {
+                var token = new GeneratedToken { SequenceIndex = 0, TokenId = 5 + i };
+                await responseStream.WriteAsync(new GenerateResponse { Step = new TokenStep { Tokens = { token } } }, context.CancellationToken);
+                result.TokenIds.Add(token.TokenId);
+                if (Mode == Behaviour.DiesAfterFirstToken) throw new RpcException(new Status(StatusCode.Unavailable, "replica died"));
+                if (Mode == Behaviour.Endless) await Task.Delay(20, context.CancellationToken);
+            }
+            await responseStream.WriteAsync(new GenerateResponse
+            {
+                Result = new GenerateResult { Sequences = { result }, Usage = new Usage { PromptTokens = 3, CompletionTokens = 3 } },
+            });
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            if (_app is null) return;
+            using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(2));
+            await _app.StopAsync(stop.Token);
+            await _app.DisposeAsync();
+        }
+    }
+}
