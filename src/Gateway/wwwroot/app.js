@@ -11,6 +11,12 @@ const els = {
 };
 
 const SETTINGS_KEY = 'chatservices.settings';
+// Inline icons: no icon font or emoji font is assumed to be installed.
+const svg = (d) => `<svg viewBox="0 0 24 24" width="15" height="15" aria-hidden="true" fill="none" stroke="currentColor" stroke-width="2" stroke-linecap="round" stroke-linejoin="round">${d}</svg>`;
+const ICONS = {
+  pencil: svg('<path d="M12 20h9"/><path d="M16.5 3.5a2.1 2.1 0 0 1 3 3L7 19l-4 1 1-4Z"/>'),
+  trash: svg('<path d="M3 6h18"/><path d="M8 6V4h8v2"/><path d="M19 6l-1 14H6L5 6"/><path d="M10 11v6M14 11v6"/>'),
+};
 const state = {
   conversations: [],
   current: null,          // the open conversation's id, or null for a new chat not yet created
@@ -135,14 +141,14 @@ function renderList() {
     const rename = document.createElement('button');
     rename.type = 'button';
     rename.className = 'icon rename';
-    rename.textContent = '✎';
+    rename.innerHTML = ICONS.pencil;
     rename.setAttribute('aria-label', `Rename ${c.title}`);
     rename.addEventListener('click', () => startRename(li, c));
 
     const remove = document.createElement('button');
     remove.type = 'button';
     remove.className = 'icon delete';
-    remove.textContent = '🗑';
+    remove.innerHTML = ICONS.trash;
     remove.setAttribute('aria-label', `Delete ${c.title}`);
     remove.addEventListener('click', () => deleteConversation(c));
 
@@ -309,6 +315,7 @@ async function generate({ regenerate = false } = {}) {
   const controller = new AbortController();
   setStreaming(controller);
   let reply = null;
+  let sent = null;
   try {
     if (!state.current) {
       const created = await api('/api/conversations', { method: 'POST', body: { title: text.slice(0, 60) } });
@@ -321,7 +328,7 @@ async function generate({ regenerate = false } = {}) {
       const last = els.messages.lastElementChild;
       if (last?.classList.contains('assistant')) last.remove();
     } else {
-      addMessage('user', text);
+      sent = addMessage('user', text);
       els.prompt.value = '';
       autosize();
     }
@@ -332,7 +339,16 @@ async function generate({ regenerate = false } = {}) {
     const response = await fetch(`/api/conversations/${encodeURIComponent(state.current)}/messages`, {
       method: 'POST', headers: headers(), body: JSON.stringify(body), signal: controller.signal,
     });
-    if (!response.ok) throw await errorOf(response);
+    if (!response.ok) {
+      // Refused before anything was stored: take the message back into the composer to edit or resend.
+      if (sent) {
+        sent.remove();
+        if (!els.messages.querySelector('.message')) els.empty.hidden = false;
+        els.prompt.value = text;
+        autosize();
+      }
+      throw await errorOf(response);
+    }
 
     reply = addMessage('assistant', '');
     reply.classList.add('streaming');
