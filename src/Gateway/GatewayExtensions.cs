@@ -25,6 +25,8 @@ public static class GatewayExtensions
         // Bodies above the limit fail as they are read; ApiErrorMiddleware answers 413 in OpenAI's shape.
         builder.WebHost.ConfigureKestrel(kestrel => kestrel.Limits.MaxRequestBodySize = options.MaxRequestBodyBytes);
 
+        // A route value or query string that does not bind (?page_size=abc) throws, so it is answered in OpenAI's shape.
+        builder.Services.Configure<RouteHandlerOptions>(o => o.ThrowOnBadRequest = true);
         builder.Services.AddSingleton(TimeProvider.System);
         builder.Services.AddSingleton(_ => new Dialogue.DialogueClient(GrpcChannel.ForAddress(options.DialogueEndpoint)));
         builder.Services.AddSingleton<DialogueUpstream>();

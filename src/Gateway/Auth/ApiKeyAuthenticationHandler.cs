@@ -11,7 +11,8 @@ namespace ChatServices.Gateway.Auth;
 /// Authenticates <c>Authorization: Bearer KEY</c> against <see cref="ApiKeyStore"/>. With
 /// <c>Gateway:AllowAnonymousOnLoopback</c>, a request from the loopback interface that carries no valid key is
 /// served as the anonymous owner (the embedded single-machine default; the OpenAI SDKs always send some key,
-/// so any key is accepted there). Failures answer 401 in OpenAI's error shape.
+/// so any key is accepted there), provided the Host header names loopback as well. Failures answer 401 in
+/// OpenAI's error shape.
 /// </summary>
 public sealed class ApiKeyAuthenticationHandler(
     IOptionsMonitor<AuthenticationSchemeOptions> options,
@@ -29,7 +30,7 @@ public sealed class ApiKeyAuthenticationHandler(
         var presented = BearerToken(Request);
         var caller = presented is null ? null : keys.Find(presented);
 
-        if (caller is null && gateway.Value.AllowAnonymousOnLoopback && IsLoopback(Context.Connection.RemoteIpAddress))
+        if (caller is null && gateway.Value.AllowAnonymousOnLoopback && IsLoopback(Context.Connection.RemoteIpAddress) && IsLoopbackHost(Request.Host.Host))
         {
             caller = keys.Anonymous();
         }
@@ -58,4 +59,9 @@ public sealed class ApiKeyAuthenticationHandler(
     }
 
     private static bool IsLoopback(IPAddress? address) => address is not null && IPAddress.IsLoopback(address);
+
+    // The Host must name loopback too: a web page on a domain that resolves to 127.0.0.1 (DNS rebinding) reaches
+    // the gateway from loopback, but says its own name in Host.
+    private static bool IsLoopbackHost(string host) =>
+        host is "localhost" or "127.0.0.1" or "[::1]" or "::1" || host.EndsWith(".localhost", StringComparison.OrdinalIgnoreCase);
 }

@@ -4,6 +4,7 @@ using ChatServices.Gateway.OpenAi;
 using ChatServices.Gateway.Upstream;
 using ChatServices.Protos.Chat.V1;
 using Google.Protobuf.WellKnownTypes;
+using Microsoft.AspNetCore.Mvc;
 
 namespace ChatServices.Gateway.Conversations;
 
@@ -28,8 +29,10 @@ public static class ConversationsApi
         return api;
     }
 
-    public static async Task ListConversations(HttpContext http, DialogueUpstream upstream, int? pageSize, string? pageToken)
+    public static async Task ListConversations(
+        HttpContext http, DialogueUpstream upstream, [FromQuery(Name = "page_size")] int? pageSize, [FromQuery(Name = "page_token")] string? pageToken)
     {
+        if (pageSize is < 1 or > 100) throw ApiException.InvalidRequest("'page_size' must be between 1 and 100.", "page_size");
         var page = await upstream.ListConversationsAsync(new ListConversationsRequest
         {
             OwnerId = http.GetCaller().OwnerId,

@@ -37,9 +37,12 @@ public static class OpenAiJson
     /// </summary>
     public static async Task<T> ReadBodyAsync<T>(HttpRequest request, JsonTypeInfo<T> typeInfo) where T : class
     {
-        if (request.ContentType is { } contentType && !contentType.Contains("json", StringComparison.OrdinalIgnoreCase))
+        // JSON only, never a form or text/plain: a cross-site page can send those without a CORS preflight, and on a
+        // gateway that serves loopback callers without a key that would let any website act as the local owner.
+        if (request.ContentType is not { } contentType || !contentType.Contains("json", StringComparison.OrdinalIgnoreCase))
         {
-            throw ApiException.InvalidRequest($"Unsupported content type '{contentType}': send the body as application/json.");
+            throw new ApiException(StatusCodes.Status415UnsupportedMediaType, "invalid_request_error",
+                $"Unsupported content type '{request.ContentType}': send the body as application/json.", null, "unsupported_content_type");
         }
 
         T? body;

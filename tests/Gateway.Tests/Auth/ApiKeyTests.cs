@@ -86,6 +86,20 @@ public sealed class ApiKeyTests(GatewayFixture fixture)
     }
 
     [Fact]
+    public async Task Anonymous_loopback_access_needs_a_loopback_Host_name()
+    {
+        // What a page on a rebinding domain that resolves to 127.0.0.1 would send.
+        using var client = fixture.CreateClient(key: null, baseAddress: fixture.AnonymousBaseAddress);
+        var request = new HttpRequestMessage(HttpMethod.Get, "/v1/models");
+        request.Headers.Host = "rebind.example:" + fixture.AnonymousBaseAddress.Port;
+        await (await client.SendAsync(request)).AssertErrorAsync(HttpStatusCode.Unauthorized);
+
+        var local = new HttpRequestMessage(HttpMethod.Get, "/v1/models");
+        local.Headers.Host = "localhost:" + fixture.AnonymousBaseAddress.Port;
+        Assert.Equal(HttpStatusCode.OK, (await client.SendAsync(local)).StatusCode);
+    }
+
+    [Fact]
     public async Task The_web_page_and_health_endpoints_need_no_key()
     {
         using var client = fixture.CreateClient(key: null);

@@ -69,6 +69,17 @@ public sealed class ConversationsApiTests(GatewayFixture fixture)
     }
 
     [Fact]
+    public async Task The_list_is_paged_by_page_size_and_page_token()
+    {
+        using var client = fixture.CreateClient(GatewayFixture.AliceKey);
+        await client.PostJsonAsync("/api/conversations", "{}");
+        await (await client.GetAsync("/api/conversations?page_size=101")).AssertErrorAsync(HttpStatusCode.BadRequest, "page_size");
+        var request = fixture.Upstream.ListRequests;
+        await client.GetAsync("/api/conversations?page_size=5&page_token=abc");
+        Assert.Equal((5, "abc"), (request.Last().PageSize, request.Last().PageToken));
+    }
+
+    [Fact]
     public async Task Another_owners_conversation_is_not_found()
     {
         using var alice = fixture.CreateClient(GatewayFixture.AliceKey);

@@ -157,8 +157,12 @@ public sealed class ScriptedDialogueService : Dialogue.DialogueBase
         return Task.FromResult(c.ToProto(includeMessages: false));
     }
 
+    /// <summary>Every ListConversations request received, in order.</summary>
+    public ConcurrentQueue<ListConversationsRequest> ListRequests { get; } = new();
+
     public override Task<ListConversationsResponse> ListConversations(ListConversationsRequest request, ServerCallContext context)
     {
+        ListRequests.Enqueue(request.Clone());
         var response = new ListConversationsResponse();
         response.Conversations.AddRange(_conversations.Values.Where(c => c.OwnerId == request.OwnerId)
             .OrderByDescending(c => c.UpdatedAt).Select(c => c.ToProto(includeMessages: false)));

@@ -75,6 +75,18 @@ public sealed class ValidationTests(GatewayFixture fixture)
         await (await client.PostJsonAsync("/v1/chat/completions", "{not json")).AssertErrorAsync(HttpStatusCode.BadRequest);
     }
 
+    [Theory]
+    [InlineData("text/plain")]
+    [InlineData("application/x-www-form-urlencoded")]
+    [InlineData(null)]
+    public async Task A_body_that_is_not_sent_as_JSON_is_a_415(string? contentType)
+    {
+        using var client = fixture.CreateClient();
+        var content = new ByteArrayContent(System.Text.Encoding.UTF8.GetBytes($$"""{"model":"test-model","messages":{{Messages}}}"""));
+        if (contentType is not null) content.Headers.ContentType = new(contentType);
+        await (await client.PostAsync("/v1/chat/completions", content)).AssertErrorAsync(HttpStatusCode.UnsupportedMediaType);
+    }
+
     [Fact]
     public async Task An_unknown_model_is_a_404_model_not_found()
     {
