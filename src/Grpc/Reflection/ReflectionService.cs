@@ -101,25 +101,46 @@ public sealed class ReflectionService(GrpcServiceRegistry registry) : ServerRefl
         }
     }
 
-    private FileDescriptor? FindFileContainingSymbol(string symbol)
-    {
-        foreach (var file in AllFiles())
-        {
-            if (file.FindTypeByName<IDescriptor>(symbol) is not null)
-            {
-                return file;
-            }
+    private FileDescriptor? FindFileContainingSymbol(string symbol) => AllFiles().FirstOrDefault(f => Declares(f, symbol));
 
-            // package.Service.Method: the method's service is what the file declares.
-            var dot = symbol.LastIndexOf('.');
-            if (dot > 0 && file.FindTypeByName<ServiceDescriptor>(symbol[..dot]) is { } service
-                && service.FindMethodByName(symbol[(dot + 1)..]) is not null)
-            {
-                return file;
-            }
+    /// <summary>True when <paramref name="file"/> declares the fully qualified <paramref name="symbol"/>: a
+    /// service, a service's method, a message (nested too), an enum, or a field of a message.</summary>
+    private static bool Declares(FileDescriptor file, string symbol)
+    {
+        var prefix = file.Package.Length > 0 ? file.Package + "." : "";
+        if (!symbol.StartsWith(prefix, StringComparison.Ordinal))
+        {
+            return false;
         }
 
-        return null;
+        var parts = symbol[prefix.Length..].Split('.');
+        if (file.Services.FirstOrDefault(s => s.Name == parts[0]) is { } service)
+        {
+            return parts.Length == 1 || (parts.Length == 2 && service.FindMethodByName(parts[1]) is not null);
+        }
+
+        if (parts.Length == 1 && file.EnumTypes.Any(e => e.Name == parts[0]))
+        {
+            return true;
+        }
+
+        IList<MessageDescriptor> messages = file.MessageTypes;
+        MessageDescriptor? message = null;
+        foreach (var part in parts)
+        {
+            var next = messages.FirstOrDefault(m => m.Name == part);
+            if (next is null)
+            {
+                // The last part may name an enum or a field of the message found so far.
+                return message is not null && part == parts[^1]
+                    && (message.EnumTypes.Any(e => e.Name == part) || message.FindFieldByName(part) is not null);
+            }
+
+            message = next;
+            messages = next.NestedTypes;
+        }
+
+        return message is not null;
     }
 }
 

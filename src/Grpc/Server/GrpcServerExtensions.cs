@@ -1,5 +1,5 @@
 using System.Reflection;
-using ChatServices.Grpc.Health;
+using ChatServices.Grpc.HealthChecks;
 using ChatServices.Grpc.Protocol;
 using ChatServices.Grpc.Reflection;
 using Microsoft.AspNetCore.Builder;

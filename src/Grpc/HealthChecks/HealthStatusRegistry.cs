@@ -3,7 +3,7 @@ using ChatServices.ServiceDefaults;
 using Grpc.Health.V1;
 using ServingStatus = Grpc.Health.V1.HealthCheckResponse.Types.ServingStatus;
 
-namespace ChatServices.Grpc.Health;
+namespace ChatServices.Grpc.HealthChecks;
 
 /// <summary>
 /// The serving status the health service reports, per service name ("" = the whole server). A service changes

@@ -1,7 +1,7 @@
 using ChatServices.Grpc.Server;
 using Grpc.Health.V1;
 
-namespace ChatServices.Grpc.Health;
+namespace ChatServices.Grpc.HealthChecks;
 
 /// <summary>
 /// <c>grpc.health.v1.Health</c>: Check answers the current status (NOT_FOUND for an unknown service); Watch

@@ -1,0 +1,317 @@
+using System.Buffers.Binary;
+using System.IO.Compression;
+using System.Net;
+using System.Net.Http.Headers;
+using System.Net.Sockets;
+using System.Text;
+using ChatServices.Grpc.Tests.Infrastructure;
+using ChatServices.Grpc.Tests.Interop;
+using Google.Protobuf;
+
+namespace ChatServices.Grpc.Tests.BadInput;
+
+/// <summary>
+/// Malformed requests sent as raw HTTP/2 (and HTTP/1.1) bytes to our server: each gets the right status (or a
+/// plain HTTP error where the request is not gRPC at all), the server keeps serving, and repeated bad input
+/// does not grow its memory.
+/// </summary>
+public sealed class BadInputTests(TestServerFixture fixture) : IClassFixture<TestServerFixture>, IDisposable
+{
+    private const string UnaryPath = "/chatservices.testing.v1.Echo/Unary";
+    private readonly HttpClient _http = new(new SocketsHttpHandler { UseProxy = false }) { BaseAddress = fixture.Server.Address };
+
+    public void Dispose() => _http.Dispose();
+
+    [Fact]
+    public async Task Truncated_message_is_INTERNAL()
+    {
+        var frame = Frame(new EchoRequest { Message = "hello" }.ToByteArray());
+        var result = await SendAsync(frame[..^2]);
+        Assert.Equal(StatusCode.Internal, result.Status);
+        await AssertStillServingAsync();
+    }
+
+    [Fact]
+    public async Task Truncated_header_is_INTERNAL()
+    {
+        var result = await SendAsync([0, 0, 0]);
+        Assert.Equal(StatusCode.Internal, result.Status);
+    }
+
+    [Fact]
+    public async Task Length_prefix_longer_than_the_body_is_INTERNAL()
+    {
+        var body = new EchoRequest { Message = "hello" }.ToByteArray();
+        var frame = Frame(body);
+        BinaryPrimitives.WriteUInt32BigEndian(frame.AsSpan(1), (uint)body.Length + 10);
+        Assert.Equal(StatusCode.Internal, (await SendAsync(frame)).Status);
+        await AssertStillServingAsync();
+    }
+
+    [Fact]
+    public async Task Length_prefix_shorter_than_the_body_is_INTERNAL()
+    {
+        // The prefix covers 2 bytes of the message; the rest reads as a second, incomplete message header.
+        var body = new EchoRequest { Message = "hello world" }.ToByteArray();
+        var frame = Frame(body);
+        BinaryPrimitives.WriteUInt32BigEndian(frame.AsSpan(1), 2);
+        Assert.Equal(StatusCode.Internal, (await SendAsync(frame)).Status);
+    }
+
+    [Fact]
+    public async Task Oversize_length_prefix_is_RESOURCE_EXHAUSTED_before_the_body_is_read()
+    {
+        var frame = new byte[5 + 1024];
+        BinaryPrimitives.WriteUInt32BigEndian(frame.AsSpan(1), uint.MaxValue);
+        var result = await SendAsync(frame);
+        Assert.Equal(StatusCode.ResourceExhausted, result.Status);
+        await AssertStillServingAsync();
+    }
+
+    [Fact]
+    public async Task Garbage_protobuf_is_INTERNAL()
+    {
+        var result = await SendAsync(Frame([0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x01]));
+        Assert.Equal(StatusCode.Internal, result.Status);
+        await AssertStillServingAsync();
+    }
+
+    [Fact]
+    public async Task Invalid_compressed_flag_is_INTERNAL()
+    {
+        var frame = Frame(new EchoRequest { Message = "x" }.ToByteArray());
+        frame[0] = 7;
+        Assert.Equal(StatusCode.Internal, (await SendAsync(frame)).Status);
+    }
+
+    [Fact]
+    public async Task Compressed_message_without_grpc_encoding_is_INTERNAL()
+    {
+        var frame = Frame(Gzip(new EchoRequest { Message = "x" }.ToByteArray()), compressed: true);
+        Assert.Equal(StatusCode.Internal, (await SendAsync(frame)).Status);
+    }
+
+    [Fact]
+    public async Task Unsupported_grpc_encoding_is_UNIMPLEMENTED_and_lists_what_is_accepted()
+    {
+        var result = await SendAsync(Frame(new EchoRequest { Message = "x" }.ToByteArray(), compressed: true), encoding: "snappy");
+        Assert.Equal(StatusCode.Unimplemented, result.Status);
+        Assert.Contains("gzip", result.Response.Headers.GetValues("grpc-accept-encoding").Single());
+    }
+
+    [Fact]
+    public async Task Corrupt_gzip_is_INTERNAL()
+    {
+        var result = await SendAsync(Frame([0x1f, 0x8b, 8, 0, 1, 2, 3, 4, 5, 6, 7], compressed: true), encoding: "gzip");
+        Assert.Equal(StatusCode.Internal, result.Status);
+    }
+
+    [Fact]
+    public async Task Gzip_bomb_is_RESOURCE_EXHAUSTED_without_inflating_it()
+    {
+        var bomb = Gzip(new EchoRequest { Payload = ByteString.CopyFrom(new byte[8 * 1024 * 1024]) }.ToByteArray());
+        Assert.True(bomb.Length < 64 * 1024);
+        var result = await SendAsync(Frame(bomb, compressed: true), encoding: "gzip");
+        Assert.Equal(StatusCode.ResourceExhausted, result.Status);
+        await AssertStillServingAsync();
+    }
+
+    [Fact]
+    public async Task Gzip_request_gets_a_gzip_reply()
+    {
+        var result = await SendAsync(Frame(Gzip(new EchoRequest { Message = "zip", ResponseSize = 10_000 }.ToByteArray()), compressed: true), encoding: "gzip");
+        Assert.Equal(StatusCode.OK, result.Status);
+        Assert.Equal("gzip", result.Response.Headers.GetValues("grpc-encoding").Single());
+        Assert.Equal(1, result.Body[0]);
+        var length = (int)BinaryPrimitives.ReadUInt32BigEndian(result.Body.AsSpan(1));
+        Assert.True(length < 10_000, "the reply is compressed");
+        using var inflated = new GZipStream(new MemoryStream(result.Body, 5, length), CompressionMode.Decompress);
+        var reply = EchoReply.Parser.ParseFrom(inflated);
+        Assert.Equal("zip", reply.Message);
+        Assert.Equal(10_000, reply.Payload.Length);
+    }
+
+    [Fact]
+    public async Task Unary_request_without_a_message_is_INTERNAL()
+    {
+        Assert.Equal(StatusCode.Internal, (await SendAsync([])).Status);
+    }
+
+    [Fact]
+    public async Task Unary_request_with_two_messages_is_INTERNAL()
+    {
+        var one = Frame(new EchoRequest { Message = "a" }.ToByteArray());
+        Assert.Equal(StatusCode.Internal, (await SendAsync([.. one, .. one])).Status);
+    }
+
+    [Theory]
+    [InlineData("application/json")]
+    [InlineData("text/plain")]
+    [InlineData("application/grpc-web")]
+    public async Task Wrong_content_type_is_415(string contentType)
+    {
+        var result = await SendAsync(Frame(new EchoRequest().ToByteArray()), contentType: contentType);
+        Assert.Equal(HttpStatusCode.UnsupportedMediaType, result.Response.StatusCode);
+        await AssertStillServingAsync();
+    }
+
+    [Fact]
+    public async Task Accepts_application_grpc_plus_proto()
+    {
+        var result = await SendAsync(Frame(new EchoRequest { Message = "p" }.ToByteArray()), contentType: "application/grpc+proto");
+        Assert.Equal(StatusCode.OK, result.Status);
+    }
+
+    [Fact]
+    public async Task Http11_to_the_grpc_port_is_refused_and_the_server_keeps_serving()
+    {
+        using (var client = new TcpClient())
+        {
+            await client.ConnectAsync(IPAddress.Loopback, fixture.Server.Address.Port);
+            var stream = client.GetStream();
+            var request = $"POST {UnaryPath} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/grpc\r\nContent-Length: 5\r\n\r\n\0\0\0\0\0";
+            await stream.WriteAsync(Encoding.ASCII.GetBytes(request));
+            // Kestrel's HTTP/2-only endpoint answers with a GOAWAY (or nothing) and closes the connection.
+            var buffer = new byte[4096];
+            using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+            int read;
+            var total = 0;
+            while ((read = await stream.ReadAsync(buffer, cts.Token)) > 0)
+            {
+                total += read;
+            }
+
+            Assert.DoesNotContain("HTTP/1.1 200", Encoding.ASCII.GetString(buffer, 0, Math.Min(total, buffer.Length)));
+        }
+
+        using var http1 = new HttpRequestMessage(HttpMethod.Post, UnaryPath) { Version = HttpVersion.Version11, VersionPolicy = HttpVersionPolicy.RequestVersionExact };
+        http1.Content = new ByteArrayContent(Frame(new EchoRequest().ToByteArray()));
+        http1.Content.Headers.ContentType = new MediaTypeHeaderValue("application/grpc");
+        // Kestrel recognises an HTTP/1.x request on its HTTP/2-only port and answers it with an HTTP error.
+        try
+        {
+            using var response = await _http.SendAsync(http1);
+            Assert.False(response.IsSuccessStatusCode, $"HTTP/1.1 got {(int)response.StatusCode}");
+            Assert.False(response.Headers.Contains("grpc-status"));
+        }
+        catch (HttpRequestException)
+        {
+            // Or the connection is closed: refused either way.
+        }
+
+        await AssertStillServingAsync();
+    }
+
+    [Fact]
+    public async Task Request_body_reset_mid_message_ends_only_that_call()
+    {
+        var id = Guid.NewGuid().ToString();
+        using var cts = new CancellationTokenSource();
+        var content = new SlowContent(Frame(new EchoRequest { Message = id }.ToByteArray())[..4], cts);
+        using var request = Request(content);
+        await Assert.ThrowsAnyAsync<Exception>(() => _http.SendAsync(request, cts.Token));
+        await AssertStillServingAsync();
+    }
+
+    [Fact]
+    public async Task Repeated_bad_input_does_not_grow_server_memory()
+    {
+        var oversize = new byte[5 + 64 * 1024];
+        BinaryPrimitives.WriteUInt32BigEndian(oversize.AsSpan(1), 64 * 1024 * 1024);
+        var truncated = Frame(new byte[200_000])[..100_000];
+        var garbage = Frame(Enumerable.Repeat((byte)0xFF, 50_000).ToArray());
+        async Task RoundAsync(int count)
+        {
+            for (var i = 0; i < count; i++)
+            {
+                await Task.WhenAll(SendAsync(oversize), SendAsync(truncated), SendAsync(garbage));
+            }
+        }
+
+        await RoundAsync(30);
+        var before = GC.GetTotalMemory(forceFullCollection: true);
+        await RoundAsync(200);
+        var after = GC.GetTotalMemory(forceFullCollection: true);
+        Assert.True(after - before < 16 * 1024 * 1024, $"managed memory grew by {(after - before) / 1024} KiB over 600 bad requests");
+        await AssertStillServingAsync();
+    }
+
+    private async Task AssertStillServingAsync()
+    {
+        var reply = await new Echo.EchoClient(fixture.Channel).UnaryAsync(new EchoRequest { Message = "still here" });
+        Assert.Equal("still here", reply.Message);
+    }
+
+    private sealed record RawResult(HttpResponseMessage Response, StatusCode? Status, string? Message, byte[] Body);
+
+    private async Task<RawResult> SendAsync(byte[] body, string contentType = "application/grpc", string? encoding = null)
+    {
+        using var request = Request(new ByteArrayContent(body), contentType);
+        if (encoding is not null)
+        {
+            request.Headers.TryAddWithoutValidation("grpc-encoding", encoding);
+        }
+
+        var response = await _http.SendAsync(request);
+        var bytes = await response.Content.ReadAsByteArrayAsync();
+        var status = Header(response, "grpc-status");
+        return new RawResult(response, status is null ? null : (StatusCode)int.Parse(status), Header(response, "grpc-message"), bytes);
+    }
+
+    private static string? Header(HttpResponseMessage response, string name) =>
+        response.TrailingHeaders.TryGetValues(name, out var t) ? t.First()
+        : response.Headers.TryGetValues(name, out var h) ? h.First() : null;
+
+    private static HttpRequestMessage Request(HttpContent content, string contentType = "application/grpc")
+    {
+        var request = new HttpRequestMessage(HttpMethod.Post, UnaryPath)
+        {
+            Version = HttpVersion.Version20,
+            VersionPolicy = HttpVersionPolicy.RequestVersionExact,
+            Content = content,
+        };
+        request.Headers.TryAddWithoutValidation("te", "trailers");
+        request.Headers.TryAddWithoutValidation("grpc-accept-encoding", "identity,gzip");
+        content.Headers.TryAddWithoutValidation("Content-Type", contentType);
+        return request;
+    }
+
+    private static byte[] Frame(byte[] message, bool compressed = false)
+    {
+        var frame = new byte[5 + message.Length];
+        frame[0] = compressed ? (byte)1 : (byte)0;
+        BinaryPrimitives.WriteUInt32BigEndian(frame.AsSpan(1), (uint)message.Length);
+        message.CopyTo(frame, 5);
+        return frame;
+    }
+
+    private static byte[] Gzip(byte[] data)
+    {
+        using var output = new MemoryStream();
+        using (var gzip = new GZipStream(output, CompressionLevel.SmallestSize))
+        {
+            gzip.Write(data);
+        }
+
+        return output.ToArray();
+    }
+
+    /// <summary>Sends a few bytes, then cancels the request: the stream is reset mid-message.</summary>
+    private sealed class SlowContent(byte[] prefix, CancellationTokenSource cancel) : HttpContent
+    {
+        protected override async Task SerializeToStreamAsync(Stream stream, TransportContext? context)
+        {
+            await stream.WriteAsync(prefix);
+            await stream.FlushAsync();
+            await Task.Delay(200);
+            await cancel.CancelAsync();
+            await Task.Delay(Timeout.Infinite, cancel.Token);
+        }
+
+        protected override bool TryComputeLength(out long length)
+        {
+            length = -1;
+            return false;
+        }
+    }
+}
