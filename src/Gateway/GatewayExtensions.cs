@@ -30,6 +30,7 @@ public static class GatewayExtensions
         builder.Services.AddSingleton(TimeProvider.System);
         builder.Services.AddSingleton(_ => new Dialogue.DialogueClient(GrpcChannel.ForAddress(options.DialogueEndpoint)));
         builder.Services.AddSingleton<DialogueUpstream>();
+        builder.Services.AddHostedService<UpstreamReadiness>();
 
         builder.Services.AddSingleton<ApiKeyStore>();
         builder.Services.AddAuthentication(ApiKeyAuthenticationHandler.SchemeName)
@@ -77,6 +78,5 @@ public static class GatewayExtensions
                 "without a valid key acts as owner '{Owner}'. Turn this off and configure Gateway:ApiKeys before exposing the gateway. ***",
                 options.AnonymousOwnerId);
         }
-        app.Services.GetRequiredService<Readiness>().MarkReady();
     }
 }

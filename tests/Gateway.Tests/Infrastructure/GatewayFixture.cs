@@ -69,7 +69,8 @@ public sealed class GatewayFixture : IAsyncLifetime
     }
 
     /// <summary>Starts a Gateway against <paramref name="upstream"/>, with the test keys and limits.</summary>
-    public static async Task<(WebApplication App, Uri Address)> StartGatewayAsync(Uri upstream, bool anonymous, Action<Dictionary<string, string?>>? configure = null)
+    public static async Task<(WebApplication App, Uri Address)> StartGatewayAsync(
+        Uri upstream, bool anonymous, Action<Dictionary<string, string?>>? configure = null, bool waitUntilReady = true)
     {
         var root = RepositoryRoot.Path;
         var builder = WebApplication.CreateBuilder(new WebApplicationOptions
@@ -110,7 +111,13 @@ public sealed class GatewayFixture : IAsyncLifetime
         var app = builder.Build();
         app.MapGateway();
         await app.StartAsync();
-        return (app, Address(app));
+        var address = Address(app);
+        if (waitUntilReady)
+        {
+            using var client = new HttpClient { BaseAddress = address };
+            for (var i = 0; i < 100 && (await client.GetAsync("/readyz")).StatusCode != HttpStatusCode.OK; i++) await Task.Delay(50);
+        }
+        return (app, address);
     }
 
     private static Uri Address(WebApplication app) =>

@@ -36,7 +36,7 @@ public sealed class UpstreamErrorTests(GatewayFixture fixture)
         var closedPort = ((IPEndPoint)listener.LocalEndpoint).Port;
         listener.Stop();
 
-        var (gateway, address) = await GatewayFixture.StartGatewayAsync(new Uri($"http://127.0.0.1:{closedPort}"), anonymous: false);
+        var (gateway, address) = await GatewayFixture.StartGatewayAsync(new Uri($"http://127.0.0.1:{closedPort}"), anonymous: false, waitUntilReady: false);
         try
         {
             using var client = fixture.CreateClient(GatewayFixture.AliceKey, address);
@@ -44,6 +44,11 @@ public sealed class UpstreamErrorTests(GatewayFixture fixture)
                 .AssertErrorAsync(HttpStatusCode.ServiceUnavailable);
             Assert.Equal("upstream_unavailable", error.GetProperty("code").GetString());
             await (await client.GetAsync("/v1/models")).AssertErrorAsync(HttpStatusCode.ServiceUnavailable);
+
+            // Not ready until DialogueService answers, so a load balancer sends no one.
+            var ready = await client.GetAsync("/readyz");
+            Assert.Equal(HttpStatusCode.ServiceUnavailable, ready.StatusCode);
+            Assert.Contains("waiting for DialogueService", await ready.Content.ReadAsStringAsync());
         }
         finally
         {
