@@ -118,8 +118,7 @@ public static class ConversationsApi
             Regenerate = regenerate,
             Settings = GenerationSettingsMapping.Build(body.Temperature, null, body.MaxTokens, "max_tokens", null, null, null, null, null, false, null),
         };
-        using var charge = budgets.Charge(http.GetCaller(), TokenEstimate.ForChat(request));
-        await using var call = await upstream.StartChatAsync(request, charge, http.RequestAborted);
+        await using var call = await upstream.StartChatAsync(request, budgets.Charge(http.GetCaller(), TokenEstimate.ForChat(request)), http.RequestAborted);
         var ct = http.RequestAborted;
 
         using var sse = new ServerSentEventWriter(http.Response);

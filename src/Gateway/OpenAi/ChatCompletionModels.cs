@@ -6,15 +6,13 @@ namespace ChatServices.Gateway.OpenAi;
 // OpenAiJsonContext; nulls are written (OpenAI sends "logprobs": null, "refusal": null …). Unknown request
 // fields are ignored, as OpenAI's own server ignores them.
 
-/// <summary>The body of <c>POST /v1/chat/completions</c>.</summary>
-public sealed class ChatCompletionRequest
+/// <summary>What the chat and the legacy completion requests share: the model, sampling and streaming.</summary>
+public abstract class CompletionRequestBase
 {
     public string? Model { get; set; }
-    public List<ChatMessageBody>? Messages { get; set; }
     public double? Temperature { get; set; }
     public double? TopP { get; set; }
     public int? MaxTokens { get; set; }
-    public int? MaxCompletionTokens { get; set; }
     public int? N { get; set; }
 
     [JsonConverter(typeof(StopSequencesConverter))]
@@ -23,11 +21,20 @@ public sealed class ChatCompletionRequest
     public long? Seed { get; set; }
     public double? PresencePenalty { get; set; }
     public double? FrequencyPenalty { get; set; }
-    public bool? Logprobs { get; set; }
-    public int? TopLogprobs { get; set; }
     public bool? Stream { get; set; }
     public StreamOptions? StreamOptions { get; set; }
+
+    /// <summary>The end user, for abuse monitoring; accepted and not used.</summary>
     public string? User { get; set; }
+}
+
+/// <summary>The body of <c>POST /v1/chat/completions</c>.</summary>
+public sealed class ChatCompletionRequest : CompletionRequestBase
+{
+    public List<ChatMessageBody>? Messages { get; set; }
+    public int? MaxCompletionTokens { get; set; }
+    public bool? Logprobs { get; set; }
+    public int? TopLogprobs { get; set; }
 }
 
 public sealed class ChatMessageBody
@@ -126,32 +133,18 @@ public sealed class ModelBody
 }
 
 /// <summary>The body of <c>POST /v1/completions</c> (the legacy text completion API).</summary>
-public sealed class CompletionRequest
+public sealed class CompletionRequest : CompletionRequestBase
 {
-    public string? Model { get; set; }
-
     /// <summary>A string, or an array holding one string.</summary>
     [JsonConverter(typeof(PromptConverter))]
     public string? Prompt { get; set; }
 
-    public double? Temperature { get; set; }
-    public double? TopP { get; set; }
-    public int? MaxTokens { get; set; }
-    public int? N { get; set; }
-
-    [JsonConverter(typeof(StopSequencesConverter))]
-    public List<string>? Stop { get; set; }
-
-    public long? Seed { get; set; }
-    public double? PresencePenalty { get; set; }
-    public double? FrequencyPenalty { get; set; }
+    /// <summary>The legacy API's logprobs is a count of top tokens (not supported here).</summary>
     public int? Logprobs { get; set; }
+
     public bool? Echo { get; set; }
     public string? Suffix { get; set; }
     public int? BestOf { get; set; }
-    public bool? Stream { get; set; }
-    public StreamOptions? StreamOptions { get; set; }
-    public string? User { get; set; }
 }
 
 public sealed class TextCompletion

@@ -21,15 +21,13 @@ public static class ChatCompletionsApi
         var request = ToChatRequest(body, http.GetCaller().OwnerId, options.Value.MaxMessages);
         var choices = GenerationSettingsMapping.ChoiceCount(request.Settings);
 
-        using var charge = budgets.Charge(http.GetCaller(), TokenEstimate.ForChat(request));
-        await using var call = await upstream.StartChatAsync(request, charge, http.RequestAborted);
+        await using var call = await upstream.StartChatAsync(request, budgets.Charge(http.GetCaller(), TokenEstimate.ForChat(request)), http.RequestAborted);
         var id = "chatcmpl-" + Ids.New();
         var created = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
 
         if (body.Stream == true)
         {
-            var stream = new ChunkStream(id, created, model.Id, choices, body.StreamOptions?.IncludeUsage == true);
-            await stream.WriteAsync(http.Response, call, http.RequestAborted);
+            await StreamAsync(http.Response, call, id, created, model.Id, choices, body.StreamOptions?.IncludeUsage == true, http.RequestAborted);
             return;
         }
 
@@ -142,149 +140,65 @@ public static class ChatCompletionsApi
     }
 
     /// <summary>
-    /// Writes a chat turn as <c>chat.completion.chunk</c> events, as OpenAI does: per choice one chunk with the
-    /// assistant role, then content deltas, then one with the finish reason and an empty delta; with
-    /// <c>include_usage</c> every chunk carries <c>"usage":null</c> and a last chunk with no choices carries the
-    /// usage; then <c>data: [DONE]</c>.
+    /// The chat stream: per choice first a chunk with the assistant role and empty content, then one chunk per
+    /// delta (with its logprobs when asked for), then one with the finish reason and an empty delta.
     /// </summary>
-    private sealed class ChunkStream(string id, long created, string model, int choices, bool includeUsage)
+    private static async Task StreamAsync(HttpResponse response, ChatCall call, string id, long created, string model, int choices, bool includeUsage, CancellationToken cancellationToken)
     {
-        public async Task WriteAsync(HttpResponse response, ChatCall call, CancellationToken cancellationToken)
+        using var chunks = new CompletionChunkWriter(response, id, "chat.completion.chunk", created, model, includeUsage);
+        for (var i = 0; i < choices; i++)
         {
-            using var sse = new ServerSentEventWriter(response);
-            for (var i = 0; i < choices; i++)
-            {
-                var json = BeginChunk(sse, i);
-                json.WriteStartObject("delta");
-                json.WriteString("role", "assistant");
-                json.WriteString("content", "");
-                json.WriteNull("refusal");
-                json.WriteEndObject();
-                EndChunk(json, finishReason: null);
-                await sse.EndEventAsync(cancellationToken);
-            }
-
-            try
-            {
-                await foreach (var e in call.ReadEventsAsync())
-                {
-                    switch (e.EventCase)
-                    {
-                        case ChatEvent.EventOneofCase.Delta:
-                            WriteDelta(sse, call.CheckChoice(e.Delta.Index, choices), e.Delta);
-                            await sse.EndEventAsync(cancellationToken);
-                            break;
-                        case ChatEvent.EventOneofCase.Finished:
-                            var json = BeginChunk(sse, call.CheckChoice(e.Finished.Index, choices));
-                            json.WriteStartObject("delta");
-                            json.WriteEndObject();
-                            EndChunk(json, e.Finished.FinishReason);
-                            await sse.EndEventAsync(cancellationToken);
-                            break;
-                    }
-                }
-            }
-            catch (ApiException error)
-            {
-                // The stream has started: the status line is sent, so the error goes in the stream, as OpenAI does.
-                await sse.WriteErrorAsync(error, cancellationToken);
-                return;
-            }
-
-            if (includeUsage)
-            {
-                var json = sse.BeginEvent();
-                WriteHeader(json);
-                json.WriteStartArray("choices");
-                json.WriteEndArray();
-                WriteUsage(json, call.UsageBody());
-                json.WriteEndObject();
-                await sse.EndEventAsync(cancellationToken);
-            }
-            await sse.WriteDoneAsync(cancellationToken);
-        }
-
-        private void WriteDelta(ServerSentEventWriter sse, int index, ChatDelta delta)
-        {
-            var json = BeginChunk(sse, index);
+            var json = chunks.BeginChoice(i);
             json.WriteStartObject("delta");
-            json.WriteString("content", delta.Text);
+            json.WriteString("role", "assistant");
+            json.WriteString("content", "");
+            json.WriteNull("refusal");
             json.WriteEndObject();
-            if (delta.Logprobs.Count > 0)
-            {
-                json.WriteStartObject("logprobs");
-                json.WriteStartArray("content");
-                foreach (var lp in delta.Logprobs)
-                {
-                    json.WriteStartObject();
-                    json.WriteString("token", lp.Token);
-                    json.WriteNumber("logprob", lp.Logprob);
-                    WriteBytes(json, lp.Bytes);
-                    json.WriteStartArray("top_logprobs");
-                    foreach (var top in lp.TopLogprobs)
-                    {
-                        json.WriteStartObject();
-                        json.WriteString("token", top.Token);
-                        json.WriteNumber("logprob", top.Logprob);
-                        WriteBytes(json, top.Bytes);
-                        json.WriteEndObject();
-                    }
-                    json.WriteEndArray();
-                    json.WriteEndObject();
-                }
-                json.WriteEndArray();
-                json.WriteEndObject();
-            }
-            EndChunk(json, finishReason: null, logprobsWritten: delta.Logprobs.Count > 0);
+            await chunks.EndChoiceAsync(json, finishReason: null, logprobsWritten: false, cancellationToken);
         }
-
-        private Utf8JsonWriter BeginChunk(ServerSentEventWriter sse, int index)
+        await chunks.WriteAsync(call, choices, WriteDelta, static json =>
         {
-            var json = sse.BeginEvent();
-            WriteHeader(json);
-            json.WriteStartArray("choices");
-            json.WriteStartObject();
-            json.WriteNumber("index", index);
-            return json;
-        }
-
-        private void EndChunk(Utf8JsonWriter json, string? finishReason, bool logprobsWritten = false)
-        {
-            if (!logprobsWritten) json.WriteNull("logprobs");
-            if (finishReason is null) json.WriteNull("finish_reason"); else json.WriteString("finish_reason", finishReason);
+            json.WriteStartObject("delta");
             json.WriteEndObject();
-            json.WriteEndArray();
-            if (includeUsage) json.WriteNull("usage");
-            json.WriteEndObject();
-        }
-
-        private void WriteHeader(Utf8JsonWriter json)
-        {
-            json.WriteStartObject();
-            json.WriteString("id", id);
-            json.WriteString("object", "chat.completion.chunk");
-            json.WriteNumber("created", created);
-            json.WriteString("model", model);
-            json.WriteNull("system_fingerprint");
-        }
-
-        private static void WriteBytes(Utf8JsonWriter json, ByteString bytes)
-        {
-            json.WriteStartArray("bytes");
-            foreach (var b in bytes.Span) json.WriteNumberValue(b);
-            json.WriteEndArray();
-        }
+        }, cancellationToken);
     }
 
-    internal static void WriteUsage(Utf8JsonWriter json, Usage usage)
+    private static bool WriteDelta(Utf8JsonWriter json, ChatDelta delta)
     {
-        json.WriteStartObject("usage");
-        json.WriteNumber("prompt_tokens", usage.PromptTokens);
-        json.WriteNumber("completion_tokens", usage.CompletionTokens);
-        json.WriteNumber("total_tokens", usage.TotalTokens);
-        json.WriteStartObject("prompt_tokens_details");
-        json.WriteNumber("cached_tokens", usage.PromptTokensDetails.CachedTokens);
+        json.WriteStartObject("delta");
+        json.WriteString("content", delta.Text);
         json.WriteEndObject();
+        if (delta.Logprobs.Count == 0) return false;
+
+        json.WriteStartObject("logprobs");
+        json.WriteStartArray("content");
+        foreach (var lp in delta.Logprobs)
+        {
+            json.WriteStartObject();
+            json.WriteString("token", lp.Token);
+            json.WriteNumber("logprob", lp.Logprob);
+            WriteBytes(json, lp.Bytes);
+            json.WriteStartArray("top_logprobs");
+            foreach (var top in lp.TopLogprobs)
+            {
+                json.WriteStartObject();
+                json.WriteString("token", top.Token);
+                json.WriteNumber("logprob", top.Logprob);
+                WriteBytes(json, top.Bytes);
+                json.WriteEndObject();
+            }
+            json.WriteEndArray();
+            json.WriteEndObject();
+        }
+        json.WriteEndArray();
         json.WriteEndObject();
+        return true;
+    }
+
+    private static void WriteBytes(Utf8JsonWriter json, ByteString bytes)
+    {
+        json.WriteStartArray("bytes");
+        foreach (var b in bytes.Span) json.WriteNumberValue(b);
+        json.WriteEndArray();
     }
 }

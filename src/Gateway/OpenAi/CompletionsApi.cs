@@ -1,5 +1,4 @@
 using System.Text;
-using System.Text.Json;
 using ChatServices.Gateway.Auth;
 using ChatServices.Gateway.Limits;
 using ChatServices.Gateway.Upstream;
@@ -20,8 +19,7 @@ public static class CompletionsApi
         var request = ToChatRequest(body, http.GetCaller().OwnerId);
         var choices = GenerationSettingsMapping.ChoiceCount(request.Settings);
 
-        using var charge = budgets.Charge(http.GetCaller(), TokenEstimate.ForChat(request));
-        await using var call = await upstream.StartChatAsync(request, charge, http.RequestAborted);
+        await using var call = await upstream.StartChatAsync(request, budgets.Charge(http.GetCaller(), TokenEstimate.ForChat(request)), http.RequestAborted);
         var id = "cmpl-" + Ids.New();
         var created = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
 
@@ -70,66 +68,15 @@ public static class CompletionsApi
 
     private static async Task StreamAsync(HttpResponse response, ChatCall call, string id, long created, string model, int choices, bool includeUsage, CancellationToken cancellationToken)
     {
-        using var sse = new ServerSentEventWriter(response);
-        await sse.StartAsync(cancellationToken);
-        try
-        {
-            await foreach (var e in call.ReadEventsAsync())
+        using var chunks = new CompletionChunkWriter(response, id, "text_completion", created, model, includeUsage);
+        await response.StartAsync(cancellationToken);
+        await chunks.WriteAsync(call, choices,
+            static (json, delta) =>
             {
-                if (e.EventCase == ChatEvent.EventOneofCase.Delta)
-                {
-                    WriteChunk(sse, id, created, model, call.CheckChoice(e.Delta.Index, choices), e.Delta.Text, null, includeUsage);
-                    await sse.EndEventAsync(cancellationToken);
-                }
-                else if (e.EventCase == ChatEvent.EventOneofCase.Finished)
-                {
-                    WriteChunk(sse, id, created, model, call.CheckChoice(e.Finished.Index, choices), "", e.Finished.FinishReason, includeUsage);
-                    await sse.EndEventAsync(cancellationToken);
-                }
-            }
-        }
-        catch (ApiException error)
-        {
-            await sse.WriteErrorAsync(error, cancellationToken);
-            return;
-        }
-
-        if (includeUsage)
-        {
-            var json = sse.BeginEvent();
-            WriteHeader(json, id, created, model);
-            json.WriteStartArray("choices");
-            json.WriteEndArray();
-            ChatCompletionsApi.WriteUsage(json, call.UsageBody());
-            json.WriteEndObject();
-            await sse.EndEventAsync(cancellationToken);
-        }
-        await sse.WriteDoneAsync(cancellationToken);
-    }
-
-    private static void WriteChunk(ServerSentEventWriter sse, string id, long created, string model, int index, string text, string? finishReason, bool includeUsage)
-    {
-        var json = sse.BeginEvent();
-        WriteHeader(json, id, created, model);
-        json.WriteStartArray("choices");
-        json.WriteStartObject();
-        json.WriteString("text", text);
-        json.WriteNumber("index", index);
-        json.WriteNull("logprobs");
-        if (finishReason is null) json.WriteNull("finish_reason"); else json.WriteString("finish_reason", finishReason);
-        json.WriteEndObject();
-        json.WriteEndArray();
-        if (includeUsage) json.WriteNull("usage");
-        json.WriteEndObject();
-    }
-
-    private static void WriteHeader(Utf8JsonWriter json, string id, long created, string model)
-    {
-        json.WriteStartObject();
-        json.WriteString("id", id);
-        json.WriteString("object", "text_completion");
-        json.WriteNumber("created", created);
-        json.WriteString("model", model);
-        json.WriteNull("system_fingerprint");
+                json.WriteString("text", delta.Text);
+                return false;
+            },
+            static json => json.WriteString("text", ""),
+            cancellationToken);
     }
 }

@@ -66,9 +66,6 @@ public sealed class ServerSentEventWriter : IDisposable
         return _pipe.FlushAsync(cancellationToken);
     }
 
-    /// <summary>Sends the response headers now, before the first event.</summary>
-    public Task StartAsync(CancellationToken cancellationToken) => _response.StartAsync(cancellationToken);
-
     /// <summary>An error after the stream has started, in OpenAI's shape: <c>data: {"error":{...}}</c>.</summary>
     public ValueTask<FlushResult> WriteErrorAsync(ApiException error, CancellationToken cancellationToken)
     {

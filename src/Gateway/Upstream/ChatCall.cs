@@ -1,4 +1,3 @@
-using System.Runtime.CompilerServices;
 using ChatServices.Gateway.Limits;
 using ChatServices.Gateway.OpenAi;
 using ChatServices.Protos.Chat.V1;
@@ -29,8 +28,11 @@ public sealed class ChatCall : IAsyncDisposable
     /// <summary>Set once the stream's <see cref="ChatUsage"/> event has been read.</summary>
     public ChatUsage? Usage { get; private set; }
 
-    /// <summary>The events after <see cref="Started"/>; upstream failures surface as <see cref="ApiException"/>.</summary>
-    public async IAsyncEnumerable<ChatEvent> ReadEventsAsync([EnumeratorCancellation] CancellationToken cancellationToken = default)
+    /// <summary>
+    /// The events after <see cref="Started"/>; upstream failures surface as <see cref="ApiException"/>. The call
+    /// was started with the request's cancellation token, which also ends this enumeration.
+    /// </summary>
+    public async IAsyncEnumerable<ChatEvent> ReadEventsAsync()
     {
         while (await _events.MoveNextAsync())
         {
@@ -66,6 +68,7 @@ public sealed class ChatCall : IAsyncDisposable
             // Cancelled or failed before usage: charge the prompt and at least a token per delta seen.
             _charge.Settle(Started.PromptTokens + _deltas);
         }
+        _charge.Dispose();
         await _events.DisposeAsync();
     }
 }

@@ -46,6 +46,7 @@ public sealed class DialogueUpstream(Dialogue.DialogueClient client, IOptions<Ga
     /// <summary>
     /// Starts a chat and waits for its first event, so that a refusal (bad field, overload, no replica) is still an
     /// HTTP status. Cancelling <paramref name="cancellationToken"/> (the client went away) cancels the upstream call.
+    /// The call owns <paramref name="charge"/> from here on and settles it when disposed.
     /// </summary>
     public async Task<ChatCall> StartChatAsync(ChatRequest request, TokenCharge charge, CancellationToken cancellationToken)
     {
@@ -60,7 +61,8 @@ public sealed class DialogueUpstream(Dialogue.DialogueClient client, IOptions<Ga
         }
         catch
         {
-            charge.Settle(0);
+            charge.Settle(0); // refused before generating: nothing was used
+            charge.Dispose();
             await events.DisposeAsync();
             throw;
         }
