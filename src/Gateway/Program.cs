@@ -1,9 +1,10 @@
+using ChatServices.Gateway;
 using ChatServices.ServiceDefaults;
 
 var builder = WebApplication.CreateBuilder(args);
 builder.AddServiceDefaults();
+builder.AddGateway();
 
 var app = builder.Build();
-app.MapDefaultEndpoints();
-app.Lifetime.ApplicationStarted.Register(() => app.Services.GetRequiredService<Readiness>().MarkReady());
+app.MapGateway();
 app.Run();

@@ -1,0 +1,216 @@
+using ChatServices.Gateway.Auth;
+using ChatServices.Gateway.Limits;
+using ChatServices.Gateway.OpenAi;
+using ChatServices.Gateway.Upstream;
+using ChatServices.Protos.Chat.V1;
+using Google.Protobuf.WellKnownTypes;
+using Microsoft.AspNetCore.Mvc;
+
+namespace ChatServices.Gateway.Conversations;
+
+/// <summary>
+/// The web page's API over stored conversations (<c>/api/conversations</c>). Every call acts as the caller's
+/// owner id; DialogueService reports another owner's conversation as not found.
+/// </summary>
+public static class ConversationsApi
+{
+    private const int MaxTitleLength = 200;
+
+    public static RouteGroupBuilder MapConversationsApi(this IEndpointRouteBuilder app)
+    {
+        var api = app.MapGroup("/api/conversations").RequireAuthorization().RequireRateLimiting(RequestLimits.PolicyName);
+
+        api.MapGet("/", ListConversations);
+        api.MapPost("/", CreateConversation);
+        api.MapGet("/{id}", GetConversation);
+        api.MapPatch("/{id}", RenameConversation);
+        api.MapDelete("/{id}", DeleteConversation);
+        api.MapPost("/{id}/messages", SendMessage);
+        return api;
+    }
+
+    public static async Task ListConversations(
+        HttpContext http, DialogueUpstream upstream, [FromQuery(Name = "page_size")] int? pageSize, [FromQuery(Name = "page_token")] string? pageToken)
+    {
+        if (pageSize is < 1 or > 100) throw ApiException.InvalidRequest("'page_size' must be between 1 and 100.", "page_size");
+        var page = await upstream.ListConversationsAsync(new ListConversationsRequest
+        {
+            OwnerId = http.GetCaller().OwnerId,
+            PageSize = pageSize ?? 0,
+            PageToken = pageToken ?? "",
+        }, http.RequestAborted);
+        var body = new ConversationPage
+        {
+            Conversations = page.Conversations.Select(c => ToBody(c, withMessages: false)).ToList(),
+            NextPageToken = page.NextPageToken.Length == 0 ? null : page.NextPageToken,
+        };
+        await OpenAiJson.WriteAsync(http.Response, body, ConversationsJsonContext.Default.ConversationPage);
+    }
+
+    public static async Task CreateConversation(HttpContext http, DialogueUpstream upstream)
+    {
+        var body = await ReadOptionalBodyAsync(http.Request) ?? new CreateConversationBody();
+        CheckTitle(body.Title, required: false);
+        var conversation = await upstream.CreateConversationAsync(new CreateConversationRequest
+        {
+            OwnerId = http.GetCaller().OwnerId,
+            Title = body.Title ?? "",
+            SystemPrompt = body.SystemPrompt ?? "",
+        }, http.RequestAborted);
+        http.Response.Headers.Location = "/api/conversations/" + conversation.Id;
+        await OpenAiJson.WriteAsync(http.Response, ToBody(conversation, withMessages: false),
+            ConversationsJsonContext.Default.ConversationBody, StatusCodes.Status201Created);
+    }
+
+    public static async Task GetConversation(string id, HttpContext http, DialogueUpstream upstream)
+    {
+        var conversation = await upstream.GetConversationAsync(new GetConversationRequest
+        {
+            OwnerId = http.GetCaller().OwnerId,
+            ConversationId = id,
+            IncludeMessages = true,
+        }, http.RequestAborted);
+        await OpenAiJson.WriteAsync(http.Response, ToBody(conversation, withMessages: true), ConversationsJsonContext.Default.ConversationBody);
+    }
+
+    public static async Task RenameConversation(string id, HttpContext http, DialogueUpstream upstream)
+    {
+        var body = await OpenAiJson.ReadBodyAsync(http.Request, ConversationsJsonContext.Default.RenameConversationBody);
+        CheckTitle(body.Title, required: true);
+        var conversation = await upstream.RenameConversationAsync(new RenameConversationRequest
+        {
+            OwnerId = http.GetCaller().OwnerId,
+            ConversationId = id,
+            Title = body.Title!,
+        }, http.RequestAborted);
+        await OpenAiJson.WriteAsync(http.Response, ToBody(conversation, withMessages: false), ConversationsJsonContext.Default.ConversationBody);
+    }
+
+    public static async Task DeleteConversation(string id, HttpContext http, DialogueUpstream upstream)
+    {
+        await upstream.DeleteConversationAsync(new DeleteConversationRequest { OwnerId = http.GetCaller().OwnerId, ConversationId = id }, http.RequestAborted);
+        http.Response.StatusCode = StatusCodes.Status204NoContent;
+    }
+
+    /// <summary>
+    /// Sends a message and streams the reply as named SSE events: <c>started</c>, <c>delta</c> ({text}),
+    /// <c>finished</c> ({finish_reason, assistant_message_id}), <c>usage</c>, or <c>error</c>; then
+    /// <c>data: [DONE]</c>. Closing the connection cancels the generation; what was produced is kept, marked cancelled.
+    /// </summary>
+    public static async Task SendMessage(string id, HttpContext http, DialogueUpstream upstream, TokenBudgets budgets)
+    {
+        var body = await OpenAiJson.ReadBodyAsync(http.Request, ConversationsJsonContext.Default.SendMessageBody);
+        var regenerate = body.Regenerate == true;
+        if (regenerate && !string.IsNullOrEmpty(body.Content))
+        {
+            throw ApiException.InvalidRequest("'content' must be empty when 'regenerate' is true.", "content");
+        }
+        if (!regenerate && string.IsNullOrWhiteSpace(body.Content))
+        {
+            throw ApiException.InvalidRequest("'content' is required.", "content");
+        }
+
+        var request = new ChatRequest
+        {
+            OwnerId = http.GetCaller().OwnerId,
+            ConversationId = id,
+            UserMessage = body.Content ?? "",
+            Regenerate = regenerate,
+            Settings = GenerationSettingsMapping.Build(body.Temperature, null, body.MaxTokens, "max_tokens", null, null, null, null, null, false, null),
+        };
+        await using var call = await upstream.StartChatAsync(request, budgets.Charge(http.GetCaller(), TokenEstimate.ForChat(request)), http.RequestAborted);
+        var ct = http.RequestAborted;
+
+        using var sse = new ServerSentEventWriter(http.Response);
+        var json = sse.BeginEvent("started");
+        json.WriteStartObject();
+        json.WriteString("conversation_id", call.Started.ConversationId);
+        json.WriteString("user_message_id", call.Started.UserMessageId);
+        json.WriteString("model", call.Started.Model);
+        json.WriteNumber("prompt_tokens", call.Started.PromptTokens);
+        json.WriteNumber("dropped_messages", call.Started.DroppedMessages);
+        json.WriteEndObject();
+        await sse.EndEventAsync(ct);
+
+        try
+        {
+            await foreach (var e in call.ReadEventsAsync())
+            {
+                switch (e.EventCase)
+                {
+                    case ChatEvent.EventOneofCase.Delta when e.Delta.Index == 0:
+                        json = sse.BeginEvent("delta");
+                        json.WriteStartObject();
+                        json.WriteString("text", e.Delta.Text);
+                        json.WriteEndObject();
+                        await sse.EndEventAsync(ct);
+                        break;
+                    case ChatEvent.EventOneofCase.Finished when e.Finished.Index == 0:
+                        json = sse.BeginEvent("finished");
+                        json.WriteStartObject();
+                        json.WriteString("finish_reason", e.Finished.FinishReason);
+                        json.WriteString("assistant_message_id", e.Finished.AssistantMessageId);
+                        json.WriteEndObject();
+                        await sse.EndEventAsync(ct);
+                        break;
+                    case ChatEvent.EventOneofCase.Usage:
+                        json = sse.BeginEvent("usage");
+                        json.WriteStartObject();
+                        json.WriteNumber("prompt_tokens", e.Usage.PromptTokens);
+                        json.WriteNumber("completion_tokens", e.Usage.CompletionTokens);
+                        json.WriteEndObject();
+                        await sse.EndEventAsync(ct);
+                        break;
+                }
+            }
+        }
+        catch (ApiException error)
+        {
+            error.WriteTo(sse.BeginEvent("error"));
+            await sse.EndEventAsync(ct);
+            return;
+        }
+        await sse.WriteDoneAsync(ct);
+    }
+
+    private static async Task<CreateConversationBody?> ReadOptionalBodyAsync(HttpRequest request) =>
+        request.ContentLength is 0 || (request.ContentLength is null && !request.Headers.TransferEncoding.Any())
+            ? null
+            : await OpenAiJson.ReadBodyAsync(request, ConversationsJsonContext.Default.CreateConversationBody);
+
+    private static void CheckTitle(string? title, bool required)
+    {
+        if (required && string.IsNullOrWhiteSpace(title)) throw ApiException.InvalidRequest("'title' is required.", "title");
+        if (title is { Length: > MaxTitleLength })
+        {
+            throw ApiException.InvalidRequest($"'title' is {title.Length} characters long; at most {MaxTitleLength} are allowed.", "title");
+        }
+    }
+
+    private static ConversationBody ToBody(Conversation c, bool withMessages) => new()
+    {
+        Id = c.Id,
+        Title = c.Title,
+        SystemPrompt = c.SystemPrompt,
+        CreatedAt = Time(c.CreatedAt),
+        UpdatedAt = Time(c.UpdatedAt),
+        Messages = withMessages ? c.Messages.Select(ToBody).ToList() : null,
+    };
+
+    private static MessageBody ToBody(Message m) => new()
+    {
+        Id = m.Id,
+        Role = m.Role,
+        Content = m.Content,
+        Status = m.Status switch
+        {
+            MessageStatus.Cancelled => "cancelled",
+            MessageStatus.Failed => "failed",
+            _ => "complete",
+        },
+        FinishReason = m.FinishReason,
+        CreatedAt = Time(m.CreatedAt),
+    };
+
+    private static DateTimeOffset? Time(Timestamp? t) => t is null ? null : t.ToDateTimeOffset();
+}

@@ -1,0 +1,62 @@
+namespace ChatServices.Gateway;
+
+/// <summary>
+/// The <c>Gateway</c> configuration section: where DialogueService is, who may call, and how much.
+/// </summary>
+public sealed class GatewayOptions
+{
+    public const string SectionName = "Gateway";
+
+    /// <summary>DialogueService's gRPC endpoint (cleartext HTTP/2).</summary>
+    public string DialogueEndpoint { get; set; } = "http://127.0.0.1:50051";
+
+    /// <summary>Deadline of unary upstream calls (conversation management, model info).</summary>
+    public TimeSpan UpstreamTimeout { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>The API keys that may call, each stored as the SHA-256 of the key (never the key itself).</summary>
+    public List<ApiKeyOptions> ApiKeys { get; set; } = [];
+
+    /// <summary>
+    /// Serve requests from the loopback interface that carry no valid key, as <see cref="AnonymousOwnerId"/>.
+    /// Meant for the embedded single-machine default only; logged loudly at start.
+    /// </summary>
+    public bool AllowAnonymousOnLoopback { get; set; }
+
+    /// <summary>The owner id anonymous loopback requests act as (their conversations belong to it).</summary>
+    public string AnonymousOwnerId { get; set; } = "local";
+
+    /// <summary>Limits for anonymous callers and for keys that set none of their own.</summary>
+    public RateLimitOptions DefaultLimits { get; set; } = new();
+
+    /// <summary>Largest request body accepted, in bytes; larger bodies are answered 413.</summary>
+    public long MaxRequestBodyBytes { get; set; } = 1024 * 1024;
+
+    /// <summary>Most messages one chat request may carry.</summary>
+    public int MaxMessages { get; set; } = 256;
+
+    /// <summary>Origins allowed to call the API from a browser on another origin (CORS). Empty: none; "*": any.</summary>
+    public string[] CorsOrigins { get; set; } = [];
+}
+
+/// <summary>One API key: the lowercase hex SHA-256 of the key, the owner it acts as, and its limits.</summary>
+public sealed class ApiKeyOptions
+{
+    public string Hash { get; set; } = "";
+
+    public string OwnerId { get; set; } = "";
+
+    /// <summary>Requests per minute; null: <see cref="GatewayOptions.DefaultLimits"/>.</summary>
+    public int? RequestsPerMinute { get; set; }
+
+    /// <summary>Prompt plus completion tokens per minute; null: <see cref="GatewayOptions.DefaultLimits"/>.</summary>
+    public int? TokensPerMinute { get; set; }
+}
+
+public sealed class RateLimitOptions
+{
+    /// <summary>Requests per minute; 0: unlimited.</summary>
+    public int RequestsPerMinute { get; set; } = 120;
+
+    /// <summary>Prompt plus completion tokens per minute; 0: unlimited.</summary>
+    public int TokensPerMinute { get; set; } = 200_000;
+}

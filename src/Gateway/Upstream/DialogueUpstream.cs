@@ -1,0 +1,155 @@
+using System.Runtime.CompilerServices;
+using ChatServices.Gateway.Limits;
+using ChatServices.Gateway.OpenAi;
+using ChatServices.Grpc;
+using ChatServices.Grpc.Client;
+using ChatServices.Protos.Chat.V1;
+using Microsoft.Extensions.Options;
+
+namespace ChatServices.Gateway.Upstream;
+
+/// <summary>
+/// The Gateway's one door to DialogueService (chat.v1.Dialogue over gRPC). Every gRPC failure leaves here as an
+/// <see cref="ApiException"/> with the HTTP status it means: INVALID_ARGUMENT → 400, NOT_FOUND → 404,
+/// RESOURCE_EXHAUSTED → 429, UNAVAILABLE → 503, DEADLINE_EXCEEDED → 504, anything else → 502. The served model
+/// (GetModelInfo) is cached for a minute.
+/// </summary>
+public sealed class DialogueUpstream(Dialogue.DialogueClient client, IOptions<GatewayOptions> options, TimeProvider time)
+{
+    private static readonly TimeSpan ModelCacheLifetime = TimeSpan.FromMinutes(1);
+    private readonly TimeSpan _timeout = options.Value.UpstreamTimeout;
+    private (ModelInfo Model, long FetchedAt)? _model;
+
+    public async Task<ModelInfo> GetModelAsync(CancellationToken cancellationToken)
+    {
+        if (_model is { } cached && time.GetElapsedTime(cached.FetchedAt) < ModelCacheLifetime) return cached.Model;
+        try
+        {
+            var model = await UnaryAsync(ct => client.GetModelInfoAsync(new GetModelInfoRequest(), deadline: Deadline(), cancellationToken: ct), cancellationToken);
+            _model = (model, time.GetTimestamp());
+            return model;
+        }
+        catch (ApiException) when (_model is { } stale)
+        {
+            return stale.Model; // DialogueService is briefly unreachable: the model it served a moment ago still stands.
+        }
+    }
+
+    /// <summary>The served model, if <paramref name="requested"/> names it: 400 when absent, 404 when another.</summary>
+    public async Task<ModelInfo> RequireModelAsync(string? requested, CancellationToken cancellationToken)
+    {
+        if (string.IsNullOrEmpty(requested)) throw ApiException.InvalidRequest("'model' is required.", "model");
+        var model = await GetModelAsync(cancellationToken);
+        return requested == model.Id ? model : throw ApiException.ModelNotFound(requested);
+    }
+
+    /// <summary>
+    /// Starts a chat and waits for its first event, so that a refusal (bad field, overload, no replica) is still an
+    /// HTTP status. Cancelling <paramref name="cancellationToken"/> (the client went away) cancels the upstream call.
+    /// The call owns <paramref name="charge"/> from here on and settles it when disposed.
+    /// </summary>
+    public async Task<ChatCall> StartChatAsync(ChatRequest request, TokenCharge charge, CancellationToken cancellationToken)
+    {
+        var events = ChatEventsAsync(request, cancellationToken).GetAsyncEnumerator(cancellationToken);
+        try
+        {
+            if (!await events.MoveNextAsync() || events.Current.EventCase != ChatEvent.EventOneofCase.Started)
+            {
+                throw new ApiException(StatusCodes.Status502BadGateway, "server_error", "DialogueService ended the chat without starting it.");
+            }
+            return new ChatCall(events, events.Current.Started, charge);
+        }
+        catch
+        {
+            charge.Settle(0); // refused before generating: nothing was used
+            charge.Dispose();
+            await events.DisposeAsync();
+            throw;
+        }
+    }
+
+    public Task<Conversation> CreateConversationAsync(CreateConversationRequest request, CancellationToken cancellationToken) =>
+        UnaryAsync(ct => client.CreateConversationAsync(request, deadline: Deadline(), cancellationToken: ct), cancellationToken);
+
+    public Task<ListConversationsResponse> ListConversationsAsync(ListConversationsRequest request, CancellationToken cancellationToken) =>
+        UnaryAsync(ct => client.ListConversationsAsync(request, deadline: Deadline(), cancellationToken: ct), cancellationToken);
+
+    public Task<Conversation> GetConversationAsync(GetConversationRequest request, CancellationToken cancellationToken) =>
+        UnaryAsync(ct => client.GetConversationAsync(request, deadline: Deadline(), cancellationToken: ct), cancellationToken);
+
+    public Task<Conversation> RenameConversationAsync(RenameConversationRequest request, CancellationToken cancellationToken) =>
+        UnaryAsync(ct => client.RenameConversationAsync(request, deadline: Deadline(), cancellationToken: ct), cancellationToken);
+
+    public Task<DeleteConversationResponse> DeleteConversationAsync(DeleteConversationRequest request, CancellationToken cancellationToken) =>
+        UnaryAsync(ct => client.DeleteConversationAsync(request, deadline: Deadline(), cancellationToken: ct), cancellationToken);
+
+    private async IAsyncEnumerable<ChatEvent> ChatEventsAsync(ChatRequest request, [EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        // No deadline on the stream itself: a long reply is not a failure. The client going away cancels it.
+        using var call = client.Chat(request, cancellationToken: cancellationToken);
+        var stream = call.ResponseStream;
+        while (true)
+        {
+            try
+            {
+                if (!await stream.MoveNext(cancellationToken)) yield break;
+            }
+            catch (Exception e) when (Map(e, cancellationToken) is { } error)
+            {
+                throw error;
+            }
+            yield return stream.Current;
+        }
+    }
+
+    private DateTime Deadline() => time.GetUtcNow().UtcDateTime + _timeout;
+
+    private static async Task<T> UnaryAsync<T>(Func<CancellationToken, AsyncUnaryCall<T>> start, CancellationToken cancellationToken)
+    {
+        try
+        {
+            using var call = start(cancellationToken);
+            return await call.ResponseAsync;
+        }
+        catch (Exception e) when (Map(e, cancellationToken) is { } error)
+        {
+            throw error;
+        }
+    }
+
+    /// <summary>The HTTP error a failed upstream call means; null when the caller's own cancellation ended it.</summary>
+    internal static ApiException? Map(Exception e, CancellationToken cancellationToken)
+    {
+        if (cancellationToken.IsCancellationRequested) return null;
+        return e switch
+        {
+            RpcException rpc => rpc.StatusCode switch
+            {
+                StatusCode.InvalidArgument or StatusCode.OutOfRange => ApiException.InvalidRequest(rpc.Status.Detail, ParamFromDetail(rpc.Status.Detail)),
+                StatusCode.NotFound => ApiException.NotFound(rpc.Status.Detail),
+                StatusCode.ResourceExhausted => new ApiException(StatusCodes.Status429TooManyRequests, "server_overloaded",
+                    rpc.Status.Detail.Length > 0 ? rpc.Status.Detail : "The model is at capacity. Try again shortly.", null, "server_overloaded") { RetryAfterSeconds = 1 },
+                StatusCode.Unavailable => ApiException.Unavailable("DialogueService is unavailable: " + rpc.Status.Detail),
+                StatusCode.DeadlineExceeded => new ApiException(StatusCodes.Status504GatewayTimeout, "server_error",
+                    "DialogueService did not answer in time.", null, "upstream_timeout"),
+                _ => new ApiException(StatusCodes.Status502BadGateway, "server_error",
+                    $"DialogueService failed: {rpc.StatusCode} {rpc.Status.Detail}", null, "upstream_error"),
+            },
+            HttpRequestException or IOException => ApiException.Unavailable("DialogueService is unavailable: " + e.Message),
+            _ => null,
+        };
+    }
+
+    // DialogueService names the field first ("settings.temperature: must be …"); pass it on as OpenAI's param.
+    private static string? ParamFromDetail(string detail)
+    {
+        var colon = detail.IndexOf(':');
+        if (colon <= 0 || colon > 64) return null;
+        var name = detail.AsSpan(0, colon);
+        foreach (var c in name)
+        {
+            if (!(char.IsAsciiLetterOrDigit(c) || c is '_' or '.' or '[' or ']')) return null;
+        }
+        return name.StartsWith("settings.") ? name[9..].ToString() : name.ToString();
+    }
+}

@@ -1,0 +1,115 @@
+using System.Net;
+using System.Text.Json;
+using ChatServices.Gateway.Tests.Infrastructure;
+
+namespace ChatServices.Gateway.Tests.Conversations;
+
+[Collection(GatewayCollection.Name)]
+public sealed class ConversationsApiTests(GatewayFixture fixture)
+{
+    [Fact]
+    public async Task A_conversation_is_created_listed_renamed_read_and_deleted()
+    {
+        using var client = fixture.CreateClient(GatewayFixture.AliceKey);
+        var created = await client.PostJsonAsync("/api/conversations", """{"title":"Trip plans"}""");
+        Assert.Equal(HttpStatusCode.Created, created.StatusCode);
+        var conversation = await created.JsonAsync();
+        var id = conversation.GetProperty("id").GetString()!;
+        Assert.Equal("Trip plans", conversation.GetProperty("title").GetString());
+        Assert.Equal("/api/conversations/" + id, created.Headers.Location?.ToString());
+
+        var list = await (await client.GetAsync("/api/conversations")).JsonAsync();
+        Assert.Contains(list.GetProperty("conversations").EnumerateArray(), c => c.GetProperty("id").GetString() == id);
+
+        var renamed = await client.PatchAsync("/api/conversations/" + id, HttpJson.Body("""{"title":"Holiday"}"""));
+        Assert.Equal("Holiday", (await renamed.JsonAsync()).GetProperty("title").GetString());
+        Assert.Equal("Holiday", (await (await client.GetAsync("/api/conversations/" + id)).JsonAsync()).GetProperty("title").GetString());
+
+        Assert.Equal(HttpStatusCode.NoContent, (await client.DeleteAsync("/api/conversations/" + id)).StatusCode);
+        await (await client.GetAsync("/api/conversations/" + id)).AssertErrorAsync(HttpStatusCode.NotFound);
+    }
+
+    [Fact]
+    public async Task A_message_streams_its_reply_as_named_events_and_is_stored()
+    {
+        using var client = fixture.CreateClient(GatewayFixture.AliceKey);
+        var id = (await (await client.PostJsonAsync("/api/conversations", "{}")).JsonAsync()).GetProperty("id").GetString()!;
+
+        using var response = await client.PostStreamingAsync($"/api/conversations/{id}/messages", """{"content":"good morning","temperature":0.2,"max_tokens":64}""");
+        Assert.Equal("text/event-stream", response.ContentType()?.MediaType);
+        var events = await ServerSentEventReader.ReadAllAsync(response);
+        Assert.Equal("started", events[0].Name);
+        Assert.Equal(id, events[0].Json.GetProperty("conversation_id").GetString());
+        var text = string.Concat(events.Where(e => e.Name == "delta").Select(e => e.Json.GetProperty("text").GetString()));
+        Assert.Equal("Hello! You said: good morning", text);
+        var finished = Assert.Single(events, e => e.Name == "finished").Json;
+        Assert.Equal("stop", finished.GetProperty("finish_reason").GetString());
+        Assert.Single(events, e => e.Name == "usage");
+        Assert.Equal("[DONE]", events[^1].Data);
+
+        var request = fixture.Upstream.ChatRequests.Last(r => r.ConversationId == id);
+        Assert.Equal("alice", request.OwnerId);
+        Assert.Equal(0.2f, request.Settings.Temperature);
+        Assert.Equal(64, request.Settings.MaxTokens);
+
+        var stored = await (await client.GetAsync("/api/conversations/" + id)).JsonAsync();
+        var messages = stored.GetProperty("messages").EnumerateArray().ToArray();
+        Assert.Equal(["user", "assistant"], messages.Select(m => m.GetProperty("role").GetString()));
+        Assert.Equal("Hello! You said: good morning", messages[1].GetProperty("content").GetString());
+        Assert.Equal(finished.GetProperty("assistant_message_id").GetString(), messages[1].GetProperty("id").GetString());
+        Assert.Equal("good morning", stored.GetProperty("title").GetString());
+
+        // Regenerate replaces the last reply.
+        using var again = await client.PostStreamingAsync($"/api/conversations/{id}/messages", """{"regenerate":true}""");
+        var regenerated = await ServerSentEventReader.ReadAllAsync(again);
+        Assert.Equal("Hello! You said: good morning", string.Concat(regenerated.Where(e => e.Name == "delta").Select(e => e.Json.GetProperty("text").GetString())));
+        Assert.True(fixture.Upstream.ChatRequests.Last(r => r.ConversationId == id).Regenerate);
+        var after = (await (await client.GetAsync("/api/conversations/" + id)).JsonAsync()).GetProperty("messages");
+        Assert.Equal(2, after.GetArrayLength());
+    }
+
+    [Fact]
+    public async Task The_list_is_paged_by_page_size_and_page_token()
+    {
+        using var client = fixture.CreateClient(GatewayFixture.AliceKey);
+        await client.PostJsonAsync("/api/conversations", "{}");
+        await (await client.GetAsync("/api/conversations?page_size=101")).AssertErrorAsync(HttpStatusCode.BadRequest, "page_size");
+        var request = fixture.Upstream.ListRequests;
+        await client.GetAsync("/api/conversations?page_size=5&page_token=abc");
+        Assert.Equal((5, "abc"), (request.Last().PageSize, request.Last().PageToken));
+    }
+
+    [Fact]
+    public async Task Another_owners_conversation_is_not_found()
+    {
+        using var alice = fixture.CreateClient(GatewayFixture.AliceKey);
+        using var bob = fixture.CreateClient(GatewayFixture.BobKey);
+        var id = (await (await alice.PostJsonAsync("/api/conversations", """{"title":"private"}""")).JsonAsync()).GetProperty("id").GetString()!;
+
+        await (await bob.GetAsync("/api/conversations/" + id)).AssertErrorAsync(HttpStatusCode.NotFound);
+        await (await bob.PostJsonAsync($"/api/conversations/{id}/messages", """{"content":"hi"}""")).AssertErrorAsync(HttpStatusCode.NotFound);
+        await (await bob.DeleteAsync("/api/conversations/" + id)).AssertErrorAsync(HttpStatusCode.NotFound);
+        var list = await (await bob.GetAsync("/api/conversations")).JsonAsync();
+        Assert.DoesNotContain(list.GetProperty("conversations").EnumerateArray(), c => c.GetProperty("id").GetString() == id);
+    }
+
+    [Theory]
+    [InlineData("{}", "content")]
+    [InlineData("""{"content":"x","regenerate":true}""", "content")]
+    [InlineData("""{"content":"x","temperature":9}""", "temperature")]
+    [InlineData("""{"content":"x","max_tokens":"many"}""", "max_tokens")]
+    public async Task A_bad_message_is_a_400_naming_the_field(string json, string param)
+    {
+        using var client = fixture.CreateClient(GatewayFixture.AliceKey);
+        var id = (await (await client.PostJsonAsync("/api/conversations", "{}")).JsonAsync()).GetProperty("id").GetString()!;
+        await (await client.PostJsonAsync($"/api/conversations/{id}/messages", json)).AssertErrorAsync(HttpStatusCode.BadRequest, param);
+    }
+
+    [Fact]
+    public async Task A_title_over_200_characters_is_a_400()
+    {
+        using var client = fixture.CreateClient(GatewayFixture.AliceKey);
+        await (await client.PostJsonAsync("/api/conversations", JsonSerializer.Serialize(new { title = new string('t', 201) })))
+            .AssertErrorAsync(HttpStatusCode.BadRequest, "title");
+    }
+}

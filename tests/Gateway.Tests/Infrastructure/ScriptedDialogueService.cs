@@ -1,0 +1,250 @@
+using System.Collections.Concurrent;
+using System.Text;
+using ChatServices.Grpc;
+using ChatServices.Grpc.Server;
+using ChatServices.Protos.Chat.V1;
+using Google.Protobuf;
+using Google.Protobuf.WellKnownTypes;
+
+namespace ChatServices.Gateway.Tests.Infrastructure;
+
+/// <summary>
+/// A scripted chat.v1.Dialogue served over the real gRPC layer: the upstream the Gateway is tested against. It
+/// keeps conversations in memory per owner, answers every chat with a known reply streamed word by word, records
+/// each request and whether its cancellation token fired, and misbehaves on cue — the last user text picks the
+/// script:
+/// <list type="bullet">
+/// <item>"slow …": 400 words, 40 ms apart (for stop and disconnect);</item>
+/// <item>"fail:unavailable", "fail:invalid", "fail:exhausted", "fail:notfound": that gRPC status before starting;</item>
+/// <item>"fail:midstream": three words, then INTERNAL.</item>
+/// </list>
+/// Anything else: "Hello! You said: {text}" (choice i &gt; 0 prefixed "[i] "), cut at max_tokens words.
+/// </summary>
+public sealed class ScriptedDialogueService : Dialogue.DialogueBase
+{
+    public const string ModelId = "test-model";
+    public const int SlowWords = 400;
+
+    private readonly ConcurrentDictionary<string, StoredConversation> _conversations = new();
+    private long _sequence;
+
+    /// <summary>Every Chat request received, in order.</summary>
+    public ConcurrentQueue<ChatRequest> ChatRequests { get; } = new();
+
+    /// <summary>Completed when a chat whose text starts with the key ends by cancellation (its token fired).</summary>
+    public ConcurrentDictionary<string, TaskCompletionSource> Cancelled { get; } = new();
+
+    /// <summary>Chats running now (what an inference tier would count against its capacity).</summary>
+    public int Running => _running;
+
+    private int _running;
+
+    public TaskCompletionSource CancellationOf(string text) =>
+        Cancelled.GetOrAdd(text, _ => new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously));
+
+    public override Task<ModelInfo> GetModelInfo(GetModelInfoRequest request, ServerCallContext context) =>
+        Task.FromResult(new ModelInfo { Id = ModelId, ContextLength = 4096, Created = 1_700_000_000, OwnedBy = "chatservices-tests" });
+
+    public override async Task Chat(ChatRequest request, IServerStreamWriter<ChatEvent> responseStream, ServerCallContext context)
+    {
+        ChatRequests.Enqueue(request.Clone());
+        var ct = context.CancellationToken;
+        StoredConversation? conversation = null;
+        string text;
+        if (request.ConversationId.Length > 0)
+        {
+            conversation = Find(request.OwnerId, request.ConversationId);
+            if (request.Regenerate)
+            {
+                lock (conversation)
+                {
+                    if (conversation.Messages.Count > 0 && conversation.Messages[^1].Role == "assistant") conversation.Messages.RemoveAt(conversation.Messages.Count - 1);
+                }
+                text = conversation.Messages.LastOrDefault(m => m.Role == "user")?.Content ?? "";
+            }
+            else
+            {
+                if (request.UserMessage.Length == 0) throw new RpcException(new Status(StatusCode.InvalidArgument, "user_message: required"));
+                text = request.UserMessage;
+            }
+        }
+        else if (request.Prompt.Length > 0)
+        {
+            text = request.Prompt;
+        }
+        else
+        {
+            if (request.Messages.Count == 0) throw new RpcException(new Status(StatusCode.InvalidArgument, "messages: required"));
+            text = request.Messages[^1].Content;
+        }
+
+        switch (text)
+        {
+            case "fail:unavailable": throw new RpcException(new Status(StatusCode.Unavailable, "no inference replica"));
+            case "fail:invalid": throw new RpcException(new Status(StatusCode.InvalidArgument, "settings.temperature: must be at most 2"));
+            case "fail:exhausted": throw new RpcException(new Status(StatusCode.ResourceExhausted, "the inference tier is at capacity"));
+            case "fail:notfound": throw new RpcException(new Status(StatusCode.NotFound, "conversation not found"));
+        }
+
+        Message? userMessage = null;
+        if (conversation is not null && !request.Regenerate)
+        {
+            userMessage = conversation.Add("user", text, MessageStatus.Complete, "", ref _sequence);
+            if (conversation.Title == "New chat") conversation.Title = text.Length > 40 ? text[..40] : text;
+        }
+
+        var promptTokens = PromptTokens(request, conversation);
+        await responseStream.WriteAsync(new ChatEvent
+        {
+            Started = new ChatStarted
+            {
+                ConversationId = request.ConversationId,
+                UserMessageId = userMessage?.Id ?? "",
+                PromptTokens = promptTokens,
+                Model = ModelId,
+            },
+        });
+
+        var slow = text.StartsWith("slow", StringComparison.Ordinal);
+        var words = slow ? Enumerable.Range(0, SlowWords).Select(i => $"word{i} ").ToArray() : Words("Hello! You said: " + text);
+        var choices = request.Settings?.N is > 0 ? request.Settings.N : 1;
+        var maxTokens = request.Settings?.MaxTokens ?? 0;
+        var produced = new StringBuilder();
+        var completionTokens = 0;
+        Interlocked.Increment(ref _running);
+        try
+        {
+            for (var choice = 0; choice < choices; choice++)
+            {
+                var choiceWords = choice == 0 ? words : [$"[{choice}] ", .. words];
+                var limit = maxTokens > 0 ? Math.Min(maxTokens, choiceWords.Length) : choiceWords.Length;
+                for (var i = 0; i < limit; i++)
+                {
+                    if (slow) await Task.Delay(40, ct);
+                    if (text == "fail:midstream" && i == 3) throw new RpcException(new Status(StatusCode.Internal, "the model runner failed"));
+                    ct.ThrowIfCancellationRequested();
+                    var delta = new ChatDelta { Index = choice, Text = choiceWords[i] };
+                    if (request.Settings?.Logprobs == true) delta.Logprobs.Add(Logprob(choiceWords[i], request.Settings.TopLogprobs));
+                    await responseStream.WriteAsync(new ChatEvent { Delta = delta });
+                    if (choice == 0) produced.Append(choiceWords[i]);
+                    completionTokens++;
+                }
+                var reason = limit < choiceWords.Length ? "length" : "stop";
+                var assistant = choice == 0 ? conversation?.Add("assistant", produced.ToString(), MessageStatus.Complete, reason, ref _sequence) : null;
+                await responseStream.WriteAsync(new ChatEvent { Finished = new ChatFinished { Index = choice, FinishReason = reason, AssistantMessageId = assistant?.Id ?? "" } });
+            }
+            await responseStream.WriteAsync(new ChatEvent
+            {
+                Usage = new ChatUsage { PromptTokens = promptTokens, CompletionTokens = completionTokens, CachedPromptTokens = 2 },
+            });
+        }
+        catch (OperationCanceledException) when (ct.IsCancellationRequested)
+        {
+            conversation?.Add("assistant", produced.ToString(), MessageStatus.Cancelled, "cancelled", ref _sequence);
+            CancellationOf(text).TrySetResult();
+            throw;
+        }
+        finally
+        {
+            Interlocked.Decrement(ref _running);
+        }
+    }
+
+    public override Task<Conversation> CreateConversation(CreateConversationRequest request, ServerCallContext context)
+    {
+        var c = new StoredConversation(request.OwnerId, Guid.NewGuid().ToString("N"), request.Title.Length > 0 ? request.Title : "New chat", request.SystemPrompt);
+        _conversations[c.Id] = c;
+        return Task.FromResult(c.ToProto(includeMessages: false));
+    }
+
+    /// <summary>Every ListConversations request received, in order.</summary>
+    public ConcurrentQueue<ListConversationsRequest> ListRequests { get; } = new();
+
+    public override Task<ListConversationsResponse> ListConversations(ListConversationsRequest request, ServerCallContext context)
+    {
+        ListRequests.Enqueue(request.Clone());
+        var response = new ListConversationsResponse();
+        response.Conversations.AddRange(_conversations.Values.Where(c => c.OwnerId == request.OwnerId)
+            .OrderByDescending(c => c.UpdatedAt).Select(c => c.ToProto(includeMessages: false)));
+        return Task.FromResult(response);
+    }
+
+    public override Task<Conversation> GetConversation(GetConversationRequest request, ServerCallContext context) =>
+        Task.FromResult(Find(request.OwnerId, request.ConversationId).ToProto(request.IncludeMessages));
+
+    public override Task<Conversation> RenameConversation(RenameConversationRequest request, ServerCallContext context)
+    {
+        var c = Find(request.OwnerId, request.ConversationId);
+        c.Title = request.Title;
+        c.UpdatedAt = DateTimeOffset.UtcNow;
+        return Task.FromResult(c.ToProto(includeMessages: false));
+    }
+
+    public override Task<DeleteConversationResponse> DeleteConversation(DeleteConversationRequest request, ServerCallContext context)
+    {
+        _conversations.TryRemove(Find(request.OwnerId, request.ConversationId).Id, out _);
+        return Task.FromResult(new DeleteConversationResponse());
+    }
+
+    private StoredConversation Find(string ownerId, string id) =>
+        _conversations.TryGetValue(id, out var c) && c.OwnerId == ownerId
+            ? c
+            : throw new RpcException(new Status(StatusCode.NotFound, $"conversation '{id}' not found"));
+
+    private static int PromptTokens(ChatRequest request, StoredConversation? conversation)
+    {
+        var chars = request.Prompt.Length + request.UserMessage.Length + request.Messages.Sum(m => m.Content.Length + 4);
+        if (conversation is not null) lock (conversation) chars += conversation.Messages.Sum(m => m.Content.Length + 4);
+        return 3 + chars / 4;
+    }
+
+    private static string[] Words(string text)
+    {
+        var words = text.Split(' ');
+        for (var i = 0; i < words.Length - 1; i++) words[i] += " ";
+        return words;
+    }
+
+    private static TokenLogprob Logprob(string token, int top)
+    {
+        var lp = new TokenLogprob { Token = token, Logprob = -0.25f, Bytes = ByteString.CopyFromUtf8(token) };
+        for (var i = 0; i < top; i++)
+        {
+            lp.TopLogprobs.Add(new TopLogprob { Token = i == 0 ? token : $"alt{i}", Logprob = -0.25f - i, Bytes = ByteString.CopyFromUtf8(i == 0 ? token : $"alt{i}") });
+        }
+        return lp;
+    }
+
+    private sealed class StoredConversation(string ownerId, string id, string title, string systemPrompt)
+    {
+        public string OwnerId { get; } = ownerId;
+        public string Id { get; } = id;
+        public string Title { get; set; } = title;
+        public DateTimeOffset CreatedAt { get; } = DateTimeOffset.UtcNow;
+        public DateTimeOffset UpdatedAt { get; set; } = DateTimeOffset.UtcNow;
+        public List<Message> Messages { get; } = [];
+
+        public Message Add(string role, string content, MessageStatus status, string finishReason, ref long sequence)
+        {
+            var message = new Message
+            {
+                Id = Guid.NewGuid().ToString("N"), Role = role, Content = content, Status = status, FinishReason = finishReason,
+                CreatedAt = Timestamp.FromDateTimeOffset(DateTimeOffset.UtcNow), Sequence = Interlocked.Increment(ref sequence),
+            };
+            lock (this) Messages.Add(message);
+            UpdatedAt = DateTimeOffset.UtcNow;
+            return message;
+        }
+
+        public Conversation ToProto(bool includeMessages)
+        {
+            var c = new Conversation
+            {
+                Id = Id, Title = Title, SystemPrompt = systemPrompt,
+                CreatedAt = Timestamp.FromDateTimeOffset(CreatedAt), UpdatedAt = Timestamp.FromDateTimeOffset(UpdatedAt),
+            };
+            if (includeMessages) lock (this) c.Messages.AddRange(Messages);
+            return c;
+        }
+    }
+}
