@@ -53,13 +53,21 @@ public sealed class ChatPipeline(
         int[] promptIds;
         try
         {
-            fitted = ContextWindowFitter.Fit(turn.Messages, model.ContextLength, parameters.MaxNewTokens,
-                messages => Tokenize(messages, cancellationToken).Length);
-            promptIds = Tokenize(fitted.Messages, cancellationToken);
+            if (turn.RawPrompt is not null)
+            {
+                promptIds = model.Tokenizer.Encode(turn.RawPrompt, addSpecialTokens: true, parseSpecialTokens: false);
+                fitted = FitRaw(promptIds.Length, parameters.MaxNewTokens);
+            }
+            else
+            {
+                fitted = ContextWindowFitter.Fit(turn.Messages, model.ContextLength, parameters.MaxNewTokens,
+                    messages => Tokenize(messages, cancellationToken).Length);
+                promptIds = Tokenize(fitted.Messages, cancellationToken);
+            }
         }
         catch (ContextWindowExceededException e)
         {
-            throw new RpcException(new Status(StatusCode.InvalidArgument, "messages: " + e.Message));
+            throw new RpcException(new Status(StatusCode.InvalidArgument, (turn.RawPrompt is null ? "messages: " : "prompt: ") + e.Message));
         }
         catch (TemplateException e)
         {
@@ -188,10 +196,28 @@ public sealed class ChatPipeline(
             logger.LogInformation("Reply {ReplyId} ({Status}): {Content}", replyId, outcome.Status, choice.Content);
     }
 
-    private sealed record Turn(Guid? ConversationId, List<DialogueMessage> Messages);
+    /// <summary>A raw prompt is sent whole: it either fits with the requested reply or is refused.</summary>
+    private FittedPrompt FitRaw(int promptTokens, int requestedMaxNewTokens)
+    {
+        var room = model.ContextLength - promptTokens;
+        if (room < 1 || requestedMaxNewTokens > room)
+            throw new ContextWindowExceededException(
+                $"The prompt has {promptTokens} tokens; with {Math.Max(1, requestedMaxNewTokens)} more for the reply it exceeds the model's context length of {model.ContextLength} tokens.");
+        var maxNew = requestedMaxNewTokens > 0 ? requestedMaxNewTokens : Math.Min(ContextWindowFitter.DefaultMaxNewTokens, room);
+        return new FittedPrompt([], promptTokens, 0, maxNew);
+    }
+
+    /// <summary>What the turn answers: a stored conversation, a stateless message list, or a raw prompt.</summary>
+    private sealed record Turn(Guid? ConversationId, List<DialogueMessage> Messages, string? RawPrompt = null);
 
     private async Task<Turn> GatherAsync(ChatRequest request, CancellationToken cancellationToken)
     {
+        if (request.Prompt.Length > 0)
+        {
+            if (request.ConversationId.Length > 0 || request.UserMessage.Length > 0 || request.Messages.Count > 0 || request.Regenerate)
+                throw Invalid("prompt", "prompt excludes conversation_id, user_message, messages and regenerate.");
+            return new Turn(null, [], request.Prompt);
+        }
         if (string.IsNullOrEmpty(request.ConversationId))
         {
             if (request.Messages.Count == 0) throw Invalid("messages", "messages must not be empty (or give a conversation_id).");

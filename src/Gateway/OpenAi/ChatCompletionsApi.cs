@@ -124,7 +124,7 @@ public static class ChatCompletionsApi
         return new ChatCompletion { Id = id, Created = created, Model = model, Choices = list, Usage = call.UsageBody() };
     }
 
-    private static TokenLogprobBody ToBody(TokenLogprob lp)
+    private static TokenLogprobBody ToBody(TextTokenLogprob lp)
     {
         var top = new List<TopLogprobBody>(lp.TopLogprobs.Count);
         foreach (var t in lp.TopLogprobs) top.Add(new TopLogprobBody { Token = t.Token, Logprob = t.Logprob, Bytes = ByteValues(t.Bytes) });

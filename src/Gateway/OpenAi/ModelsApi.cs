@@ -19,7 +19,7 @@ public static class ModelsApi
         await OpenAiJson.WriteAsync(http.Response, ToBody(model), OpenAiJson.Context.ModelBody);
     }
 
-    private static ModelBody ToBody(ModelInfo model) => new()
+    private static ModelBody ToBody(ModelCard model) => new()
     {
         Id = model.Id,
         Created = model.Created,

@@ -12,20 +12,20 @@ namespace ChatServices.Gateway.Upstream;
 /// The Gateway's one door to DialogueService (chat.v1.Dialogue over gRPC). Every gRPC failure leaves here as an
 /// <see cref="ApiException"/> with the HTTP status it means: INVALID_ARGUMENT → 400, NOT_FOUND → 404,
 /// RESOURCE_EXHAUSTED → 429, UNAVAILABLE → 503, DEADLINE_EXCEEDED → 504, anything else → 502. The served model
-/// (GetModelInfo) is cached for a minute.
+/// (GetModel) is cached for a minute.
 /// </summary>
 public sealed class DialogueUpstream(Dialogue.DialogueClient client, IOptions<GatewayOptions> options, TimeProvider time)
 {
     private static readonly TimeSpan ModelCacheLifetime = TimeSpan.FromMinutes(1);
     private readonly TimeSpan _timeout = options.Value.UpstreamTimeout;
-    private (ModelInfo Model, long FetchedAt)? _model;
+    private (ModelCard Model, long FetchedAt)? _model;
 
-    public async Task<ModelInfo> GetModelAsync(CancellationToken cancellationToken)
+    public async Task<ModelCard> GetModelAsync(CancellationToken cancellationToken)
     {
         if (_model is { } cached && time.GetElapsedTime(cached.FetchedAt) < ModelCacheLifetime) return cached.Model;
         try
         {
-            var model = await UnaryAsync(ct => client.GetModelInfoAsync(new GetModelInfoRequest(), deadline: Deadline(), cancellationToken: ct), cancellationToken);
+            var model = await UnaryAsync(ct => client.GetModelAsync(new GetModelRequest(), deadline: Deadline(), cancellationToken: ct), cancellationToken);
             _model = (model, time.GetTimestamp());
             return model;
         }
@@ -36,7 +36,7 @@ public sealed class DialogueUpstream(Dialogue.DialogueClient client, IOptions<Ga
     }
 
     /// <summary>The served model, if <paramref name="requested"/> names it: 400 when absent, 404 when another.</summary>
-    public async Task<ModelInfo> RequireModelAsync(string? requested, CancellationToken cancellationToken)
+    public async Task<ModelCard> RequireModelAsync(string? requested, CancellationToken cancellationToken)
     {
         if (string.IsNullOrEmpty(requested)) throw ApiException.InvalidRequest("'model' is required.", "model");
         var model = await GetModelAsync(cancellationToken);

@@ -4,7 +4,7 @@ using ChatServices.ServiceDefaults;
 namespace ChatServices.Gateway.Upstream;
 
 /// <summary>
-/// Marks the Gateway ready once DialogueService has answered GetModelInfo: until then every chat would fail, so
+/// Marks the Gateway ready once DialogueService has answered GetModel: until then every chat would fail, so
 /// load balancers (and ./run.sh) should not send anyone. Asks once a second, logging the first failure and the
 /// recovery rather than every attempt. Readiness is not withdrawn afterwards: a later outage is answered per
 /// request with 503, which tells clients more than a vanished endpoint.

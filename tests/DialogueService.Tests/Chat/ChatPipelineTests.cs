@@ -183,6 +183,18 @@ public sealed class ChatPipelineTests : IAsyncLifetime
         Assert.Equal(2, prompt.Count(t => t == system));
     }
 
+    [Fact]
+    public async Task A_raw_prompt_is_tokenized_as_it_is_without_a_chat_template()
+    {
+        var backend = new ScriptedBackend(Ids(" jumps over"));
+        var events = await RunAsync(backend, new ChatRequest { OwnerId = "x", Prompt = "The quick brown fox" });
+
+        Assert.Equal(_model.Tokenizer.Encode("The quick brown fox"), backend.Requests[0].PromptTokenIds);
+        Assert.Equal(" jumps over", Text(events));
+        var mixed = await Assert.ThrowsAsync<RpcException>(() => RunAsync(backend, new ChatRequest { OwnerId = "x", Prompt = "a", UserMessage = "b" }));
+        Assert.StartsWith("prompt", mixed.Status.Detail);
+    }
+
     [Theory]
     [InlineData("temperature", "settings.temperature")]
     [InlineData("top_p", "settings.top_p")]

@@ -42,8 +42,8 @@ public sealed class ScriptedDialogueService : Dialogue.DialogueBase
     public TaskCompletionSource CancellationOf(string text) =>
         Cancelled.GetOrAdd(text, _ => new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously));
 
-    public override Task<ModelInfo> GetModelInfo(GetModelInfoRequest request, ServerCallContext context) =>
-        Task.FromResult(new ModelInfo { Id = ModelId, ContextLength = 4096, Created = 1_700_000_000, OwnedBy = "chatservices-tests" });
+    public override Task<ModelCard> GetModel(GetModelRequest request, ServerCallContext context) =>
+        Task.FromResult(new ModelCard { Id = ModelId, ContextLength = 4096, Created = 1_700_000_000, OwnedBy = "chatservices-tests" });
 
     public override async Task Chat(ChatRequest request, IServerStreamWriter<ChatEvent> responseStream, ServerCallContext context)
     {
@@ -205,12 +205,12 @@ public sealed class ScriptedDialogueService : Dialogue.DialogueBase
         return words;
     }
 
-    private static TokenLogprob Logprob(string token, int top)
+    private static TextTokenLogprob Logprob(string token, int top)
     {
-        var lp = new TokenLogprob { Token = token, Logprob = -0.25f, Bytes = ByteString.CopyFromUtf8(token) };
+        var lp = new TextTokenLogprob { Token = token, Logprob = -0.25f, Bytes = ByteString.CopyFromUtf8(token) };
         for (var i = 0; i < top; i++)
         {
-            lp.TopLogprobs.Add(new TopLogprob { Token = i == 0 ? token : $"alt{i}", Logprob = -0.25f - i, Bytes = ByteString.CopyFromUtf8(i == 0 ? token : $"alt{i}") });
+            lp.TopLogprobs.Add(new TextTopLogprob { Token = i == 0 ? token : $"alt{i}", Logprob = -0.25f - i, Bytes = ByteString.CopyFromUtf8(i == 0 ? token : $"alt{i}") });
         }
         return lp;
     }
