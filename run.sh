@@ -8,8 +8,12 @@ root=$PWD
 
 ./scripts/setup.sh
 echo "[run] building (Release)"
-dotnet build ChatServices.sln -c Release -nologo -v quiet -clp:ErrorsOnly
+for project in tools/ModelBuilder src/InferenceService src/DialogueService src/Gateway; do
+  dotnet build "$project" -c Release -nologo -v quiet -clp:ErrorsOnly
+done
 ./scripts/build-default-model.sh   # the embedded default model, built once into .models/default/
+model="$root/.models/default"
+mkdir -p "$root/.data"
 
 pids=()
 stop() {
@@ -27,11 +31,11 @@ start() { # name, then environment assignments
   pids+=($!)
 }
 
-start InferenceService DOTNET_ENVIRONMENT=Production
-start DialogueService DOTNET_ENVIRONMENT=Production
+start InferenceService DOTNET_ENVIRONMENT=Production "Inference__ModelPath=$model"
+start DialogueService DOTNET_ENVIRONMENT=Production "Dialogue__ModelPath=$model" "Data__Directory=$root/.data"
 start Gateway DOTNET_ENVIRONMENT=Production
 
-for i in $(seq 1 120); do
+for i in $(seq 1 240); do
   if curl -fsS http://127.0.0.1:8080/readyz >/dev/null 2>&1; then
     echo "[run] ChatServices is up: http://127.0.0.1:8080/  (Ctrl+C to stop)"
     break
