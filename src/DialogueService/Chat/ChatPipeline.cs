@@ -110,20 +110,20 @@ public sealed class ChatPipeline(
             var generation = new GenerationRequest(promptIds, parameters, model.EosTokenIds, turn.ConversationId?.ToString());
             await foreach (var e in backend.GenerateAsync(generation, cancellationToken))
             {
-                switch (e)
+                if (e is TokenGenerated t)
                 {
-                    case TokenGenerated t:
-                        await choices[t.Choice].OnTokenAsync(t, output, cancellationToken);
-                        break;
-                    case ChoiceFinished f:
-                        await choices[f.Choice].FinishAsync(f.Reason == GenerationFinishReason.Length ? "length" : "stop", output, cancellationToken);
-                        break;
-                    case GenerationUsage u:
-                        usage = u;
-                        break;
+                    await choices[t.Choice].OnTokenAsync(t, output, cancellationToken);
+                    // Every choice has ended on a stop string: leaving the loop ends the generation upstream at once.
+                    if (Array.TrueForAll(choices, c => c.Finished)) break;
                 }
-                // Every choice ended on a stop string: leaving the loop ends the generation upstream at once.
-                if (usage is null && Array.TrueForAll(choices, c => c.Finished)) break;
+                else if (e is ChoiceFinished f)
+                {
+                    await choices[f.Choice].FinishAsync(f.Reason == GenerationFinishReason.Length ? "length" : "stop", output, cancellationToken);
+                }
+                else if (e is GenerationUsage u)
+                {
+                    usage = u;
+                }
             }
             foreach (var c in choices)
                 if (!c.Finished) await c.FinishAsync("stop", output, cancellationToken);

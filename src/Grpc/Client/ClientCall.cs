@@ -43,15 +43,19 @@ internal sealed class ClientCall<TRequest, TResponse> : IClientCallState, IAsync
         // Not a linked source: the registration on the caller's (possibly long-lived) token is removed as soon
         // as the call finishes, so finished calls never accumulate on it.
         _cts = new CancellationTokenSource();
+        // Cancellation and the deadline end the call at once, whether or not anyone is reading it: finishing
+        // disposes the response, which resets the HTTP/2 stream, so the server's handler sees it straight away.
         if (options.CancellationToken.CanBeCanceled)
         {
-            _callerRegistration = options.CancellationToken.UnsafeRegister(static s => ((CancellationTokenSource)s!).Cancel(), _cts);
+            _callerRegistration = options.CancellationToken.UnsafeRegister(
+                static s => ((ClientCall<TRequest, TResponse>)s!).Finish(new Status(StatusCode.Cancelled, "Call cancelled by the client."), new Metadata()), this);
         }
         if (options.Deadline is { } deadline && deadline != DateTime.MaxValue)
         {
             var timeout = deadline.ToUniversalTime() - DateTime.UtcNow;
             _deadlineCts = new CancellationTokenSource(timeout > TimeSpan.Zero ? timeout : TimeSpan.Zero);
-            _deadlineCts.Token.UnsafeRegister(static s => ((CancellationTokenSource)s!).Cancel(), _cts);
+            _deadlineCts.Token.UnsafeRegister(
+                static s => ((ClientCall<TRequest, TResponse>)s!).Finish(new Status(StatusCode.DeadlineExceeded, "Deadline Exceeded"), new Metadata()), this);
         }
     }
 

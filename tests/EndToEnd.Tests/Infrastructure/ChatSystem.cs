@@ -1,0 +1,114 @@
+using ChatServices.DialogueService.Tests;
+using ChatServices.Grpc.Client;
+using ChatServices.ModelBuilder;
+using ChatServices.ModelBuilder.Folder;
+using ChatServices.Protos.Chat.V1;
+
+namespace ChatServices.EndToEnd.Tests.Infrastructure;
+
+/// <summary>
+/// The whole system on loopback: InferenceService, DialogueService and Gateway as three processes, serving a
+/// small random model that tools/ModelBuilder builds with the real Llama 2 tokenizer. The conversation store is
+/// SQLite in a directory of the run, or PostgreSQL when a connection string is given.
+/// </summary>
+public sealed class ChatSystem : IAsyncDisposable
+{
+    private readonly string _directory;
+    private GrpcChannel? _dialogueChannel, _inferenceChannel;
+
+    private ChatSystem(string directory, ServiceProcess inference, ServiceProcess dialogue, ServiceProcess gateway)
+    {
+        _directory = directory;
+        Inference = inference;
+        Dialogue = dialogue;
+        Gateway = gateway;
+    }
+
+    public ServiceProcess Inference { get; }
+    public ServiceProcess Dialogue { get; }
+    public ServiceProcess Gateway { get; }
+
+    public Protos.Chat.V1.Dialogue.DialogueClient DialogueClient =>
+        new(_dialogueChannel ??= GrpcChannel.ForAddress(Dialogue.Address));
+
+    public Protos.Chat.V1.Inference.InferenceClient InferenceClient =>
+        new(_inferenceChannel ??= GrpcChannel.ForAddress(Inference.Address));
+
+    /// <summary>Every service's log, for assertion messages.</summary>
+    public string Logs => $"--- InferenceService\n{Inference.Output}\n--- DialogueService\n{Dialogue.Output}\n--- Gateway\n{Gateway.Output}";
+
+    /// <summary>
+    /// The served model: large enough that a long reply takes a few seconds on a loaded 2-core machine (so that a
+    /// test can cancel it mid-way), small enough to build in about a second.
+    /// </summary>
+    public static RandomModelSpec Model { get; } = new()
+    {
+        Layers = 4, HiddenSize = 256, Heads = 4, KvHeads = 2, IntermediateSize = 768, ContextLength = 1024, Seed = 3,
+    };
+
+    public static async Task<ChatSystem> StartAsync(string? postgresConnectionString = null, IReadOnlyDictionary<string, string>? extraEnvironment = null)
+    {
+        var directory = Directory.CreateTempSubdirectory("chatservices-e2e-").FullName;
+        var model = Path.Combine(directory, "model");
+        ModelFolderBuilder.FromRandom(Model,
+            model, new BuildOptions(), Path.Combine(TestPaths.NodeModules, "@lenml", "tokenizer-llama2", "models"));
+
+        var extra = extraEnvironment ?? new Dictionary<string, string>();
+        int inferencePort = ServiceProcess.FreePort(), dialoguePort = ServiceProcess.FreePort(), gatewayPort = ServiceProcess.FreePort();
+        var inference = ServiceProcess.Start("InferenceService", inferencePort, With(extra, new()
+        {
+            ["Kestrel__Endpoints__Grpc__Url"] = $"http://127.0.0.1:{inferencePort}",
+            ["Inference__ModelPath"] = model,
+            ["Inference__KvCacheBudgetMiB"] = "64",
+            ["Inference__IntraOpThreads"] = "1",
+            ["OTEL_SERVICE_NAME"] = "inference-service",
+        }));
+        var dialogueEnvironment = new Dictionary<string, string>
+        {
+            ["Kestrel__Endpoints__Grpc__Url"] = $"http://127.0.0.1:{dialoguePort}",
+            ["Dialogue__ModelPath"] = model,
+            ["Dialogue__Inference__Endpoints__0"] = $"http://127.0.0.1:{inferencePort}",
+            ["Data__Directory"] = Path.Combine(directory, "data"),
+            ["OTEL_SERVICE_NAME"] = "dialogue-service",
+        };
+        if (postgresConnectionString is not null) dialogueEnvironment["ConnectionStrings__Conversations"] = postgresConnectionString;
+        var dialogue = ServiceProcess.Start("DialogueService", dialoguePort, With(extra, dialogueEnvironment));
+        var gateway = ServiceProcess.Start("Gateway", gatewayPort, With(extra, new()
+        {
+            ["Kestrel__Endpoints__Http__Url"] = $"http://127.0.0.1:{gatewayPort}",
+            ["Gateway__DialogueEndpoint"] = $"http://127.0.0.1:{dialoguePort}",
+            ["OTEL_SERVICE_NAME"] = "gateway",
+        }));
+
+        var system = new ChatSystem(directory, inference, dialogue, gateway);
+        try
+        {
+            var ready = TimeSpan.FromSeconds(90);
+            await inference.WaitUntilReadyAsync(http2: true, ready);
+            await dialogue.WaitUntilReadyAsync(http2: true, ready);
+            await gateway.WaitUntilReadyAsync(http2: false, ready);
+            return system;
+        }
+        catch
+        {
+            await system.DisposeAsync();
+            throw;
+        }
+    }
+
+    private static Dictionary<string, string> With(IReadOnlyDictionary<string, string> extra, Dictionary<string, string> own)
+    {
+        foreach (var (k, v) in extra) own[k] = v;
+        return own;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        _dialogueChannel?.Dispose();
+        _inferenceChannel?.Dispose();
+        await Gateway.DisposeAsync();
+        await Dialogue.DisposeAsync();
+        await Inference.DisposeAsync();
+        try { Directory.Delete(_directory, recursive: true); } catch (IOException) { }
+    }
+}

@@ -1,0 +1,119 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using System.Reflection;
+using System.Text;
+using ChatServices.DialogueService.Tests;
+
+namespace ChatServices.EndToEnd.Tests.Infrastructure;
+
+/// <summary>
+/// One service of the system running as its own process (<c>dotnet Service.dll</c> from its build output), on a
+/// loopback port chosen for the run, with its output kept for failure messages.
+/// </summary>
+public sealed class ServiceProcess : IAsyncDisposable
+{
+    private readonly Process _process;
+    private readonly StringBuilder _output = new();
+
+    private ServiceProcess(string name, int port, Process process)
+    {
+        Name = name;
+        Port = port;
+        _process = process;
+        process.OutputDataReceived += (_, e) => Append(e.Data);
+        process.ErrorDataReceived += (_, e) => Append(e.Data);
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+    }
+
+    public string Name { get; }
+    public int Port { get; }
+    public Uri Address => new($"http://127.0.0.1:{Port}");
+    public bool HasExited => _process.HasExited;
+    public int ProcessId => _process.Id;
+
+    /// <summary>The process's output so far (its log), for assertion messages.</summary>
+    public string Output
+    {
+        get { lock (_output) return _output.ToString(); }
+    }
+
+    /// <summary>Starts <paramref name="name"/> (a project under src/) with the given configuration.</summary>
+    public static ServiceProcess Start(string name, int port, IReadOnlyDictionary<string, string> environment)
+    {
+        var configuration = typeof(ServiceProcess).Assembly.GetCustomAttribute<AssemblyConfigurationAttribute>()?.Configuration ?? "Debug";
+        var directory = Path.Combine(TestPaths.RepoRoot, "src", name, "bin", configuration, "net10.0");
+        var dll = Path.Combine(directory, name + ".dll");
+        if (!File.Exists(dll)) throw new FileNotFoundException($"{dll} is missing: build the solution first.", dll);
+
+        var start = new ProcessStartInfo("dotnet")
+        {
+            WorkingDirectory = directory,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        start.ArgumentList.Add(dll);
+        start.Environment["DOTNET_ENVIRONMENT"] = "Production";
+        start.Environment["Logging__Console__FormatterName"] = "simple";
+        foreach (var (key, value) in environment) start.Environment[key] = value;
+        var process = Process.Start(start) ?? throw new InvalidOperationException($"{name} did not start");
+        return new ServiceProcess(name, port, process);
+    }
+
+    /// <summary>Waits until <c>/readyz</c> answers 200 (over HTTP/2 cleartext for the gRPC services).</summary>
+    public async Task WaitUntilReadyAsync(bool http2, TimeSpan timeout)
+    {
+        using var client = new HttpClient(new SocketsHttpHandler()) { Timeout = TimeSpan.FromSeconds(5) };
+        var deadline = DateTime.UtcNow + timeout;
+        while (DateTime.UtcNow < deadline)
+        {
+            if (_process.HasExited) throw new InvalidOperationException($"{Name} exited with {_process.ExitCode}:\n{Output}");
+            try
+            {
+                using var request = new HttpRequestMessage(HttpMethod.Get, new Uri(Address, "/readyz"));
+                if (http2)
+                {
+                    request.Version = HttpVersion.Version20;
+                    request.VersionPolicy = HttpVersionPolicy.RequestVersionExact;
+                }
+                using var response = await client.SendAsync(request);
+                if (response.IsSuccessStatusCode) return;
+            }
+            catch (HttpRequestException) { }
+            catch (TaskCanceledException) { }
+            await Task.Delay(200);
+        }
+        throw new TimeoutException($"{Name} was not ready within {timeout.TotalSeconds:0} s:\n{Output}");
+    }
+
+    /// <summary>Ends the process at once, as a crash or an OOM kill would (SIGKILL).</summary>
+    public void Kill() => _process.Kill(entireProcessTree: true);
+
+    public static int FreePort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (!_process.HasExited)
+        {
+            _process.Kill(entireProcessTree: true);
+            await _process.WaitForExitAsync();
+        }
+        _process.Dispose();
+    }
+
+    private void Append(string? line)
+    {
+        if (line is null) return;
+        lock (_output)
+        {
+            if (_output.Length < 1 << 20) _output.AppendLine(line);
+        }
+    }
+}
