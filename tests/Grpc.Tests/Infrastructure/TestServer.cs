@@ -91,21 +91,25 @@ public sealed class TestServer : IAsyncDisposable
 }
 
 /// <summary>One server for all tests of a class.</summary>
-public sealed class TestServerFixture : IAsyncLifetime
+public sealed class TestServerFixture : Client.IEchoServerFixture, IAsyncLifetime
 {
     public TestServer Server { get; private set; } = null!;
 
     public GrpcChannel Channel { get; private set; } = null!;
 
+    public GrpcChannel GzipChannel { get; private set; } = null!;
+
     public async Task InitializeAsync()
     {
         Server = await TestServer.StartAsync();
         Channel = Server.CreateChannel();
+        GzipChannel = Server.CreateChannel(new GrpcChannelOptions { RequestCompression = "gzip" });
     }
 
     public async Task DisposeAsync()
     {
         Channel.Dispose();
+        GzipChannel.Dispose();
         await Server.DisposeAsync();
     }
 }
