@@ -34,7 +34,7 @@ public sealed class TestServer : IAsyncDisposable
 
     public IServiceProvider Services => _app.Services;
 
-    public static async Task<TestServer> StartAsync(bool tls = false, Action<GrpcServerOptions>? configure = null)
+    public static async Task<TestServer> StartAsync(bool tls = false, Action<GrpcServerOptions>? configure = null, Action<WebApplication>? map = null)
     {
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
@@ -53,6 +53,7 @@ public sealed class TestServer : IAsyncDisposable
         var app = builder.Build();
         app.MapGrpcService<EchoService>();
         app.MapGrpcHealthAndReflection();
+        map?.Invoke(app);
         await app.StartAsync();
         var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
         return new TestServer(app, new Uri(address), certificate);
