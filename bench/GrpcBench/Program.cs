@@ -18,7 +18,7 @@ if (args.Contains("--serve"))
     return;
 }
 
-var seconds = args.SkipWhile(a => a != "--seconds").Skip(1).Select(double.Parse).FirstOrDefault(4);
+var seconds = args.SkipWhile(a => a != "--seconds").Skip(1).Select(double.Parse).FirstOrDefault(3);
 var measure = TimeSpan.FromSeconds(seconds);
 var warmup = TimeSpan.FromSeconds(Math.Max(1, seconds / 4));
 const int UnaryConcurrency = 64;
