@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
+using System.Runtime.CompilerServices;
 using System.Text;
 using ChatServices.Grpc;
 using ChatServices.Grpc.Bench;
@@ -17,7 +18,7 @@ if (args.Contains("--serve"))
     return;
 }
 
-var seconds = args.SkipWhile(a => a != "--seconds").Skip(1).Select(double.Parse).FirstOrDefault(4);
+var seconds = args.SkipWhile(a => a != "--seconds").Skip(1).Select(double.Parse).FirstOrDefault(3);
 var measure = TimeSpan.FromSeconds(seconds);
 var warmup = TimeSpan.FromSeconds(Math.Max(1, seconds / 4));
 const int UnaryConcurrency = 64;
@@ -117,7 +118,7 @@ Console.Error.WriteLine("[bench] wrote bench/results/grpc.md");
 async Task<(double CallsPerSecond, double CpuMicrosPerCall, double P50, double P99)> UnaryAsync(Echo.EchoClient client, int serverPid)
 {
     var request = new EchoRequest { Message = "hello" };
-    var measuring = false;
+    var measuring = new StrongBox<bool>();
     var stop = false;
     var latencies = new List<long>[UnaryConcurrency];
     var workers = Enumerable.Range(0, UnaryConcurrency).Select(w => Task.Run(async () =>
@@ -127,20 +128,13 @@ async Task<(double CallsPerSecond, double CpuMicrosPerCall, double P50, double P
         {
             var start = Stopwatch.GetTimestamp();
             await client.UnaryAsync(request);
-            if (Volatile.Read(ref measuring))
+            if (Volatile.Read(ref measuring.Value))
             {
                 mine.Add(Stopwatch.GetTimestamp() - start);
             }
         }
     })).ToArray();
-    await Task.Delay(warmup);
-    var cpuStart = CpuSeconds(serverPid);
-    Volatile.Write(ref measuring, true);
-    var clock = Stopwatch.StartNew();
-    await Task.Delay(measure);
-    Volatile.Write(ref measuring, false);
-    var elapsed = clock.Elapsed.TotalSeconds;
-    var cpu = CpuSeconds(serverPid) - cpuStart;
+    var (elapsed, cpu) = await MeasuredWindowAsync(serverPid, measuring);
     Volatile.Write(ref stop, true);
     await Task.WhenAll(workers);
     var all = latencies.SelectMany(l => l).Order().ToArray();
@@ -151,7 +145,7 @@ async Task<(double CallsPerSecond, double CpuMicrosPerCall, double P50, double P
 async Task<(double MessagesPerSecond, double CpuMicrosPerMessage)> ServerStreamingAsync(Echo.EchoClient client, int serverPid)
 {
     long received = 0;
-    var measuring = false;
+    var measuring = new StrongBox<bool>();
     using var stop = new CancellationTokenSource();
     var request = new EchoRequest { Message = "s", Count = 100_000, ResponseSize = 32 };
     var workers = Enumerable.Range(0, Streams).Select(_ => Task.Run(async () =>
@@ -163,7 +157,7 @@ async Task<(double MessagesPerSecond, double CpuMicrosPerMessage)> ServerStreami
             {
                 while (await call.ResponseStream.MoveNext())
                 {
-                    if (Volatile.Read(ref measuring))
+                    if (Volatile.Read(ref measuring.Value))
                     {
                         Interlocked.Increment(ref received);
                     }
@@ -174,18 +168,23 @@ async Task<(double MessagesPerSecond, double CpuMicrosPerMessage)> ServerStreami
             }
         }
     })).ToArray();
-    await Task.Delay(warmup);
-    var cpuStart = CpuSeconds(serverPid);
-    Volatile.Write(ref measuring, true);
-    var clock = Stopwatch.StartNew();
-    await Task.Delay(measure);
+    var (elapsed, cpu) = await MeasuredWindowAsync(serverPid, measuring);
     var count = Interlocked.Read(ref received);
-    var elapsed = clock.Elapsed.TotalSeconds;
-    var cpu = CpuSeconds(serverPid) - cpuStart;
-    Volatile.Write(ref measuring, false);
     stop.Cancel();
     await Task.WhenAll(workers);
     return (count / elapsed, cpu / count * 1e6);
+}
+
+// The warm-up, then the measured window while `measuring` is set: its length and the server's CPU seconds in it.
+async Task<(double Seconds, double ServerCpu)> MeasuredWindowAsync(int serverPid, StrongBox<bool> measuring)
+{
+    await Task.Delay(warmup);
+    var cpuStart = CpuSeconds(serverPid);
+    Volatile.Write(ref measuring.Value, true);
+    var clock = Stopwatch.StartNew();
+    await Task.Delay(measure);
+    Volatile.Write(ref measuring.Value, false);
+    return (clock.Elapsed.TotalSeconds, CpuSeconds(serverPid) - cpuStart);
 }
 
 // utime + stime of a process, in seconds (fields 14 and 15 of /proc/PID/stat, in clock ticks of 1/100 s).
