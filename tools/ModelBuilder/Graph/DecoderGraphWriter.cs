@@ -32,6 +32,12 @@ public abstract class DecoderGraphWriter
     /// <summary>Declares the graph's inputs and the per-batch values attention needs (sequence lengths, masks).</summary>
     protected abstract void DeclareInputs();
 
+    /// <summary>
+    /// int64 [batch, 1]: the position within this step of each row's last token (used with
+    /// <see cref="BuildOptions.LastTokenLogitsOnly"/>).
+    /// </summary>
+    protected abstract string LastTokenIndex();
+
     /// <summary>Self-attention of one layer on the normalised hidden states; returns the o_proj output's name.</summary>
     protected abstract string AttentionBlock(int layer, string normed);
 
@@ -55,7 +61,10 @@ public abstract class DecoderGraphWriter
 
     public void Write()
     {
-        Graph.AddOutput("logits", DataType.Float, "batch_size", "sequence_length", Config.VocabSize);
+        if (Options.LastTokenLogitsOnly)
+            Graph.AddOutput("logits", DataType.Float, "batch_size", 1, Config.VocabSize);
+        else
+            Graph.AddOutput("logits", DataType.Float, "batch_size", "sequence_length", Config.VocabSize);
         DeclareInputs();
 
         var embedding = Weight(LlamaTensorNames.Embedding, [Config.VocabSize, Config.HiddenSize]);
@@ -79,6 +88,12 @@ public abstract class DecoderGraphWriter
         }
 
         var final = SkipNorm("/model/norm", pending!, ref residual, LlamaTensorNames.FinalNorm);
+        if (Options.LastTokenLogitsOnly)
+        {
+            // Only each row's last token reaches the LM head: [batch, 1, hidden]. Skips vocab × hidden work per prompt token.
+            var picked = Graph.Op("GatherND", "/model/last_token/GatherND", [final, LastTokenIndex()], "", ("batch_dims", 1L));
+            final = Graph.Op("Unsqueeze", "/model/last_token/Unsqueeze", [picked, Graph.Int64Constant([1], 1)]);
+        }
         var headWeight = Config.TieWordEmbeddings ? _tiedEmbedding! : Weight(LlamaTensorNames.LmHead, [Config.VocabSize, Config.HiddenSize]);
         _tiedEmbedding = null;
         var logits = Linear("/lm_head", final, "lm_head.weight", headWeight, Config.VocabSize, Config.HiddenSize, bias: null);
