@@ -67,10 +67,8 @@ public abstract class DecoderGraphWriter
             Graph.AddOutput("logits", DataType.Float, "batch_size", "sequence_length", Config.VocabSize);
         DeclareInputs();
 
-        var embedding = Weight(LlamaTensorNames.Embedding, [Config.VocabSize, Config.HiddenSize]);
-        AddWeight(LlamaTensorNames.Embedding, embedding, [Config.VocabSize, Config.HiddenSize]);
+        AddWeight(LlamaTensorNames.Embedding, Weight(LlamaTensorNames.Embedding, [Config.VocabSize, Config.HiddenSize]), [Config.VocabSize, Config.HiddenSize]);
         var residual = Graph.Op("Gather", "/model/embed_tokens/Gather", [LlamaTensorNames.Embedding, "input_ids"]);
-        if (Config.TieWordEmbeddings) _tiedEmbedding = embedding;
 
         // The residual stream: SkipSimplifiedLayerNormalization adds the block output to the residual and normalises
         // in one step; its fourth output is the new residual (input + skip).
@@ -94,16 +92,14 @@ public abstract class DecoderGraphWriter
             var picked = Graph.Op("GatherND", "/model/last_token/GatherND", [final, LastTokenIndex()], "", ("batch_dims", 1L));
             final = Graph.Op("Unsqueeze", "/model/last_token/Unsqueeze", [picked, Graph.Int64Constant([1], 1)]);
         }
-        var headWeight = Config.TieWordEmbeddings ? _tiedEmbedding! : Weight(LlamaTensorNames.LmHead, [Config.VocabSize, Config.HiddenSize]);
-        _tiedEmbedding = null;
+        // A tied head re-reads the embedding rather than holding it through every layer (it can be gigabytes).
+        var headWeight = Weight(Config.TieWordEmbeddings ? LlamaTensorNames.Embedding : LlamaTensorNames.LmHead, [Config.VocabSize, Config.HiddenSize]);
         var logits = Linear("/lm_head", final, "lm_head.weight", headWeight, Config.VocabSize, Config.HiddenSize, bias: null);
         if (Io == DataType.Float)
             Graph.Node("Identity", "/lm_head/Identity", [logits], ["logits"]);
         else
             Graph.Node("Cast", "/lm_head/Cast", [logits], ["logits"], "", ("to", (long)DataType.Float));
     }
-
-    private float[]? _tiedEmbedding;
 
     /// <summary>RMSNorm of <paramref name="input"/> with the gain <paramref name="weightName"/> (the first layer's input norm).</summary>
     protected virtual string SimplifiedNorm(string name, string input, string weightName)
