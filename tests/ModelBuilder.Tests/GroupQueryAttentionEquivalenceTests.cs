@@ -114,6 +114,39 @@ public sealed class GroupQueryAttentionEquivalenceTests(Xunit.Abstractions.ITest
         Assert.True(TestModels.WorstErrorAgainstReference(reference, runner, prompt, decodeSteps: 2) < Tolerance);
     }
 
+    [Theory]
+    [InlineData(AttentionKind.GroupQuery)]
+    [InlineData(AttentionKind.Standard)]
+    public void Last_token_logits_graph_returns_each_rows_last_logits(AttentionKind attention)
+    {
+        using var folder = new TempFolder();
+        var options = new BuildOptions { Attention = attention, LastTokenLogitsOnly = true };
+        var (result, reference) = TestModels.BuildRandom(new RandomModelSpec { Seed = 24 }, folder.Path, options);
+        // Ragged first prefills exist only in the GroupQuery convention (right padding); Standard rows are equal here.
+        long[][] prompts = attention == AttentionKind.GroupQuery
+            ? [TestModels.Tokens(10, 512, 1), TestModels.Tokens(3, 512, 2)]
+            : [TestModels.Tokens(6, 512, 1), TestModels.Tokens(6, 512, 2)];
+        var references = prompts.Select(_ => reference()).ToArray();
+        using var runner = new OnnxDecoderRunner(folder.ModelPath, 2, shareBuffer: attention == AttentionKind.GroupQuery, maxLength: 128);
+
+        var worst = 0.0;
+        var chunks = prompts;
+        for (var step = 0; step < 5; step++)
+        {
+            var logits = runner.Step(chunks);
+            var next = new long[2][];
+            for (var b = 0; b < 2; b++)
+            {
+                Assert.Single(logits[b]);
+                var expected = references[b].Forward(chunks[b])[^1];
+                worst = Math.Max(worst, TestModels.RelativeError(logits[b][0], expected));
+                next[b] = [TestModels.ArgMax(expected)];
+            }
+            chunks = next;
+        }
+        Assert.True(worst < Tolerance, $"worst relative error {worst:E2}");
+    }
+
     /// <summary>A 9-token prefill, then 6 greedy decode steps; every logit vector is compared.</summary>
     internal static double AssertMatchesReference(RandomModelSpec spec, bool shareBuffer, BuildOptions? options = null, double tolerance = Tolerance)
     {

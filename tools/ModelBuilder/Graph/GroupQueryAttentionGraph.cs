@@ -44,6 +44,20 @@ public sealed class GroupQueryAttentionGraph(DecoderConfig config, BuildOptions 
         AddWeight(SinCache, sin, dims);
     }
 
+    /// <summary>
+    /// Rows end at Σ attention_mask − 1 in absolute positions; within the step that is min(Σ mask − 1, seq − 1):
+    /// a right-padded first prefill ends early, a step on a cache ends at its last token.
+    /// </summary>
+    protected override string LastTokenIndex()
+    {
+        const string prefix = "/model/last_token";
+        var seq = Graph.Op("Gather", $"{prefix}/seq/Gather", [Graph.Op("Shape", $"{prefix}/seq/Shape", ["input_ids"]), Graph.Int64Constant([], 1)], "", ("axis", 0L));
+        var lastInStep = Graph.Op("Sub", $"{prefix}/seq/Sub", [seq, Graph.Int64Constant([], 1)]);
+        var sum = Graph.Op("ReduceSum", $"{prefix}/ReduceSum", ["attention_mask", Graph.Int64Constant([1], 1)], "", ("keepdims", 1L));
+        var lastValid = Graph.Op("Sub", $"{prefix}/Sub", [sum, Graph.Int64Constant([], 1)]);
+        return Graph.Op("Min", $"{prefix}/Min", [lastValid, lastInStep]);
+    }
+
     protected override string AttentionBlock(int layer, string normed)
     {
         var prefix = $"/model/layers.{layer}/attn";
