@@ -24,9 +24,25 @@ public sealed class ChatTemplate
     public static ChatTemplate Parse(string source)
     {
         ArgumentNullException.ThrowIfNull(source);
-        var tokens = Lexer.Tokenize(source, out _);
-        return new ChatTemplate(source, Parser.Parse(tokens, source));
+        try
+        {
+            var tokens = Lexer.Tokenize(source, out _);
+            return new ChatTemplate(source, Parser.Parse(tokens, source));
+        }
+        catch (Exception error) when (IsEngineDefect(error))
+        {
+            throw new TemplateException($"Template could not be parsed: {error.Message}", inner: error);
+        }
     }
+
+    /// <summary>
+    /// Exceptions that can only come from a defect in this engine, not from the template. They are still
+    /// reported as a <see cref="TemplateException"/> so that one odd template never takes a request down
+    /// with an unexpected exception type; the inner exception keeps the stack for diagnosis.
+    /// </summary>
+    private static bool IsEngineDefect(Exception error) =>
+        error is InvalidCastException or ArgumentException or IndexOutOfRangeException or InvalidOperationException
+            or OverflowException or FormatException or NullReferenceException or KeyNotFoundException or NotSupportedException;
 
     /// <summary>
     /// Renders the prompt. Throws <see cref="TemplateException"/> when the template fails: it raises
@@ -80,18 +96,8 @@ public sealed class ChatTemplate
             var (line, column) = error.Offset >= 0 ? SourcePosition.Of(Source, error.Offset) : (0, 0);
             throw new TemplateException(error.Message, line, column, error) { RaisedByTemplate = error.RaisedByTemplate };
         }
-        catch (TemplateException)
+        catch (Exception error) when (IsEngineDefect(error) && error is not OperationCanceledException)
         {
-            throw;
-        }
-        catch (OperationCanceledException)
-        {
-            throw;
-        }
-        catch (Exception error) when (error is InvalidCastException or ArgumentException or IndexOutOfRangeException
-                                          or InvalidOperationException or OverflowException or FormatException)
-        {
-            // A defect in the interpreter, not in the template; still a clear error rather than a crash.
             throw new TemplateException($"Template rendering failed: {error.Message}", inner: error);
         }
     }
