@@ -8,6 +8,14 @@ namespace ChatServices.DialogueService.Templates;
 /// prompt is identical to what that reference produces. Parse once and reuse: a template is immutable
 /// and <see cref="Render"/> is safe to call concurrently.
 /// </summary>
+/// <remarks>
+/// Where the reference departs from Python Jinja, this follows the reference: <c>strip()</c>,
+/// <c>lstrip()</c> and <c>rstrip()</c> ignore their argument and remove whitespace; strings are not
+/// iterable in a for loop; <c>==</c> is JavaScript's loose equality; filters it lacks (such as
+/// <c>round</c>) are errors. Known differences, all in templates the reference itself cannot render:
+/// <c>[] | first</c> is undefined here where the reference fails on its next use, and printing a
+/// function prints a placeholder rather than JavaScript source.
+/// </remarks>
 public sealed class ChatTemplate
 {
     private readonly ProgramNode _program;
