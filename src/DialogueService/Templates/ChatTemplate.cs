@@ -60,7 +60,12 @@ public sealed class ChatTemplate
     {
         ArgumentNullException.ThrowIfNull(context);
         var messages = new List<Value>(context.Messages.Count);
-        foreach (var message in context.Messages) messages.Add(message.ToValue());
+        var contentLength = 0L;
+        foreach (var message in context.Messages)
+        {
+            messages.Add(message.ToValue());
+            contentLength += (message.Content?.Length ?? 0) + 64;
+        }
 
         var variables = new List<(string, Value)>
         {
@@ -75,7 +80,8 @@ public sealed class ChatTemplate
         if (context.Tools is not null) variables.Add(("tools", JsonValues.From(context.Tools)));
         if (context.Variables is not null)
             foreach (var (name, value) in context.Variables) variables.Add((name, JsonValues.From(value)));
-        return Render(variables, limits ?? TemplateLimits.Default, context.Clock ?? TimeProvider.System, cancellation);
+        var expected = (int)Math.Min(contentLength + 512, int.MaxValue);
+        return Render(variables, limits ?? TemplateLimits.Default, context.Clock ?? TimeProvider.System, expected, cancellation);
     }
 
     /// <summary>Renders with arbitrary top-level variables given as JSON (an object of name to value).</summary>
@@ -84,10 +90,10 @@ public sealed class ChatTemplate
         ArgumentNullException.ThrowIfNull(variables);
         var list = new List<(string, Value)>(variables.Count);
         foreach (var (name, value) in JsonValues.OrderedEntries(variables)) list.Add((name, JsonValues.From(value)));
-        return Render(list, limits ?? TemplateLimits.Default, clock ?? TimeProvider.System, cancellation);
+        return Render(list, limits ?? TemplateLimits.Default, clock ?? TimeProvider.System, 1024, cancellation);
     }
 
-    private string Render(List<(string Name, Value Value)> variables, TemplateLimits limits, TimeProvider clock, CancellationToken cancellation)
+    private string Render(List<(string Name, Value Value)> variables, TemplateLimits limits, TimeProvider clock, int expectedLength, CancellationToken cancellation)
     {
         var interpreter = new Interpreter(limits, clock, cancellation);
         var globals = new Scope(null);
@@ -97,7 +103,7 @@ public sealed class ChatTemplate
                 throw new TemplateException($"Variable already declared: {name}");
         try
         {
-            return interpreter.Run(_program, globals);
+            return interpreter.Run(_program, globals, expectedLength);
         }
         catch (RenderError error)
         {
