@@ -8,6 +8,14 @@ namespace ChatServices.DialogueService.Templates;
 /// prompt is identical to what that reference produces. Parse once and reuse: a template is immutable
 /// and <see cref="Render"/> is safe to call concurrently.
 /// </summary>
+/// <remarks>
+/// Where the reference departs from Python Jinja, this follows the reference: <c>strip()</c>,
+/// <c>lstrip()</c> and <c>rstrip()</c> ignore their argument and remove whitespace; strings are not
+/// iterable in a for loop; <c>==</c> is JavaScript's loose equality; filters it lacks (such as
+/// <c>round</c>) are errors. Known differences, all in templates the reference itself cannot render:
+/// <c>[] | first</c> is undefined here where the reference fails on its next use, and printing a
+/// function prints a placeholder rather than JavaScript source.
+/// </remarks>
 public sealed class ChatTemplate
 {
     private readonly ProgramNode _program;
@@ -24,9 +32,25 @@ public sealed class ChatTemplate
     public static ChatTemplate Parse(string source)
     {
         ArgumentNullException.ThrowIfNull(source);
-        var tokens = Lexer.Tokenize(source, out _);
-        return new ChatTemplate(source, Parser.Parse(tokens, source));
+        try
+        {
+            var tokens = Lexer.Tokenize(source, out _);
+            return new ChatTemplate(source, Parser.Parse(tokens, source));
+        }
+        catch (Exception error) when (IsEngineDefect(error))
+        {
+            throw new TemplateException($"Template could not be parsed: {error.Message}", inner: error);
+        }
     }
+
+    /// <summary>
+    /// Exceptions that can only come from a defect in this engine, not from the template. They are still
+    /// reported as a <see cref="TemplateException"/> so that one odd template never takes a request down
+    /// with an unexpected exception type; the inner exception keeps the stack for diagnosis.
+    /// </summary>
+    private static bool IsEngineDefect(Exception error) =>
+        error is InvalidCastException or ArgumentException or IndexOutOfRangeException or InvalidOperationException
+            or OverflowException or FormatException or NullReferenceException or KeyNotFoundException or NotSupportedException;
 
     /// <summary>
     /// Renders the prompt. Throws <see cref="TemplateException"/> when the template fails: it raises
@@ -36,7 +60,12 @@ public sealed class ChatTemplate
     {
         ArgumentNullException.ThrowIfNull(context);
         var messages = new List<Value>(context.Messages.Count);
-        foreach (var message in context.Messages) messages.Add(message.ToValue());
+        var contentLength = 0L;
+        foreach (var message in context.Messages)
+        {
+            messages.Add(message.ToValue());
+            contentLength += (message.Content?.Length ?? 0) + 64;
+        }
 
         var variables = new List<(string, Value)>
         {
@@ -51,7 +80,8 @@ public sealed class ChatTemplate
         if (context.Tools is not null) variables.Add(("tools", JsonValues.From(context.Tools)));
         if (context.Variables is not null)
             foreach (var (name, value) in context.Variables) variables.Add((name, JsonValues.From(value)));
-        return Render(variables, limits ?? TemplateLimits.Default, context.Clock ?? TimeProvider.System, cancellation);
+        var expected = (int)Math.Min(contentLength + 512, int.MaxValue);
+        return Render(variables, limits ?? TemplateLimits.Default, context.Clock ?? TimeProvider.System, expected, cancellation);
     }
 
     /// <summary>Renders with arbitrary top-level variables given as JSON (an object of name to value).</summary>
@@ -60,10 +90,10 @@ public sealed class ChatTemplate
         ArgumentNullException.ThrowIfNull(variables);
         var list = new List<(string, Value)>(variables.Count);
         foreach (var (name, value) in JsonValues.OrderedEntries(variables)) list.Add((name, JsonValues.From(value)));
-        return Render(list, limits ?? TemplateLimits.Default, clock ?? TimeProvider.System, cancellation);
+        return Render(list, limits ?? TemplateLimits.Default, clock ?? TimeProvider.System, 1024, cancellation);
     }
 
-    private string Render(List<(string Name, Value Value)> variables, TemplateLimits limits, TimeProvider clock, CancellationToken cancellation)
+    private string Render(List<(string Name, Value Value)> variables, TemplateLimits limits, TimeProvider clock, int expectedLength, CancellationToken cancellation)
     {
         var interpreter = new Interpreter(limits, clock, cancellation);
         var globals = new Scope(null);
@@ -73,25 +103,15 @@ public sealed class ChatTemplate
                 throw new TemplateException($"Variable already declared: {name}");
         try
         {
-            return interpreter.Run(_program, globals);
+            return interpreter.Run(_program, globals, expectedLength);
         }
         catch (RenderError error)
         {
             var (line, column) = error.Offset >= 0 ? SourcePosition.Of(Source, error.Offset) : (0, 0);
             throw new TemplateException(error.Message, line, column, error) { RaisedByTemplate = error.RaisedByTemplate };
         }
-        catch (TemplateException)
+        catch (Exception error) when (IsEngineDefect(error) && error is not OperationCanceledException)
         {
-            throw;
-        }
-        catch (OperationCanceledException)
-        {
-            throw;
-        }
-        catch (Exception error) when (error is InvalidCastException or ArgumentException or IndexOutOfRangeException
-                                          or InvalidOperationException or OverflowException or FormatException)
-        {
-            // A defect in the interpreter, not in the template; still a clear error rather than a crash.
             throw new TemplateException($"Template rendering failed: {error.Message}", inner: error);
         }
     }

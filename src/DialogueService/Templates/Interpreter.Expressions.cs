@@ -272,7 +272,7 @@ internal sealed partial class Interpreter
         {
             case ObjectValue obj:
                 if (property is not StringValue key) throw new RenderError($"Cannot access property with non-string: got {property.TypeName}");
-                value = obj.Entries.TryGetValue(key.Text, out var found) ? found : Members.OfObject(obj, key.Text, this);
+                value = obj.TryGetEntry(key.Text, out var found) ? found : Members.OfObject(obj, key.Text, this);
                 break;
             case NamespaceValue ns:
                 if (property is not StringValue nsKey) throw new RenderError($"Cannot access property with non-string: got {property.TypeName}");

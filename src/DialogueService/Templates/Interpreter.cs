@@ -30,9 +30,11 @@ internal sealed partial class Interpreter
 
     private sealed class ContinueSignal : Exception;
 
-    public string Run(ProgramNode program, Scope globals)
+    /// <param name="expectedLength">A guess at the output's length (the prompt mostly repeats the messages), so the
+    /// output buffer is sized once instead of growing chunk by chunk.</param>
+    public string Run(ProgramNode program, Scope globals, int expectedLength)
     {
-        var output = new StringBuilder(1024);
+        var output = new StringBuilder(Math.Clamp(expectedLength, 256, 1 << 20));
         try
         {
             ExecuteBlock(program.Body, globals, output);
@@ -174,7 +176,7 @@ internal sealed partial class Interpreter
         for (var i = 0; i < items.Count; i++)
         {
             Charge(1);
-            loopScope.Set("loop", LoopObject(items, i));
+            loopScope.Set("loop", ObjectValue.Loop(items, i));
             BindLoopVariable(node.LoopVariable, items[i], loopScope);
             var mark = output.Length;
             try
@@ -196,23 +198,6 @@ internal sealed partial class Interpreter
         }
 
         if (noIteration) ExecuteBlock(node.DefaultBlock, loopScope, output);
-    }
-
-    private static ObjectValue LoopObject(List<Value> items, int i)
-    {
-        var loop = new OrderedDictionary<string, Value>(9, StringComparer.Ordinal)
-        {
-            ["index"] = NumberValue.Integer(i + 1),
-            ["index0"] = NumberValue.Integer(i),
-            ["revindex"] = NumberValue.Integer(items.Count - i),
-            ["revindex0"] = NumberValue.Integer(items.Count - i - 1),
-            ["first"] = BooleanValue.Of(i == 0),
-            ["last"] = BooleanValue.Of(i == items.Count - 1),
-            ["length"] = NumberValue.Integer(items.Count),
-            ["previtem"] = i > 0 ? items[i - 1] : UndefinedValue.Instance,
-            ["nextitem"] = i < items.Count - 1 ? items[i + 1] : UndefinedValue.Instance,
-        };
-        return new ObjectValue(loop);
     }
 
     private static void BindLoopVariable(Node loopVariable, Value current, Scope scope)

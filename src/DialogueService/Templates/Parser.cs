@@ -70,6 +70,13 @@ internal sealed class Parser
         _current++;
     }
 
+    private void ExpectEndTag(string name)
+    {
+        Expect(TokenKind.OpenStatement, $"expected {{% {name} %}}");
+        ExpectIdentifier(name);
+        Expect(TokenKind.CloseStatement, "expected '%}'");
+    }
+
     private bool Is(TokenKind kind) => Peek().Kind == kind;
 
     private bool Is(TokenKind first, TokenKind second) => Peek().Kind == first && Peek(1).Kind == second;
@@ -148,9 +155,7 @@ internal sealed class Parser
             {
                 _current++;
                 var result = ParseIf(offset);
-                Expect(TokenKind.OpenStatement, "expected {% endif %}");
-                ExpectIdentifier("endif");
-                Expect(TokenKind.CloseStatement, "expected '%}'");
+                ExpectEndTag("endif");
                 return result;
             }
             case "macro":
@@ -161,18 +166,14 @@ internal sealed class Parser
                 var parameters = ParseArguments(parameters: true);
                 Expect(TokenKind.CloseStatement, "expected '%}'");
                 var body = ParseBlockUntil("endmacro");
-                Expect(TokenKind.OpenStatement, "expected {% endmacro %}");
-                ExpectIdentifier("endmacro");
-                Expect(TokenKind.CloseStatement, "expected '%}'");
+                ExpectEndTag("endmacro");
                 return new MacroNode(offset, name, parameters, body);
             }
             case "for":
             {
                 _current++;
                 var result = ParseFor(offset);
-                Expect(TokenKind.OpenStatement, "expected {% endfor %}");
-                ExpectIdentifier("endfor");
-                Expect(TokenKind.CloseStatement, "expected '%}'");
+                ExpectEndTag("endfor");
                 return result;
             }
             case "call":
@@ -185,9 +186,7 @@ internal sealed class Parser
                 var arguments = ParseArguments(parameters: false);
                 Expect(TokenKind.CloseStatement, "expected '%}'");
                 var body = ParseBlockUntil("endcall");
-                Expect(TokenKind.OpenStatement, "expected {% endcall %}");
-                ExpectIdentifier("endcall");
-                Expect(TokenKind.CloseStatement, "expected '%}'");
+                ExpectEndTag("endcall");
                 return new CallStatementNode(offset, new CallNode(callee.Offset, callee, arguments), callerParameters, body);
             }
             case "break":
@@ -205,9 +204,7 @@ internal sealed class Parser
                 if (filter is IdentifierNode && Is(TokenKind.OpenParen)) filter = ParseCall(filter);
                 Expect(TokenKind.CloseStatement, "expected '%}'");
                 var body = ParseBlockUntil("endfilter");
-                Expect(TokenKind.OpenStatement, "expected {% endfilter %}");
-                ExpectIdentifier("endfilter");
-                Expect(TokenKind.CloseStatement, "expected '%}'");
+                ExpectEndTag("endfilter");
                 return new FilterStatementNode(offset, filter, body);
             }
             default:
@@ -334,24 +331,17 @@ internal sealed class Parser
         return new SelectNode(a.Offset, a, test);
     }
 
-    private Node ParseOr()
-    {
-        var left = ParseAnd();
-        while (IsIdentifier("or"))
-        {
-            var op = Next();
-            left = new BinaryNode(op.Offset, "or", left, ParseAnd());
-        }
-        return left;
-    }
+    private Node ParseOr() => ParseKeywordOperator("or", ParseAnd);
 
-    private Node ParseAnd()
+    private Node ParseAnd() => ParseKeywordOperator("and", ParseNot);
+
+    private Node ParseKeywordOperator(string keyword, Func<Node> operand)
     {
-        var left = ParseNot();
-        while (IsIdentifier("and"))
+        var left = operand();
+        while (IsIdentifier(keyword))
         {
             var op = Next();
-            left = new BinaryNode(op.Offset, "and", left, ParseNot());
+            left = new BinaryNode(op.Offset, keyword, left, operand());
         }
         return left;
     }
@@ -407,35 +397,20 @@ internal sealed class Parser
         return left;
     }
 
-    private Node ParseAdditive()
-    {
-        var left = ParseMultiplicative();
-        while (Is(TokenKind.AdditiveBinaryOperator))
-        {
-            var op = Next();
-            left = new BinaryNode(op.Offset, op.Value, left, ParseMultiplicative());
-        }
-        return left;
-    }
+    private Node ParseAdditive() => ParseLeftAssociative(TokenKind.AdditiveBinaryOperator, ParseMultiplicative);
 
-    private Node ParseMultiplicative()
-    {
-        var left = ParsePower();
-        while (Is(TokenKind.MultiplicativeBinaryOperator))
-        {
-            var op = Next();
-            left = new BinaryNode(op.Offset, op.Value, left, ParsePower());
-        }
-        return left;
-    }
+    private Node ParseMultiplicative() => ParseLeftAssociative(TokenKind.MultiplicativeBinaryOperator, ParsePower);
 
-    private Node ParsePower()
+    // Unlike Python, Jinja's ** is left-associative: 2 ** 3 ** 2 == (2 ** 3) ** 2.
+    private Node ParsePower() => ParseLeftAssociative(TokenKind.ExponentiationBinaryOperator, ParseTest);
+
+    private Node ParseLeftAssociative(TokenKind operatorKind, Func<Node> operand)
     {
-        var left = ParseTest();
-        while (Is(TokenKind.ExponentiationBinaryOperator))
+        var left = operand();
+        while (Is(operatorKind))
         {
             var op = Next();
-            left = new BinaryNode(op.Offset, op.Value, left, ParseTest());
+            left = new BinaryNode(op.Offset, op.Value, left, operand());
         }
         return left;
     }

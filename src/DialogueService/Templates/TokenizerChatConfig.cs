@@ -32,6 +32,41 @@ public sealed class TokenizerChatConfig
 
     public static TokenizerChatConfig Load(string path) => Parse(File.ReadAllText(path));
 
+    /// <summary>
+    /// Reads a model folder the way transformers does: tokenizer_config.json, then a <c>chat_template.jinja</c>
+    /// or <c>chat_template.json</c> beside it (which take precedence over the config's own template), and
+    /// named templates in <c>additional_chat_templates/*.jinja</c>.
+    /// </summary>
+    public static TokenizerChatConfig LoadFolder(string folder)
+    {
+        var configPath = Path.Combine(folder, "tokenizer_config.json");
+        var config = File.Exists(configPath) ? Load(configPath) : Parse("{}");
+        var templates = new Dictionary<string, ChatTemplate>(config.Templates, StringComparer.Ordinal);
+
+        var jinjaPath = Path.Combine(folder, "chat_template.jinja");
+        var jsonPath = Path.Combine(folder, "chat_template.json");
+        if (File.Exists(jinjaPath))
+        {
+            templates["default"] = ParseNamed("default", File.ReadAllText(jinjaPath));
+        }
+        else if (File.Exists(jsonPath))
+        {
+            var fromJson = Parse(File.ReadAllText(jsonPath));
+            foreach (var (name, template) in fromJson.Templates) templates[name] = template;
+        }
+
+        var additional = Path.Combine(folder, "additional_chat_templates");
+        if (Directory.Exists(additional))
+        {
+            foreach (var file in Directory.EnumerateFiles(additional, "*.jinja"))
+            {
+                var name = Path.GetFileNameWithoutExtension(file);
+                templates[name] = ParseNamed(name, File.ReadAllText(file));
+            }
+        }
+        return new TokenizerChatConfig(templates, config.SpecialTokens);
+    }
+
     /// <summary>Reads the configuration; throws <see cref="TemplateException"/> when a template does not parse
     /// and <see cref="JsonException"/> when the file is not JSON.</summary>
     public static TokenizerChatConfig Parse(string json)

@@ -181,15 +181,72 @@ internal sealed class ArrayValue(List<Value> items, bool isTuple = false) : Valu
 }
 
 /// <summary>A mapping with insertion-ordered string keys; also the keyword arguments of a call.</summary>
-internal sealed class ObjectValue(OrderedDictionary<string, Value> entries, bool isKeywordArguments = false) : Value
+internal sealed class ObjectValue : Value
 {
-    public OrderedDictionary<string, Value> Entries { get; } = entries;
+    private OrderedDictionary<string, Value>? _entries;
 
-    public bool IsKeywordArguments { get; } = isKeywordArguments;
+    // A for loop's `loop` mapping is created for every iteration but usually read for one or two fields,
+    // so it keeps the loop's items and index and builds its nine entries only when something needs them all.
+    private readonly List<Value>? _loopItems;
+    private readonly int _loopIndex;
+
+    public ObjectValue(OrderedDictionary<string, Value> entries, bool isKeywordArguments = false)
+    {
+        _entries = entries;
+        IsKeywordArguments = isKeywordArguments;
+    }
+
+    private ObjectValue(List<Value> loopItems, int loopIndex)
+    {
+        _loopItems = loopItems;
+        _loopIndex = loopIndex;
+    }
+
+    /// <summary>The <c>loop</c> variable of iteration <paramref name="index"/> over <paramref name="items"/>.</summary>
+    public static ObjectValue Loop(List<Value> items, int index) => new(items, index);
+
+    public OrderedDictionary<string, Value> Entries => _entries ??= MaterializeLoop();
+
+    public bool IsKeywordArguments { get; }
 
     public override ValueKind Kind => IsKeywordArguments ? ValueKind.KeywordArguments : ValueKind.Object;
 
-    public override bool IsTruthy => Entries.Count > 0;
+    public override bool IsTruthy => _entries is null || _entries.Count > 0;
+
+    public bool TryGetEntry(string key, [System.Diagnostics.CodeAnalysis.MaybeNullWhen(false)] out Value value)
+    {
+        if (_entries is not null) return _entries.TryGetValue(key, out value);
+        value = LoopField(key);
+        return value is not null;
+    }
+
+    private static readonly string[] LoopFields = ["index", "index0", "revindex", "revindex0", "first", "last", "length", "previtem", "nextitem"];
+
+    private Value? LoopField(string key)
+    {
+        var items = _loopItems!;
+        var i = _loopIndex;
+        return key switch
+        {
+            "index" => NumberValue.Integer(i + 1),
+            "index0" => NumberValue.Integer(i),
+            "revindex" => NumberValue.Integer(items.Count - i),
+            "revindex0" => NumberValue.Integer(items.Count - i - 1),
+            "first" => BooleanValue.Of(i == 0),
+            "last" => BooleanValue.Of(i == items.Count - 1),
+            "length" => NumberValue.Integer(items.Count),
+            "previtem" => i > 0 ? items[i - 1] : UndefinedValue.Instance,
+            "nextitem" => i < items.Count - 1 ? items[i + 1] : UndefinedValue.Instance,
+            _ => null,
+        };
+    }
+
+    private OrderedDictionary<string, Value> MaterializeLoop()
+    {
+        var entries = new OrderedDictionary<string, Value>(LoopFields.Length, StringComparer.Ordinal);
+        foreach (var field in LoopFields) entries[field] = LoopField(field)!;
+        return entries;
+    }
 
     public override string Display() => JsFormat.ToJson(this, JsonOptions.Default, 0, convertUndefinedToNull: false);
 

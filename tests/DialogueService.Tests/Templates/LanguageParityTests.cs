@@ -101,6 +101,7 @@ public sealed class LanguageParityTests(ITestOutputHelper output)
         "{{ x | default }}",
         // loops
         "{% for m in messages %}{{ loop.index }}/{{ loop.index0 }}/{{ loop.revindex }}/{{ loop.revindex0 }}/{{ loop.first }}/{{ loop.last }}/{{ loop.length }}/{{ loop.previtem.role if loop.previtem is defined }}/{{ loop.nextitem.role if loop.nextitem is defined }};{% endfor %}",
+        "{% for m in items %}{{ loop }}|{{ loop | tojson }}|{{ 'index' in loop }}|{{ loop | length }}|{{ loop.get('first') }}|{{ loop.nope }}|{{ loop | items | length }};{% endfor %}",
         "{% for i in items if i > 1 %}{{ i }}:{{ loop.index }},{% else %}none{% endfor %}",
         "{% for i in [] %}x{% else %}empty{% endfor %}{% for i in items if i > 5 %}x{% else %}filtered{% endfor %}",
         "{% for i in range(5) %}a{% if i == 3 %}{% break %}{% endif %}{{ i }}{% endfor %}",

@@ -27,7 +27,7 @@ public sealed class ReferenceParityTests(ITestOutputHelper output)
     public static TheoryData<string> Families => new()
     {
         "llama3", "qwen3", "llama2", "llama3.1", "llama3.1-tools", "mistral", "mixtral", "phi3", "gemma", "gemma3", "smollm2",
-        "mistral-tools", "hermes-tools",
+        "mistral-tools", "hermes-tools", "qwen2.5-generation", "qwen2.5-coder-tools",
     };
 
     private static (string Template, string? Bos, string? Eos) Load(string family) => family switch
@@ -45,6 +45,8 @@ public sealed class ReferenceParityTests(ITestOutputHelper output)
         "smollm2" => (DataFile("smollm2.jinja"), "<|im_start|>", "<|im_end|>"),
         "mistral-tools" => (DataFile("mistral-tools.jinja"), "<s>", "</s>"),
         "hermes-tools" => (DataFile("hermes-tools.jinja"), "<s>", "<|im_end|>"),
+        "qwen2.5-generation" => (DataFile("qwen2.5-generation.jinja"), null, "<|im_end|>"),
+        "qwen2.5-coder-tools" => (DataFile("qwen2.5-coder-tools.jinja"), null, "<|im_end|>"),
         _ => throw new ArgumentOutOfRangeException(nameof(family)),
     };
 

@@ -53,4 +53,26 @@ public sealed class TokenizerChatConfigTests
         Assert.Contains("'rag'", error.Message);
         Assert.Equal(1, error.Line);
     }
+
+    [Fact]
+    public void A_model_folder_template_file_overrides_the_config_and_adds_named_templates()
+    {
+        var folder = Directory.CreateTempSubdirectory("chat-template-").FullName;
+        try
+        {
+            File.WriteAllText(Path.Combine(folder, "tokenizer_config.json"), """{"chat_template": "from config", "eos_token": "</s>"}""");
+            File.WriteAllText(Path.Combine(folder, "chat_template.jinja"), "from file {{ eos_token }}\n");
+            Directory.CreateDirectory(Path.Combine(folder, "additional_chat_templates"));
+            File.WriteAllText(Path.Combine(folder, "additional_chat_templates", "tool_use.jinja"), "tools");
+
+            var config = TokenizerChatConfig.LoadFolder(folder);
+            var context = config.CreateContext([ChatMessage.User("x")], false);
+            Assert.Equal("from file </s>", config.SelectTemplate()!.Render(context));
+            Assert.Equal("tools", config.SelectTemplate(hasTools: true)!.Render(context));
+        }
+        finally
+        {
+            Directory.Delete(folder, recursive: true);
+        }
+    }
 }
