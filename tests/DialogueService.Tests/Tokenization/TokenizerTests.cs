@@ -124,6 +124,29 @@ public sealed class TokenizerTests
         for (var i = 0; i < results.Length; i++) Assert.Equal(reference.Encode(texts[i % texts.Count]), results[i]);
     }
 
+    /// <summary>
+    /// Qwen normalizes to NFC; most text is recognized as already NFC without ICU. Random strings dense in what
+    /// composes (base letters with combining marks, Hangul jamo, kana with voicing marks, canonical singletons)
+    /// must encode exactly as their NFC form does.
+    /// </summary>
+    [Fact]
+    public void Nfc_normalization_applies_to_every_composable_sequence()
+    {
+        var qwen = LoadedTokenizers.Get("qwen3");
+        string[] parts = ["e", "A", "o", "\u0301", "\u0308", "\u0327", "\u0323", "\u1100", "\u1161", "\u11A8", "\uAC00", "\u304B",
+            "\u3099", "\u30CF", "\u309A", "\u2000", "\u2126", "\u212B", "\uF900", "\u0958", "\u0915", "\u093C", " ", "\u4E00", "\U0001D15E", "😀"];
+        var random = new Random(5);
+        var changed = 0;
+        for (var n = 0; n < 500; n++)
+        {
+            var text = string.Concat(Enumerable.Range(0, random.Next(1, 8)).Select(_ => parts[random.Next(parts.Length)]));
+            var nfc = text.Normalize(NormalizationForm.FormC);
+            if (nfc != text) changed++;
+            Assert.Equal(qwen.Encode(nfc), qwen.Encode(text));
+        }
+        Assert.True(changed > 100, $"only {changed} texts change under NFC");
+    }
+
     [Fact]
     public void Token_and_id_lookups_are_inverse()
     {
