@@ -195,6 +195,19 @@ public sealed class Tokenizer
         SplitOnAddedTokens(text, new TextRange(0, text.Length), parseSpecialTokens ? _rawAll : _rawNonSpecial, sections);
 
         var pre = t_preTokenized ??= new PreTokenizedText();
+        try
+        {
+            EncodeSections(text, sections, pre, ids, parseSpecialTokens);
+        }
+        finally
+        {
+            pre.Release();
+            if (sections.Capacity > 1 << 12) t_sections = null;
+        }
+    }
+
+    private void EncodeSections(string text, List<Section> sections, PreTokenizedText pre, List<int> ids, bool parseSpecialTokens)
+    {
         for (var index = 0; index < sections.Count; index++)
         {
             var section = sections[index];
