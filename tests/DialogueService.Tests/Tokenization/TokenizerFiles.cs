@@ -79,9 +79,18 @@ public static class TokenizerFiles
 
     private static readonly object Gate = new();
 
+    /// <summary>
+    /// Generated files are kept under artifacts/tokenizers/v{RecipeVersion}/ between runs; bump this when a recipe
+    /// below changes, so that no stale file is used.
+    /// </summary>
+    private const int RecipeVersion = 1;
+
+    private static string GeneratedDir(string repoRoot, string name) =>
+        Path.Combine(repoRoot, "artifacts", "tokenizers", $"v{RecipeVersion}", name);
+
     private static (string, string) Gpt2(string repoRoot)
     {
-        var dir = Path.Combine(repoRoot, "artifacts", "tokenizers", "gpt2");
+        var dir = GeneratedDir(repoRoot, "gpt2");
         var tokenizerPath = Path.Combine(dir, "tokenizer.json");
         var configPath = Path.Combine(dir, "tokenizer_config.json");
         lock (Gate)
@@ -127,7 +136,7 @@ public static class TokenizerFiles
 
     private static (string, string) Variant(string repoRoot, string name, (string Tokenizer, string Config) source, Action<JsonNode> change)
     {
-        var dir = Path.Combine(repoRoot, "artifacts", "tokenizers", name);
+        var dir = GeneratedDir(repoRoot, name);
         var tokenizerPath = Path.Combine(dir, "tokenizer.json");
         var configPath = Path.Combine(dir, "tokenizer_config.json");
         lock (Gate)
