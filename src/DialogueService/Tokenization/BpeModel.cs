@@ -107,6 +107,52 @@ internal sealed class BpeModel
     public void Encode(ReadOnlySpan<char> piece, bool byteLevel, List<int> output)
     {
         if (piece.IsEmpty) return;
+        if (byteLevel)
+        {
+            EncodeCached(piece, byteLevel: true, output);
+            return;
+        }
+        if (_ignoreMerges && _vocabBySpan.TryGetValue(piece, out var whole))
+        {
+            output.Add(whole);
+            return;
+        }
+        // A code point outside the vocabulary is in no merge: it cuts the piece into segments that merge
+        // independently, each cached on its own (without a pre-tokenizer, a SentencePiece text is one piece, and
+        // its lines, between "\n"s that only exist as byte tokens, become cacheable segments).
+        Span<byte> buffer = stackalloc byte[4];
+        var start = 0;
+        for (var i = 0; i < piece.Length;)
+        {
+            var width = CodePointAt(piece, i, out var codePoint);
+            if (_codePointIds.ContainsKey(codePoint))
+            {
+                i += width;
+                continue;
+            }
+            EncodeCached(piece[start..i], byteLevel: false, output);
+            EmitUnknown(buffer[..Encoding.UTF8.GetBytes(piece.Slice(i, width), buffer)], output);
+            i += width;
+            start = i;
+        }
+        EncodeCached(piece[start..], byteLevel: false, output);
+    }
+
+    /// <summary>Width (1 or 2 UTF-16 units) of the code point at <paramref name="i"/>; a lone surrogate is a code point of its own.</summary>
+    private static int CodePointAt(ReadOnlySpan<char> s, int i, out int codePoint)
+    {
+        if (char.IsHighSurrogate(s[i]) && i + 1 < s.Length && char.IsLowSurrogate(s[i + 1]))
+        {
+            codePoint = char.ConvertToUtf32(s[i], s[i + 1]);
+            return 2;
+        }
+        codePoint = s[i];
+        return 1;
+    }
+
+    private void EncodeCached(ReadOnlySpan<char> piece, bool byteLevel, List<int> output)
+    {
+        if (piece.IsEmpty) return;
         var cacheable = piece.Length <= MaxCachedPieceLength;
         if (cacheable && _cacheBySpan.TryGetValue(piece, out var cached))
         {
@@ -153,19 +199,13 @@ internal sealed class BpeModel
         return _vocabBySpan.TryGetValue(mapped, out id);
     }
 
+    /// <summary>Code-point symbols; the caller has cut the piece at code points outside the vocabulary.</summary>
     private void EncodeCodePoints(ReadOnlySpan<char> piece, List<int> output)
     {
-        if (_ignoreMerges && _vocabBySpan.TryGetValue(piece, out var whole))
-        {
-            output.Add(whole);
-            return;
-        }
         var symbols = new Symbols(piece.Length);
         for (var i = 0; i < piece.Length;)
         {
-            // A lone surrogate is a symbol of its own (never in a vocabulary); it falls back as U+FFFD's bytes.
-            var width = char.IsHighSurrogate(piece[i]) && i + 1 < piece.Length && char.IsLowSurrogate(piece[i + 1]) ? 2 : 1;
-            var codePoint = width == 2 ? char.ConvertToUtf32(piece[i], piece[i + 1]) : piece[i];
+            var width = CodePointAt(piece, i, out var codePoint);
             symbols.Add(_codePointIds.TryGetValue(codePoint, out var id) ? id : -1, i, width);
             i += width;
         }
@@ -186,14 +226,19 @@ internal sealed class BpeModel
                 output.Add(s.Ids[i]);
                 continue;
             }
-            // Unknown symbol (never merged): its UTF-8 bytes as byte tokens, else the unknown token.
-            var bytes = byteSymbols.IsEmpty
+            // Unknown symbol (never merged).
+            EmitUnknown(byteSymbols.IsEmpty
                 ? buffer[..Encoding.UTF8.GetBytes(piece.Slice(s.Starts[i], s.Lengths[i]), buffer)]
-                : byteSymbols.Slice(s.Starts[i], s.Lengths[i]);
-            if (_byteFallbackIds is not null && AllKnown(bytes))
-                foreach (var b in bytes) output.Add(_byteFallbackIds[b]);
-            else if (UnknownId >= 0) output.Add(UnknownId);
+                : byteSymbols.Slice(s.Starts[i], s.Lengths[i]), output);
         }
+    }
+
+    /// <summary>A symbol outside the vocabulary: its UTF-8 bytes as byte tokens (byte_fallback), else the unknown token, else nothing.</summary>
+    private void EmitUnknown(ReadOnlySpan<byte> bytes, List<int> output)
+    {
+        if (_byteFallbackIds is not null && AllKnown(bytes))
+            foreach (var b in bytes) output.Add(_byteFallbackIds[b]);
+        else if (UnknownId >= 0) output.Add(UnknownId);
     }
 
     private bool AllKnown(ReadOnlySpan<byte> bytes)

@@ -44,28 +44,9 @@ internal sealed class SequenceNormalizer(Normalizer[] steps) : Normalizer
 /// </summary>
 internal sealed class UnicodeNormalizer(NormalizationForm form) : Normalizer
 {
-    /// <summary>
-    /// Characters that are NFC in any context: no canonical decomposition, and never the second half of a
-    /// composition (those — combining marks, Hangul vowel and final jamo, kana voicing marks — are all outside
-    /// these blocks; U+2000 and U+2001 are left out, they decompose to U+2002 and U+2003). Text made only of them
-    /// (Latin, CJK, kana, Hangul syllables) skips the ICU call. Checked against ICU: each is NFC alone and after a
-    /// Latin letter, a jamo, a Hangul syllable, a kana and an ideograph.
-    /// </summary>
-    private static readonly System.Buffers.SearchValues<char> NfcStable = System.Buffers.SearchValues.Create(
-        Ranges(('\0', '\u02FF'), ('\u2002', '\u206F'), ('\u3000', '\u3029'), ('\u3040', '\u3098'), ('\u309B', '\u30FF'),
-            ('\u4E00', '\u9FFF'), ('\uAC00', '\uD7A3'), ('\uFF01', '\uFFEE')));
-
-    private static string Ranges(params (char First, char Last)[] ranges)
-    {
-        var sb = new StringBuilder();
-        foreach (var (first, last) in ranges)
-            for (var c = first; c <= last; c++) sb.Append(c);
-        return sb.ToString();
-    }
-
     public override string Normalize(string text)
     {
-        if (form == NormalizationForm.FormC && !text.AsSpan().ContainsAnyExcept(NfcStable)) return text;
+        if (form == NormalizationForm.FormC && NfcQuickCheck.IsNfc(text)) return text;
         if (!HasUnnormalizable(text)) return text.IsNormalized(form) ? text : text.Normalize(form);
         var sb = new StringBuilder(text.Length);
         var runStart = 0;

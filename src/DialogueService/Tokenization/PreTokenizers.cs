@@ -23,6 +23,19 @@ internal sealed class PreTokenizedText
         if (section.Length > 0) Pieces.Add(section);
     }
 
+    /// <summary>
+    /// Drops the reference to the last text, and lists grown by a very long input, so that a per-thread instance
+    /// does not keep megabytes alive between requests.
+    /// </summary>
+    public void Release()
+    {
+        Text = "";
+        const int keep = 1 << 14;
+        if (Pieces.Capacity > keep) Pieces = new();
+        if (Next.Capacity > keep) Next = new();
+        if (Matches.Capacity > keep) Matches = new();
+    }
+
     /// <summary>Makes <see cref="Next"/> the current piece list.</summary>
     public void SwapNext()
     {

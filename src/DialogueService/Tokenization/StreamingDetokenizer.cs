@@ -48,6 +48,15 @@ public sealed class StreamingDetokenizer
         return emitted;
     }
 
+    /// <summary>Adds several ids (a decoding step may yield more than one); returns the text they complete.</summary>
+    public string Push(ReadOnlySpan<int> ids)
+    {
+        if (ids.Length == 1) return Push(ids[0]);
+        var sb = new System.Text.StringBuilder();
+        foreach (var id in ids) sb.Append(Push(id));
+        return sb.ToString();
+    }
+
     /// <summary>Returns the text still held back (an incomplete character decodes as U+FFFD) and resets.</summary>
     public string Flush()
     {

@@ -11,6 +11,14 @@ namespace ChatServices.DialogueService.Tokenization;
 /// BPE model → post-processor (special tokens around the sequence). Decoding: ids → token strings → decoder chain
 /// → optional clean-up of tokenization spaces.
 /// </para>
+/// <para>
+/// Where it knowingly differs from the reference (npm @huggingface/transformers): special-token strings in the text
+/// are only parsed when asked (the reference always parses them); an id outside the vocabulary is an error, not the
+/// unknown token; character classes and NFC come from the platform's Unicode tables (.NET's and the system ICU),
+/// which may classify a code point assigned in a newer Unicode version differently. Special tokens around a
+/// sequence come from tokenizer.json's post-processor only (as in the reference; tokenizer_config.json's
+/// <c>add_bos_token</c> is not applied on top). Only BPE models load; other model types are refused by name.
+/// </para>
 /// Thread-safe: one instance serves all requests.
 /// </summary>
 public sealed class Tokenizer
@@ -195,6 +203,19 @@ public sealed class Tokenizer
         SplitOnAddedTokens(text, new TextRange(0, text.Length), parseSpecialTokens ? _rawAll : _rawNonSpecial, sections);
 
         var pre = t_preTokenized ??= new PreTokenizedText();
+        try
+        {
+            EncodeSections(text, sections, pre, ids, parseSpecialTokens);
+        }
+        finally
+        {
+            pre.Release();
+            if (sections.Capacity > 1 << 12) t_sections = null;
+        }
+    }
+
+    private void EncodeSections(string text, List<Section> sections, PreTokenizedText pre, List<int> ids, bool parseSpecialTokens)
+    {
         for (var index = 0; index < sections.Count; index++)
         {
             var section = sections[index];

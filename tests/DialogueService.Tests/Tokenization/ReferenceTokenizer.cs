@@ -12,10 +12,17 @@ public sealed record ReferenceResult(
     [property: JsonPropertyName("decoded")] string Decoded,
     [property: JsonPropertyName("decodedSkip")] string DecodedSkip);
 
+/// <summary>The reference's timed encoding rounds over a corpus (see reference-tokenize.mjs, mode bench).</summary>
 public sealed record ReferenceBench(
+    [property: JsonPropertyName("tokensPerPass")] long TokensPerPass,
+    [property: JsonPropertyName("rounds")] BenchRound[] Rounds);
+
+public sealed record BenchRound(
     [property: JsonPropertyName("tokens")] long Tokens,
-    [property: JsonPropertyName("seconds")] double Seconds,
-    [property: JsonPropertyName("passes")] int Passes);
+    [property: JsonPropertyName("seconds")] double Seconds)
+{
+    public double TokensPerSecond => Tokens / Seconds;
+}
 
 /// <summary>Runs the reference tokenizer in one node process for a whole batch of texts.</summary>
 public static class ReferenceTokenizer
@@ -29,9 +36,11 @@ public static class ReferenceTokenizer
         return JsonSerializer.Deserialize<ReferenceResult[]>(output)!;
     }
 
-    public static async Task<ReferenceBench> BenchAsync(string repoRoot, string name, IReadOnlyList<string> texts, double seconds)
+    public static async Task<ReferenceBench> BenchAsync(string repoRoot, string name, IReadOnlyList<string> texts, double seconds, int rounds)
     {
-        var output = await RunAsync(repoRoot, name, texts, ["bench", seconds.ToString(System.Globalization.CultureInfo.InvariantCulture)], TimeSpan.FromSeconds(seconds + 60));
+        var output = await RunAsync(repoRoot, name, texts,
+            ["bench", seconds.ToString(System.Globalization.CultureInfo.InvariantCulture), rounds.ToString(System.Globalization.CultureInfo.InvariantCulture)],
+            TimeSpan.FromSeconds(seconds + 120));
         return JsonSerializer.Deserialize<ReferenceBench>(output)!;
     }
 

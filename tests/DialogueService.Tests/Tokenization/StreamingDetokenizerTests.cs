@@ -97,6 +97,19 @@ public sealed class StreamingDetokenizerTests
     }
 
     [Fact]
+    public void Pushing_ids_in_groups_gives_the_same_text_as_one_by_one()
+    {
+        var llama3 = LoadedTokenizers.Get("llama3");
+        var ids = llama3.Encode("Grouped 👨‍👩‍👧‍👦 tokens, 中文 and ✈️ — streamed three at a time.");
+        var grouped = llama3.CreateStreamingDetokenizer();
+        var text = new StringBuilder();
+        for (var i = 0; i < ids.Length; i += 3) text.Append(grouped.Push(ids.AsSpan(i, Math.Min(3, ids.Length - i))));
+        text.Append(grouped.Flush());
+        Assert.Equal(string.Concat(Stream(llama3, ids)), text.ToString());
+        Assert.Equal(llama3.Decode(ids, skipSpecialTokens: true, cleanUpTokenizationSpaces: false), text.ToString());
+    }
+
+    [Fact]
     public void Unknown_ids_are_rejected()
     {
         var gpt2 = LoadedTokenizers.Get("gpt2");

@@ -6,8 +6,8 @@ namespace ChatServices.DialogueService.Tests.Tokenization;
 /// <summary>
 /// The texts the tokenizer is checked and measured on: the committed tokenizer-corpus.json (English, CJK, Arabic,
 /// Hindi and other scripts, mixed scripts, emoji with ZWJ sequences, skin tones and flags, code, whitespace runs,
-/// numbers, special-token strings written as user text, Unicode edge cases) plus random Unicode strings from a
-/// fixed seed.
+/// numbers, special-token strings written as user text, Unicode edge cases), random Unicode strings, and random
+/// recombinations of the corpus's words, both from a fixed seed.
 /// <para>
 /// The random strings include lone surrogates: .NET and JavaScript strings can both hold them, and both sides
 /// encode one as U+FFFD's UTF-8 bytes, so ids must still agree (decoding cannot give the lone surrogate back).
@@ -23,7 +23,33 @@ public static class TokenizerCorpus
     public static IReadOnlyList<string> Fixed(string repoRoot) =>
         JsonSerializer.Deserialize<string[]>(File.ReadAllText(Path.Combine(repoRoot, "tests", "DialogueService.Tests", "Tokenization", "tokenizer-corpus.json")))!;
 
-    public static IReadOnlyList<string> All(string repoRoot) => [.. Fixed(repoRoot), .. Random(RandomTextCount, RandomSeed)];
+    public static IReadOnlyList<string> All(string repoRoot)
+    {
+        var fixedTexts = Fixed(repoRoot);
+        return [.. fixedTexts, .. Random(RandomTextCount, RandomSeed), .. Recombined(fixedTexts, RecombinedTextCount, RandomSeed)];
+    }
+
+    public const int RecombinedTextCount = 150;
+
+    /// <summary>
+    /// Words of the fixed texts in random order and scripts, joined by random separators (spaces, runs of spaces,
+    /// tabs, newlines, nothing): many more word boundaries and merges than the fixed texts have.
+    /// </summary>
+    public static IReadOnlyList<string> Recombined(IReadOnlyList<string> source, int count, int seed)
+    {
+        var words = source.SelectMany(t => t.Split([' ', '\n', '\t'], StringSplitOptions.RemoveEmptyEntries)).Distinct().ToArray();
+        string[] separators = [" ", " ", " ", "  ", "\n", "\t", "", " \n", "\r\n", "    "];
+        var random = new Random(seed);
+        var texts = new List<string>(count);
+        for (var t = 0; t < count; t++)
+        {
+            var sb = new StringBuilder();
+            var n = random.Next(1, 24);
+            for (var i = 0; i < n; i++) sb.Append(words[random.Next(words.Length)]).Append(separators[random.Next(separators.Length)]);
+            texts.Add(sb.ToString());
+        }
+        return texts;
+    }
 
     // (first, last, weight): where random code points are drawn from.
     private static readonly (int First, int Last, int Weight)[] Blocks =

@@ -19,9 +19,10 @@ public static class TokenizerFiles
     /// prepend_scheme "first", a Metaspace decoder step), "gpt2-digits" is GPT-2 behind a Sequence of a Digits
     /// pre-tokenizer (individual digits) and ByteLevel, "qwen3-strip" is Qwen 3 with added tokens that strip the
     /// whitespace to their left (&lt;|im_start|&gt;) or right (&lt;|im_end|&gt;) and added tokens matched in normalized
-    /// text (&lt;think&gt;, &lt;/think&gt;).
+    /// text (&lt;think&gt;, &lt;/think&gt;), "gpt2-split" is GPT-2 with its word regex as a Split pre-tokenizer
+    /// (where <c>\s</c> means Unicode White_Space, unlike ByteLevel's built-in ECMAScript <c>\s</c>).
     /// </summary>
-    public static readonly string[] Variants = ["llama2-metaspace", "gpt2-digits", "qwen3-strip"];
+    public static readonly string[] Variants = ["llama2-metaspace", "gpt2-digits", "qwen3-strip", "gpt2-split"];
 
     /// <summary>(tokenizer.json, tokenizer_config.json) of a named tokenizer.</summary>
     public static (string Tokenizer, string Config) Get(string repoRoot, string name)
@@ -50,6 +51,20 @@ public static class TokenizerFiles
                 if (content is "<think>" or "</think>") token["normalized"] = true;
             }
         });
+        if (name == "gpt2-split") return Variant(repoRoot, name, Get(repoRoot, "gpt2"), json =>
+            json["pre_tokenizer"] = new JsonObject
+            {
+                ["type"] = "Sequence",
+                ["pretokenizers"] = new JsonArray(
+                    new JsonObject
+                    {
+                        ["type"] = "Split",
+                        ["pattern"] = new JsonObject { ["Regex"] = @"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+" },
+                        ["behavior"] = "Isolated",
+                        ["invert"] = false,
+                    },
+                    new JsonObject { ["type"] = "ByteLevel", ["add_prefix_space"] = false, ["trim_offsets"] = true, ["use_regex"] = false }),
+            });
         if (name == "gpt2-digits") return Variant(repoRoot, name, Get(repoRoot, "gpt2"), json =>
             json["pre_tokenizer"] = new JsonObject
             {
@@ -64,9 +79,18 @@ public static class TokenizerFiles
 
     private static readonly object Gate = new();
 
+    /// <summary>
+    /// Generated files are kept under artifacts/tokenizers/v{RecipeVersion}/ between runs; bump this when a recipe
+    /// below changes, so that no stale file is used.
+    /// </summary>
+    private const int RecipeVersion = 1;
+
+    private static string GeneratedDir(string repoRoot, string name) =>
+        Path.Combine(repoRoot, "artifacts", "tokenizers", $"v{RecipeVersion}", name);
+
     private static (string, string) Gpt2(string repoRoot)
     {
-        var dir = Path.Combine(repoRoot, "artifacts", "tokenizers", "gpt2");
+        var dir = GeneratedDir(repoRoot, "gpt2");
         var tokenizerPath = Path.Combine(dir, "tokenizer.json");
         var configPath = Path.Combine(dir, "tokenizer_config.json");
         lock (Gate)
@@ -112,7 +136,7 @@ public static class TokenizerFiles
 
     private static (string, string) Variant(string repoRoot, string name, (string Tokenizer, string Config) source, Action<JsonNode> change)
     {
-        var dir = Path.Combine(repoRoot, "artifacts", "tokenizers", name);
+        var dir = GeneratedDir(repoRoot, name);
         var tokenizerPath = Path.Combine(dir, "tokenizer.json");
         var configPath = Path.Combine(dir, "tokenizer_config.json");
         lock (Gate)
