@@ -228,7 +228,7 @@ function markStatus(div, status) {
     note.className = 'status';
     div.append(note);
   }
-  note.textContent = status === 'cancelled' ? 'Stopped' : status === 'failed' ? 'Failed' : status === 'length' ? 'Cut off at the token limit' : status;
+  note.textContent = status === 'cancelled' ? 'Stopped' : status === 'failed' || status === 'error' ? 'Failed' : status === 'length' ? 'Cut off at the token limit' : status;
 }
 
 function scrollToEnd() {
