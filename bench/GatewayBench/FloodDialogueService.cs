@@ -35,6 +35,8 @@ public sealed class FloodDialogueService : Dialogue.DialogueBase
     public static async Task<(WebApplication App, Uri Address)> StartAsync()
     {
         var builder = WebApplication.CreateSlimBuilder();
+        // Nothing from files: the Gateway's appsettings.json (copied beside this program) names its production port.
+        builder.Configuration.Sources.Clear();
         builder.Logging.ClearProviders();
         builder.WebHost.ConfigureKestrel(k => k.Listen(IPAddress.Loopback, 0, o => o.Protocols = HttpProtocols.Http2));
         builder.Services.AddGrpcServer();
@@ -42,6 +44,6 @@ public sealed class FloodDialogueService : Dialogue.DialogueBase
         var app = builder.Build();
         app.MapGrpcService<FloodDialogueService>();
         await app.StartAsync();
-        return (app, new Uri(app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First()));
+        return (app, new Uri(app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.Single()));
     }
 }
