@@ -33,7 +33,8 @@ start() { # name, then environment assignments
 
 start InferenceService DOTNET_ENVIRONMENT=Production "Inference__ModelPath=$model"
 start DialogueService DOTNET_ENVIRONMENT=Production "Dialogue__ModelPath=$model" "Data__Directory=$root/.data"
-start Gateway DOTNET_ENVIRONMENT=Production
+# The embedded single-machine default: no API key needed from this machine (the Gateway says so loudly at start).
+start Gateway DOTNET_ENVIRONMENT=Production Gateway__AllowAnonymousOnLoopback=true
 
 for i in $(seq 1 240); do
   if curl -fsS http://127.0.0.1:8080/readyz >/dev/null 2>&1; then

@@ -53,9 +53,10 @@ public static class OpenAiJson
         catch (JsonException e)
         {
             var param = ParamFromPath(e.Path);
-            throw param is null
-                ? ApiException.InvalidRequest("We could not parse the JSON body of your request: it is not valid JSON.")
-                : ApiException.InvalidRequest($"Invalid type or value for '{param}'. {FieldDetail(e)}".TrimEnd(), param);
+            if (param is null) throw ApiException.InvalidRequest("We could not parse the JSON body of your request: it is not valid JSON.");
+            var detail = FieldDetail(e);
+            if (detail.Length == 0 && ExpectedType(typeInfo, param) is { } expected) detail = $"Expected {expected}.";
+            throw ApiException.InvalidRequest($"Invalid type or value for '{param}'. {detail}".TrimEnd(), param);
         }
 
         return body ?? throw ApiException.InvalidRequest("The request body must be a JSON object.");
@@ -73,6 +74,23 @@ public static class OpenAiJson
     {
         if (string.IsNullOrEmpty(path) || path == "$") return null;
         return path.StartsWith("$.", StringComparison.Ordinal) ? path[2..] : path.TrimStart('$');
+    }
+
+    /// <summary>What a top-level field holds, in JSON's words ("a number"), from the serializer's own metadata.</summary>
+    private static string? ExpectedType(JsonTypeInfo typeInfo, string param)
+    {
+        foreach (var property in typeInfo.Properties)
+        {
+            if (property.Name != param) continue;
+            var type = Nullable.GetUnderlyingType(property.PropertyType) ?? property.PropertyType;
+            return type == typeof(double) || type == typeof(float) ? "a number"
+                : type == typeof(int) || type == typeof(long) ? "an integer"
+                : type == typeof(bool) ? "a boolean"
+                : type == typeof(string) ? "a string"
+                : type.IsGenericType && type.GetGenericTypeDefinition() == typeof(List<>) ? "an array"
+                : "an object";
+        }
+        return null;
     }
 
     // Messages our own converters raise are meant for the caller; the serializer's own ones name CLR types.

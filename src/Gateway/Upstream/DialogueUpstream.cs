@@ -18,7 +18,8 @@ public sealed class DialogueUpstream(Dialogue.DialogueClient client, IOptions<Ga
 {
     private static readonly TimeSpan ModelCacheLifetime = TimeSpan.FromMinutes(1);
     private readonly TimeSpan _timeout = options.Value.UpstreamTimeout;
-    private (ModelCard Model, long FetchedAt)? _model;
+    // Replaced whole, never mutated: readers on any thread see one consistent entry.
+    private volatile CachedModel? _model;
 
     public async Task<ModelCard> GetModelAsync(CancellationToken cancellationToken)
     {
@@ -26,7 +27,7 @@ public sealed class DialogueUpstream(Dialogue.DialogueClient client, IOptions<Ga
         try
         {
             var model = await UnaryAsync(ct => client.GetModelAsync(new GetModelRequest(), deadline: Deadline(), cancellationToken: ct), cancellationToken);
-            _model = (model, time.GetTimestamp());
+            _model = new CachedModel(model, time.GetTimestamp());
             return model;
         }
         catch (ApiException) when (_model is { } stale)
@@ -139,6 +140,8 @@ public sealed class DialogueUpstream(Dialogue.DialogueClient client, IOptions<Ga
             _ => null,
         };
     }
+
+    private sealed record CachedModel(ModelCard Model, long FetchedAt);
 
     // DialogueService names the field first ("settings.temperature: must be …"); pass it on as OpenAI's param.
     private static string? ParamFromDetail(string detail)

@@ -124,6 +124,11 @@ function showError(message) {
   els.error.hidden = !message;
 }
 
+/** An error as the person should read it: a missing or wrong key says where to enter one. */
+function describe(error) {
+  return error.status === 401 ? `${error.message} Open Settings to enter your API key.` : error.message;
+}
+
 function renderList() {
   els.list.replaceChildren(...state.conversations.map((c) => {
     const li = document.createElement('li');
@@ -175,7 +180,7 @@ function startRename(li, conversation) {
         await api(`/api/conversations/${encodeURIComponent(conversation.id)}`, { method: 'PATCH', body: { title } });
         if (conversation.id === state.current) els.title.textContent = title;
       } catch (e) {
-        showError(e.message);
+        showError(describe(e));
       }
     }
     await loadConversations();
@@ -194,7 +199,7 @@ async function deleteConversation(conversation) {
     if (conversation.id === state.current) newChat();
     await loadConversations();
   } catch (e) {
-    showError(e.message);
+    showError(describe(e));
   }
 }
 
@@ -223,7 +228,7 @@ function markStatus(div, status) {
     note.className = 'status';
     div.append(note);
   }
-  note.textContent = status === 'cancelled' ? 'Stopped' : status === 'failed' ? 'Failed' : status === 'length' ? 'Cut off at the token limit' : status;
+  note.textContent = status === 'cancelled' ? 'Stopped' : status === 'failed' || status === 'error' ? 'Failed' : status === 'length' ? 'Cut off at the token limit' : status;
 }
 
 function scrollToEnd() {
@@ -259,7 +264,7 @@ async function loadConversations() {
     state.conversations = page.conversations;
     renderList();
   } catch (e) {
-    showError(e.message);
+    showError(describe(e));
   }
 }
 
@@ -268,7 +273,7 @@ async function loadModel() {
     const models = await api('/v1/models');
     els.model.textContent = models.data[0]?.id ?? '';
   } catch (e) {
-    showError(e.message);
+    showError(describe(e));
   }
 }
 
@@ -301,7 +306,7 @@ async function openConversation(id) {
     renderList();
     updateRegenerate();
   } catch (e) {
-    showError(e.message);
+    showError(describe(e));
   }
 }
 
@@ -370,7 +375,7 @@ async function generate({ regenerate = false } = {}) {
       if (reply) markStatus(reply, 'cancelled');
     } else {
       if (reply) markStatus(reply, 'failed');
-      showError(e.message);
+      showError(describe(e));
     }
   } finally {
     reply?.classList.remove('streaming');

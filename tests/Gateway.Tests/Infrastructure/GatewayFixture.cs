@@ -58,6 +58,8 @@ public sealed class GatewayFixture : IAsyncLifetime
     public static async Task<(WebApplication App, Uri Address)> StartUpstreamAsync()
     {
         var builder = WebApplication.CreateSlimBuilder();
+        // Nothing from files: the Gateway's appsettings.json (copied beside this program) names its production port.
+        builder.Configuration.Sources.Clear();
         builder.Logging.ClearProviders();
         builder.WebHost.ConfigureKestrel(k => k.Listen(IPAddress.Loopback, 0, o => o.Protocols = HttpProtocols.Http2));
         builder.Services.AddGrpcServer();
@@ -120,8 +122,9 @@ public sealed class GatewayFixture : IAsyncLifetime
         return (app, address);
     }
 
+    // Exactly one address, the one asked for: a second would mean a configured port leaked in (never bind 8080).
     private static Uri Address(WebApplication app) =>
-        new(app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First());
+        new(app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.Single());
 
     public async Task DisposeAsync()
     {

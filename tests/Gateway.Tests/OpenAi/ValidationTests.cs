@@ -44,6 +44,21 @@ public sealed class ValidationTests(GatewayFixture fixture)
     }
 
     [Theory]
+    [InlineData("temperature", "\"hot\"", "a number")]
+    [InlineData("n", "1.5", "an integer")]
+    [InlineData("stream", "\"yes\"", "a boolean")]
+    [InlineData("user", "{}", "a string")]
+    [InlineData("messages", "\"hi\"", "an array")]
+    [InlineData("stream_options", "true", "an object")]
+    public async Task A_wrong_type_says_what_was_expected(string param, string value, string expected)
+    {
+        using var client = fixture.CreateClient();
+        var error = await (await client.PostJsonAsync("/v1/chat/completions", $$"""{"model":"test-model","{{param}}":{{value}}}"""))
+            .AssertErrorAsync(HttpStatusCode.BadRequest, param);
+        Assert.Equal($"Invalid type or value for '{param}'. Expected {expected}.", error.GetProperty("message").GetString());
+    }
+
+    [Theory]
     [InlineData("""{"model":"test-model"}""", "messages")]
     [InlineData("""{"model":"test-model","messages":[]}""", "messages")]
     [InlineData("""{"model":"test-model","messages":"hi"}""", "messages")]

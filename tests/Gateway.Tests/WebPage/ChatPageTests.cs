@@ -18,7 +18,8 @@ public sealed class ChatPageTests(GatewayFixture fixture)
         var screenshots = Path.Combine(RepositoryRoot.Path, "artifacts", "screenshots", "gateway");
 
         var result = await NodeScript.RunAsync("tests/Gateway.Tests/WebPage/chat-page.mjs",
-            [fixture.AnonymousBaseAddress.ToString(), "--scripted", "--slow-prompt", slowPrompt, "--oversize", (GatewayFixture.MaxBodyBytes + 1000).ToString(), "--screenshots", screenshots],
+            [fixture.AnonymousBaseAddress.ToString(), "--scripted", "--slow-prompt", slowPrompt, "--oversize", (GatewayFixture.MaxBodyBytes + 1000).ToString(), "--screenshots", screenshots,
+             "--keyed-url", fixture.BaseAddress.ToString(), "--api-key", GatewayFixture.BobKey],
             TimeSpan.FromSeconds(90));
         Assert.True(result.ExitCode == 0, result.Describe());
 
@@ -34,5 +35,7 @@ public sealed class ChatPageTests(GatewayFixture fixture)
         Assert.Equal(0.3f, settings.Temperature);
         Assert.Equal(4, settings.MaxTokens);
         Assert.All(fixture.Upstream.ChatRequests.Where(r => r.UserMessage == "Hello from the browser"), r => Assert.Equal("anonymous-local", r.OwnerId));
+        // The key entered in the page's settings acted as its owner.
+        Assert.Equal("bob", fixture.Upstream.ChatRequests.Last(r => r.UserMessage == "Hello with a key").OwnerId);
     }
 }

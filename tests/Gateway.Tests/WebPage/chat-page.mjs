@@ -4,9 +4,11 @@
 // check; prints one JSON summary line on success.
 //
 //   node chat-page.mjs <base-url> [--screenshots DIR] [--slow-prompt TEXT] [--oversize CHARS] [--scripted]
+//                      [--keyed-url URL --api-key KEY]
 //
 // --slow-prompt is a message whose reply takes long enough to press Stop in (default "slow story"); --scripted adds
-// the checks that need the test upstream's known replies (exact text, a failure in the middle of a stream).
+// the checks that need the test upstream's known replies (exact text, a failure in the middle of a stream);
+// --keyed-url names a gateway that requires keys, where the page must ask for one and then work with --api-key.
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -156,6 +158,27 @@ try {
     assert.match(await page.textContent('#error'), /the model runner failed/);
     await page.waitForSelector('.message.assistant[data-status="failed"]');
     assert.equal(await lastReply().textContent(), 'Hello! You said: ');
+  }
+
+  // 7. A gateway that requires keys: the page says where to enter one, and works once it is entered.
+  const keyedUrl = option('--keyed-url');
+  if (keyedUrl) {
+    const keyed = await context.newPage();
+    keyed.setDefaultTimeout(15_000);
+    keyed.on('pageerror', (e) => pageErrors.push(e.message));
+    await keyed.goto(keyedUrl);
+    await keyed.waitForSelector('#error:not([hidden])');
+    assert.match(await keyed.textContent('#error'), /API key.*Open Settings/);
+    await keyed.click('#settings-button');
+    await keyed.fill('#api-key', option('--api-key'));
+    await keyed.click('#settings-save');
+    await keyed.waitForFunction(() => document.getElementById('model-name').textContent.trim().length > 0);
+    await keyed.fill('#prompt', 'Hello with a key');
+    await keyed.press('#prompt', 'Enter');
+    await keyed.waitForSelector('#send:not([hidden])');
+    await keyed.waitForSelector('.message.assistant');
+    assert.ok((await keyed.locator('.message.assistant .content').last().textContent()).length > 0);
+    await keyed.close();
   }
 
   assert.deepEqual(pageErrors, [], 'no script errors on the page');
