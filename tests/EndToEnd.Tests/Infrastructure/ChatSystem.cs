@@ -77,6 +77,7 @@ public sealed class ChatSystem : IAsyncDisposable
         {
             ["Kestrel__Endpoints__Http__Url"] = $"http://127.0.0.1:{gatewayPort}",
             ["Gateway__DialogueEndpoint"] = $"http://127.0.0.1:{dialoguePort}",
+            ["Gateway__AllowAnonymousOnLoopback"] = "true", // as ./run.sh runs it
             ["OTEL_SERVICE_NAME"] = "gateway",
         }));
 
