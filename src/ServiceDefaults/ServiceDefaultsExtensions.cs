@@ -43,6 +43,7 @@ public static class ServiceDefaultsExtensions
     /// </summary>
     public static WebApplication MapDefaultEndpoints(this WebApplication app)
     {
+        app.Use(NameRequestSpan);
         app.MapHealthChecks(LivenessPath, new HealthCheckOptions { Predicate = check => !check.Tags.Contains(ReadyTag) });
         app.MapHealthChecks(ReadinessPath, new HealthCheckOptions
         {
@@ -50,6 +51,35 @@ public static class ServiceDefaultsExtensions
             ResponseWriter = WriteReadiness,
         });
         return app;
+    }
+
+    /// <summary>
+    /// Names the request's span after what was asked ("POST /v1/chat/completions", "chat.v1.Dialogue/Chat" for
+    /// gRPC) and tags it with the OpenTelemetry HTTP / RPC attributes, which ASP.NET Core's own activity lacks.
+    /// </summary>
+    private static async Task NameRequestSpan(HttpContext context, Func<Task> next)
+    {
+        var activity = System.Diagnostics.Activity.Current;
+        if (activity is not null)
+        {
+            var path = context.Request.Path.Value ?? "/";
+            var grpc = context.Request.ContentType?.StartsWith("application/grpc", StringComparison.Ordinal) == true;
+            activity.DisplayName = grpc ? path.TrimStart('/') : $"{context.Request.Method} {path}";
+            activity.SetTag("http.request.method", context.Request.Method);
+            activity.SetTag("url.path", path);
+            if (grpc)
+            {
+                activity.SetTag("rpc.system", "grpc");
+                var slash = path.LastIndexOf('/');
+                if (slash > 0)
+                {
+                    activity.SetTag("rpc.service", path[1..slash]);
+                    activity.SetTag("rpc.method", path[(slash + 1)..]);
+                }
+            }
+        }
+        await next();
+        activity?.SetTag("http.response.status_code", context.Response.StatusCode);
     }
 
     private static Task WriteReadiness(HttpContext context, HealthReport report)
