@@ -35,7 +35,7 @@ public sealed class TracingTests
             {
                 trace = receiver.Spans.Where(s => s.TraceId == root.TraceId).ToList();
                 if (new[] { "gateway", "dialogue-service", "inference-service" }.All(svc => trace.Any(s => s.Service == svc)) &&
-                    trace.Any(s => s.Name == "chat")) break;
+                    trace.Any(s => s.Name == "chat") && trace.Any(s => s.Name == "inference.decode")) break;
             }
             await Task.Delay(200);
         }
@@ -45,7 +45,11 @@ public sealed class TracingTests
         var described = string.Join("\n", trace.Select(s => $"{s.Service} {s.Scope} {s.Name} {s.SpanId} <- {s.ParentSpanId}"));
         Assert.Contains(trace, s => s.Service == "dialogue-service" && s.Name == "chat.v1.Dialogue/Chat" && s.Attributes.GetValueOrDefault("rpc.system") == "grpc");
         Assert.Contains(trace, s => s.Service == "dialogue-service" && s.Name == "chat");
-        Assert.Contains(trace, s => s.Service == "inference-service" && s.Name == "chat.v1.Inference/Generate");
+        var generate = Assert.Single(trace, s => s.Service == "inference-service" && s.Name == "chat.v1.Inference/Generate");
+        // The engine's phases of the request, under its gRPC span.
+        foreach (var phase in new[] { "inference.queue", "inference.prefill", "inference.decode" })
+            Assert.Contains(trace, s => s.Service == "inference-service" && s.Name == phase && s.ParentSpanId == generate.SpanId);
+        Assert.Equal("4", trace.Single(s => s.Name == "inference.decode").Attributes["gen_ai.usage.output_tokens"]);
         // Every span but the root has its parent in the same trace: the context crossed each hop.
         var ids = trace.Select(s => s.SpanId).ToHashSet();
         Assert.All(trace.Where(s => s != root), s => Assert.True(ids.Contains(s.ParentSpanId), $"{s.Service} {s.Name} has no parent in the trace:\n{described}"));

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Diagnostics.Metrics;
 using System.Text;
 using ChatServices.DialogueService.Conversations;
 using ChatServices.DialogueService.Model;
@@ -42,9 +43,17 @@ public sealed class ChatPipeline(
 
     private static readonly ActivitySource Source = new(Telemetry.SourcePrefix + "Dialogue");
 
+    // OpenTelemetry GenAI client metrics: DialogueService is the model's client.
+    private static readonly Meter Meter = new(Telemetry.SourcePrefix + "Dialogue");
+    private static readonly Histogram<long> TokenUsage = Meter.CreateHistogram<long>(
+        "gen_ai.client.token.usage", "{token}", "Tokens per chat turn, by gen_ai.token.type (input, output).");
+    private static readonly Histogram<double> OperationDuration = Meter.CreateHistogram<double>(
+        "gen_ai.client.operation.duration", "s", "Time from request to the end of the reply, per chat turn.");
+
     public async Task RunAsync(ChatRequest request, IServerStreamWriter<ChatEvent> output, CancellationToken cancellationToken)
     {
         using var activity = Source.StartActivity("chat");
+        var started = Stopwatch.GetTimestamp();
         var parameters = ValidateSettings(request.Settings ?? new GenerationSettings(), out var stops);
         var turn = await GatherAsync(request, cancellationToken);
 
@@ -139,6 +148,12 @@ public sealed class ChatPipeline(
                 },
             }, cancellationToken);
             activity?.SetTag("gen_ai.usage.output_tokens", completion);
+            TagList tags = new() { { "gen_ai.operation.name", "chat" }, { "gen_ai.request.model", model.Id } };
+            OperationDuration.Record(Stopwatch.GetElapsedTime(started).TotalSeconds, tags);
+            tags.Add("gen_ai.token.type", "input");
+            TokenUsage.Record(promptIds.Length, tags);
+            tags[2] = new("gen_ai.token.type", "output");
+            TokenUsage.Record(completion, tags);
         }
         catch (Exception e)
         {

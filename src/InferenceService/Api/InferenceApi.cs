@@ -1,4 +1,6 @@
+using System.Diagnostics;
 using System.Threading.Channels;
+using ChatServices.ServiceDefaults;
 using ChatServices.Grpc;
 using ChatServices.Grpc.Server;
 using ChatServices.InferenceService.Engine;
@@ -21,11 +23,13 @@ public sealed class InferenceApi(EngineHost host) : Inference.InferenceBase
     {
         var engine = RequireEngine();
         ChannelReader<GenerationEvent> events;
+        DateTimeOffset arrival;
         try
         {
             if (request.RequestId.Length > MaxRequestIdLength)
                 throw new InvalidRequestException("request_id", $"must be at most {MaxRequestIdLength} characters.");
             events = engine.Submit(ToEngineRequest(request), context.CancellationToken);
+            arrival = DateTimeOffset.UtcNow;
         }
         catch (InvalidRequestException e)
         {
@@ -38,12 +42,44 @@ public sealed class InferenceApi(EngineHost host) : Inference.InferenceBase
 
         var withLogprobs = request.Logprobs || request.TopLogprobs > 0;
         await foreach (var e in events.ReadAllAsync(context.CancellationToken))
+        {
+            if (e is GenerationCompleted completed) RecordSpans(arrival, completed.Usage, request);
             await responseStream.WriteAsync(e switch
             {
                 TokensGenerated step => new GenerateResponse { Step = ToStep(step, withLogprobs) },
                 GenerationCompleted done => new GenerateResponse { Result = ToResult(done) },
                 _ => throw new InvalidOperationException($"Unknown engine event {e.GetType().Name}."),
             });
+        }
+    }
+
+    private static readonly ActivitySource Source = new(Telemetry.SourcePrefix + "Inference");
+
+    /// <summary>
+    /// The request's phases as child spans of its gRPC span: queueing (arrival to admission into the batch), prefill
+    /// (to the first token) and decode (to the end). The engine runs every request on one thread, step by step, so
+    /// the phases are recorded afterwards from its timestamps rather than as live spans.
+    /// </summary>
+    private static void RecordSpans(DateTimeOffset arrival, GenerationUsage usage, GenerateRequest request)
+    {
+        var parent = Activity.Current;
+        if (parent is null || !Source.HasListeners()) return;
+        var admitted = arrival.AddSeconds(usage.QueueSeconds);
+        var firstToken = arrival.AddSeconds(usage.TimeToFirstTokenSeconds);
+        var end = arrival.AddSeconds(usage.DurationSeconds);
+        Phase("inference.queue", arrival, admitted);
+        Phase("inference.prefill", admitted, firstToken,
+            ("gen_ai.usage.input_tokens", usage.PromptTokens), ("chat.inference.cached_prompt_tokens", usage.CachedPromptTokens));
+        Phase("inference.decode", firstToken, end,
+            ("gen_ai.usage.output_tokens", usage.CompletionTokens), ("gen_ai.request.max_tokens", request.HasMaxNewTokens ? (int)request.MaxNewTokens : 0));
+
+        void Phase(string name, DateTimeOffset start, DateTimeOffset stop, params (string Key, int Value)[] tags)
+        {
+            using var span = Source.StartActivity(name, ActivityKind.Internal, parent.Context, startTime: start);
+            if (span is null) return;
+            foreach (var (key, value) in tags) span.SetTag(key, value);
+            span.SetEndTime(stop.UtcDateTime);
+        }
     }
 
     public override Task<ModelInfo> GetModelInfo(GetModelInfoRequest request, ServerCallContext context)

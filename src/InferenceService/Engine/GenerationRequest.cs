@@ -62,7 +62,11 @@ public sealed record TokensGenerated(GeneratedToken[] Tokens) : GenerationEvent;
 public sealed record CompletedSequence(int Index, int[] TokenIds, FinishReason FinishReason, double Score);
 
 /// <summary>Token counts and latency of a finished request.</summary>
-public sealed record GenerationUsage(int PromptTokens, int CompletionTokens, int CachedPromptTokens, double TimeToFirstTokenSeconds);
+/// <param name="QueueSeconds">From arrival to admission into the running batch.</param>
+/// <param name="TimeToFirstTokenSeconds">From arrival to the first generated token (queueing and prefill).</param>
+/// <param name="DurationSeconds">From arrival to the end.</param>
+public sealed record GenerationUsage(int PromptTokens, int CompletionTokens, int CachedPromptTokens, double TimeToFirstTokenSeconds,
+    double QueueSeconds = 0, double DurationSeconds = 0);
 
 /// <summary>The last event of a request: every sequence (best beam first for beam search) and usage.</summary>
 public sealed record GenerationCompleted(CompletedSequence[] Sequences, GenerationUsage Usage) : GenerationEvent;

@@ -378,8 +378,10 @@ public sealed class InferenceEngine : IDisposable
         var now = Stopwatch.GetTimestamp();
         var ttft = Stopwatch.GetElapsedTime(job.StartTimestamp, job.FirstTokenTimestamp).TotalSeconds;
         var perToken = completion > 1 ? Stopwatch.GetElapsedTime(job.FirstTokenTimestamp, now).TotalSeconds / (completion / job.Width - 1 is > 0 and var n ? n : 1) : 0;
-        Metrics.Completed(Stopwatch.GetElapsedTime(job.StartTimestamp, now).TotalSeconds, perToken, prompt, completion);
-        return new GenerationCompleted(sequences, new GenerationUsage(prompt, completion, job.CachedPromptTokens, ttft));
+        var duration = Stopwatch.GetElapsedTime(job.StartTimestamp, now).TotalSeconds;
+        Metrics.Completed(duration, perToken, prompt, completion);
+        var queued = job.AdmittedTimestamp == 0 ? 0 : Stopwatch.GetElapsedTime(job.StartTimestamp, job.AdmittedTimestamp).TotalSeconds;
+        return new GenerationCompleted(sequences, new GenerationUsage(prompt, completion, job.CachedPromptTokens, ttft, queued, duration));
     }
 
     private EngineStatus CurrentStatus()

@@ -70,6 +70,34 @@ public sealed class ChatPipelineTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Token_usage_is_recorded_under_the_GenAI_client_metric_names()
+    {
+        var recorded = new List<(string Instrument, double Value, string? TokenType)>();
+        using var listener = new System.Diagnostics.Metrics.MeterListener();
+        listener.InstrumentPublished = (i, l) => { if (i.Meter.Name == "ChatServices.Dialogue") l.EnableMeasurementEvents(i); };
+        listener.SetMeasurementEventCallback<long>((i, v, tags, _) => { lock (recorded) recorded.Add((i.Name, v, TokenType(tags))); });
+        listener.SetMeasurementEventCallback<double>((i, v, tags, _) => { lock (recorded) recorded.Add((i.Name, v, TokenType(tags))); });
+        listener.Start();
+
+        var backend = new ScriptedBackend(Ids("one two three"));
+        var events = await RunAsync(backend, Stateless("count"));
+
+        var prompt = events[0].Started.PromptTokens;
+        lock (recorded)
+        {
+            Assert.Contains(("gen_ai.client.token.usage", (double)prompt, "input"), recorded);
+            Assert.Contains(("gen_ai.client.token.usage", (double)Ids("one two three").Length, "output"), recorded);
+            Assert.Contains(recorded, r => r.Instrument == "gen_ai.client.operation.duration" && r.Value > 0);
+        }
+
+        static string? TokenType(ReadOnlySpan<KeyValuePair<string, object?>> tags)
+        {
+            foreach (var t in tags) if (t.Key == "gen_ai.token.type") return t.Value as string;
+            return null;
+        }
+    }
+
+    [Fact]
     public async Task A_stop_string_split_across_tokens_ends_the_reply_without_ever_being_streamed()
     {
         var backend = new ScriptedBackend(Ids("Sure. END_OF_ANSWER and then more text that must not appear"));

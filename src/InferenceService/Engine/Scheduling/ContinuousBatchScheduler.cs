@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using ChatServices.InferenceService.Engine.KvCache;
 
 namespace ChatServices.InferenceService.Engine.Scheduling;
@@ -208,6 +209,7 @@ public sealed class ContinuousBatchScheduler
         if (!head.Job.Admitted)
         {
             head.Job.Admitted = true;
+            head.Job.AdmittedTimestamp = Stopwatch.GetTimestamp();
             head.Job.CachedPromptTokens = main.Length;
         }
         return true;

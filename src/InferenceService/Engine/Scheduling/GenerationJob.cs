@@ -54,6 +54,8 @@ public sealed class GenerationJob
     /// <summary>Whether the request no longer counts against the waiting-queue limit.</summary>
     public bool LeftQueue { get; set; }
     public long StartTimestamp { get; } = Stopwatch.GetTimestamp();
+    /// <summary>When the request was first admitted to the running batch (its queueing ended); 0 before.</summary>
+    public long AdmittedTimestamp { get; set; }
     public long FirstTokenTimestamp { get; set; }
 
     /// <summary>Tokens of the current step, published as one <see cref="TokensGenerated"/> event.</summary>
