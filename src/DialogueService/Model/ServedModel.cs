@@ -23,17 +23,18 @@ public sealed class ServedModelOptions
 public sealed class ServedModel
 {
     /// <summary>
-    /// Used when tokenizer_config.json has no chat_template (base models, such as the embedded default): the
-    /// Llama 2 chat format, written with the model's own BOS/EOS strings.
+    /// Used when tokenizer_config.json has no chat_template (base models, such as the embedded default): Llama 2's
+    /// published chat template, written with the model's own BOS/EOS strings.
     /// </summary>
     public const string FallbackChatTemplate =
-        "{% if messages[0]['role'] == 'system' %}{% set system = messages[0]['content'] %}{% set rest = messages[1:] %}" +
-        "{% else %}{% set system = '' %}{% set rest = messages %}{% endif %}" +
-        "{% for message in rest %}" +
-        "{% if message['role'] == 'user' %}{{ bos_token }}[INST] " +
-        "{% if loop.first and system %}<<SYS>>\n{{ system }}\n<</SYS>>\n\n{% endif %}" +
-        "{{ message['content'] | trim }} [/INST]" +
-        "{% elif message['role'] == 'assistant' %} {{ message['content'] | trim }} {{ eos_token }}{% endif %}" +
+        "{% if messages[0]['role'] == 'system' %}{% set loop_messages = messages[1:] %}{% set system_message = messages[0]['content'] %}" +
+        "{% else %}{% set loop_messages = messages %}{% set system_message = false %}{% endif %}" +
+        "{% for message in loop_messages %}" +
+        "{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}{% endif %}" +
+        "{% if loop.index0 == 0 and system_message != false %}{% set content = '<<SYS>>\\n' + system_message + '\\n<</SYS>>\\n\\n' + message['content'] %}" +
+        "{% else %}{% set content = message['content'] %}{% endif %}" +
+        "{% if message['role'] == 'user' %}{{ bos_token + '[INST] ' + content.strip() + ' [/INST]' }}" +
+        "{% elif message['role'] == 'assistant' %}{{ ' '  + content.strip() + ' ' + eos_token }}{% endif %}" +
         "{% endfor %}";
 
     private ServedModel(string id, string folder, Tokenizer tokenizer, ChatTemplate template, bool templateFromModel,

@@ -28,8 +28,9 @@ public sealed class ChatSystem : IAsyncDisposable
     public ServiceProcess Dialogue { get; }
     public ServiceProcess Gateway { get; }
 
-    public Protos.Chat.V1.Dialogue.DialogueClient DialogueClient =>
-        new(_dialogueChannel ??= GrpcChannel.ForAddress(Dialogue.Address));
+    public GrpcChannel DialogueChannel => _dialogueChannel ??= GrpcChannel.ForAddress(Dialogue.Address);
+
+    public Protos.Chat.V1.Dialogue.DialogueClient DialogueClient => new(DialogueChannel);
 
     public Protos.Chat.V1.Inference.InferenceClient InferenceClient =>
         new(_inferenceChannel ??= GrpcChannel.ForAddress(Inference.Address));
