@@ -32,6 +32,7 @@ public sealed class GroupQueryAttentionEquivalenceTests(Xunit.Abstractions.ITest
         ["mistral sliding window 6"] = new RandomModelSpec { Architecture = DecoderArchitecture.Mistral, SlidingWindow = 6, Seed = 9 },
         ["qwen2 (qkv bias)"] = new RandomModelSpec { Architecture = DecoderArchitecture.Qwen2, Seed = 10, RopeTheta = 1000000 },
         ["qwen2 tied embeddings"] = new RandomModelSpec { Architecture = DecoderArchitecture.Qwen2, TieWordEmbeddings = true, Seed = 11 },
+        ["head_dim 32 with hidden 64 (q width 128 ≠ hidden)"] = new RandomModelSpec { HeadDim = 32, Seed = 13 },
         ["3 layers, hidden 128, head_dim 64"] = new RandomModelSpec { Layers = 3, HiddenSize = 128, Heads = 2, KvHeads = 1, IntermediateSize = 192, Seed = 12 },
     };
 
@@ -111,6 +112,39 @@ public sealed class GroupQueryAttentionEquivalenceTests(Xunit.Abstractions.ITest
         using var runner = new OnnxDecoderRunner(folder.ModelPath, 1, shareBuffer: true, maxLength: 128);
         var prompt = TestModels.Tokens(6, 512, 9);
         Assert.True(TestModels.WorstErrorAgainstReference(reference, runner, prompt, decodeSteps: 2) < Tolerance);
+    }
+
+    [Theory]
+    [InlineData(AttentionKind.GroupQuery)]
+    [InlineData(AttentionKind.Standard)]
+    public void Last_token_logits_graph_returns_each_rows_last_logits(AttentionKind attention)
+    {
+        using var folder = new TempFolder();
+        var options = new BuildOptions { Attention = attention, LastTokenLogitsOnly = true };
+        var (result, reference) = TestModels.BuildRandom(new RandomModelSpec { Seed = 24 }, folder.Path, options);
+        // Ragged first prefills exist only in the GroupQuery convention (right padding); Standard rows are equal here.
+        long[][] prompts = attention == AttentionKind.GroupQuery
+            ? [TestModels.Tokens(10, 512, 1), TestModels.Tokens(3, 512, 2)]
+            : [TestModels.Tokens(6, 512, 1), TestModels.Tokens(6, 512, 2)];
+        var references = prompts.Select(_ => reference()).ToArray();
+        using var runner = new OnnxDecoderRunner(folder.ModelPath, 2, shareBuffer: attention == AttentionKind.GroupQuery, maxLength: 128);
+
+        var worst = 0.0;
+        var chunks = prompts;
+        for (var step = 0; step < 5; step++)
+        {
+            var logits = runner.Step(chunks);
+            var next = new long[2][];
+            for (var b = 0; b < 2; b++)
+            {
+                Assert.Single(logits[b]);
+                var expected = references[b].Forward(chunks[b])[^1];
+                worst = Math.Max(worst, TestModels.RelativeError(logits[b][0], expected));
+                next[b] = [TestModels.ArgMax(expected)];
+            }
+            chunks = next;
+        }
+        Assert.True(worst < Tolerance, $"worst relative error {worst:E2}");
     }
 
     /// <summary>A 9-token prefill, then 6 greedy decode steps; every logit vector is compared.</summary>

@@ -54,7 +54,7 @@ public sealed class PrecisionTests(ITestOutputHelper output)
         using var folder = new TempFolder();
         var result = ModelFolderBuilder.FromRandom(Spec, folder.Path, new BuildOptions { Int4 = new Int4Options(32, symmetric) });
         var random = new ModelBuilder.Checkpoints.RandomCheckpoint(result.Config, Spec.Seed);
-        var dequantized = MatMulNBitsReader.DequantizedWeights(folder.ModelPath);
+        var dequantized = MatMulNBitsReader.DequantizedWeights(folder.ModelPath, result.Config.QueryHiddenSize, result.Config.KvHiddenSize);
         Assert.Equal(2 * 7 + 1, dequantized.Count);
         var reference = new Reference.ReferenceDecoder(TestModels.ReadConfig(folder.Path),
             name => dequantized.TryGetValue(name, out var w) ? w : random.ReadFloat32(name));

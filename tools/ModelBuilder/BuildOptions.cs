@@ -38,6 +38,11 @@ public sealed record BuildOptions
     public ExternalDataMode ExternalData { get; init; } = ExternalDataMode.Auto;
     /// <summary>Protobuf caps a file at 2 GB; 1 GiB leaves room and keeps model.onnx quick to parse.</summary>
     public long ExternalDataThresholdBytes { get; init; } = 1L << 30;
+    /// <summary>
+    /// Logits for each row's last token only ([batch, 1, vocab]) instead of every position: a prefill then costs one
+    /// LM-head row per sequence, not one per prompt token. Off by default (prompt log-probabilities need every position).
+    /// </summary>
+    public bool LastTokenLogitsOnly { get; init; }
     /// <summary>Progress lines for long conversions (one per layer); null is silent.</summary>
     public IProgress<string>? Progress { get; init; }
 }

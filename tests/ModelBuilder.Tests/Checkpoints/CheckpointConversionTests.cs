@@ -45,6 +45,7 @@ public sealed class CheckpointConversionTests
         int heads = (int)config["num_attention_heads"]!, kvHeads = (int)config["num_key_value_heads"]!;
         int d = h / heads, layers = (int)config["num_hidden_layers"]!;
         var qwen = (string)config["model_type"]! == "qwen2";
+        var attentionBias = (bool?)config["attention_bias"] ?? false;
         var random = new Random(seed);
         var tensors = new Dictionary<string, (long[], float[])>();
         void Add(string name, double std, double mean, params long[] shape)
@@ -61,13 +62,14 @@ public sealed class CheckpointConversionTests
             Add(p + "self_attn.q_proj.weight", 1 / Math.Sqrt(h), 0, heads * d, h);
             Add(p + "self_attn.k_proj.weight", 1 / Math.Sqrt(h), 0, kvHeads * d, h);
             Add(p + "self_attn.v_proj.weight", 1 / Math.Sqrt(h), 0, kvHeads * d, h);
-            if (qwen)
+            if (qwen || attentionBias)
             {
                 Add(p + "self_attn.q_proj.bias", 0.1, 0, heads * d);
                 Add(p + "self_attn.k_proj.bias", 0.1, 0, kvHeads * d);
                 Add(p + "self_attn.v_proj.bias", 0.1, 0, kvHeads * d);
             }
             Add(p + "self_attn.o_proj.weight", 1 / Math.Sqrt(heads * d), 0, h, heads * d);
+            if (attentionBias) Add(p + "self_attn.o_proj.bias", 0.1, 0, h);
             Add(p + "post_attention_layernorm.weight", 0.1, 1, h);
             Add(p + "mlp.gate_proj.weight", 1 / Math.Sqrt(h), 0, f, h);
             Add(p + "mlp.up_proj.weight", 1 / Math.Sqrt(h), 0, f, h);
@@ -111,6 +113,37 @@ public sealed class CheckpointConversionTests
         var worst = TestModels.WorstErrorAgainstReference(reference, runner, prompt, decodeSteps: 4);
         Assert.True(worst < 1e-4, $"worst relative error {worst:E2}");
         Assert.Equal(config.ToJsonString(), TestModels.ReadConfig(output.Path).ToJsonString());
+    }
+
+    [Fact]
+    public void Llama_attention_bias_adds_q_k_v_and_o_biases()
+    {
+        using var checkpoint = new TempFolder();
+        using var output = new TempFolder();
+        var config = Config("LlamaForCausalLM", "llama", extra: new JsonObject { ["attention_bias"] = true });
+        var tensors = RandomTensors(config, 77);
+        WriteCheckpoint(checkpoint.Path, config, tensors, "F32", 1);
+        var result = ModelFolderBuilder.FromCheckpoint(checkpoint.Path, output.Path, new BuildOptions());
+        Assert.True(result.Config.QkvBias && result.Config.OutputBias);
+
+        var reference = new ReferenceDecoder(TestModels.ReadConfig(output.Path), name => tensors[name].Values);
+        using var runner = new OnnxDecoderRunner(Path.Combine(output.Path, "model.onnx"), 1, shareBuffer: true, maxLength: 64);
+        var worst = TestModels.WorstErrorAgainstReference(reference, runner, TestModels.Tokens(6, 300, 3), decodeSteps: 3);
+        Assert.True(worst < 1e-4, $"worst relative error {worst:E2}");
+    }
+
+    [Fact]
+    public void Generation_config_eos_ids_join_the_config_eos_ids()
+    {
+        using var checkpoint = new TempFolder();
+        using var output = new TempFolder();
+        var config = Config("LlamaForCausalLM", "llama");
+        WriteCheckpoint(checkpoint.Path, config, RandomTensors(config, 5), "F32", 1);
+        File.WriteAllText(Path.Combine(checkpoint.Path, "generation_config.json"), """{"bos_token_id": 1, "eos_token_id": [2, 7, 9]}""");
+        ModelFolderBuilder.FromCheckpoint(checkpoint.Path, output.Path, new BuildOptions());
+        var genai = JsonNode.Parse(File.ReadAllText(Path.Combine(output.Path, "genai_config.json")))!;
+        Assert.Equal("[2,7,9]", genai["model"]!["eos_token_id"]!.ToJsonString());
+        Assert.True(File.Exists(Path.Combine(output.Path, "generation_config.json")));
     }
 
     [Fact]

@@ -17,11 +17,12 @@ public sealed class GenAiRuntimeTests
     [InlineData(DecoderArchitecture.Mistral, false, AttentionKind.GroupQuery)]
     [InlineData(DecoderArchitecture.Qwen2, true, AttentionKind.GroupQuery)]
     [InlineData(DecoderArchitecture.Llama, false, AttentionKind.Standard)]
-    public void Greedy_generation_yields_the_reference_tokens(DecoderArchitecture architecture, bool tied, AttentionKind attention)
+    [InlineData(DecoderArchitecture.Llama, false, AttentionKind.GroupQuery, true)]
+    public void Greedy_generation_yields_the_reference_tokens(DecoderArchitecture architecture, bool tied, AttentionKind attention, bool lastTokenLogits = false)
     {
         using var folder = new TempFolder();
         var spec = new RandomModelSpec { Architecture = architecture, TieWordEmbeddings = tied, Seed = 40 + (int)architecture };
-        var (result, makeReference) = TestModels.BuildRandom(spec, folder.Path, new BuildOptions { Attention = attention });
+        var (result, makeReference) = TestModels.BuildRandom(spec, folder.Path, new BuildOptions { Attention = attention, LastTokenLogitsOnly = lastTokenLogits });
         var prompt = TestModels.Tokens(7, result.Config.VocabSize, 3).Select(t => (int)t).ToArray();
 
         var generated = GenerateWithGenAi(folder.Path, prompt, newTokens: 16);

@@ -9,8 +9,11 @@ namespace ChatServices.ModelBuilder.Tests.Runtime;
 /// </summary>
 public static class MatMulNBitsReader
 {
-    /// <summary>Hugging Face weight name → dequantized [N, K] values.</summary>
-    public static Dictionary<string, float[]> DequantizedWeights(string modelPath)
+    /// <summary>
+    /// Hugging Face weight name → dequantized [N, K] values. The packed qkv_proj ([q; k; v] rows) is split back
+    /// into q_proj (<paramref name="queryRows"/> rows), k_proj and v_proj (<paramref name="kvRows"/> rows each).
+    /// </summary>
+    public static Dictionary<string, float[]> DequantizedWeights(string modelPath, int queryRows, int kvRows)
     {
         var model = ModelProto.Parser.ParseFrom(File.ReadAllBytes(modelPath));
         var initializers = model.Graph.Initializer.ToDictionary(t => t.Name);
@@ -41,7 +44,19 @@ public static class MatMulNBitsReader
                 w[row * k + col] = (q - zero) * scale;
             }
             const string suffix = ".MatMulNBits.qweight";
-            result[node.Input[1][..^suffix.Length]] = w;
+            var name = node.Input[1][..^suffix.Length];
+            if (name.EndsWith("self_attn.qkv_proj.weight", StringComparison.Ordinal))
+            {
+                Assert.Equal(queryRows + 2 * kvRows, n);
+                var prefix = name[..^"qkv_proj.weight".Length];
+                result[prefix + "q_proj.weight"] = w[..(queryRows * k)];
+                result[prefix + "k_proj.weight"] = w[(queryRows * k)..((queryRows + kvRows) * k)];
+                result[prefix + "v_proj.weight"] = w[((queryRows + kvRows) * k)..];
+            }
+            else
+            {
+                result[name] = w;
+            }
         }
         return result;
     }

@@ -19,7 +19,7 @@ public sealed class OnnxDecoderRunner : IDisposable
     private readonly InferenceSession _session;
     private readonly RunOptions _runOptions = new();
     private readonly int _layers, _kvHeads, _headDim, _vocab, _batch, _maxLength;
-    private readonly bool _shareBuffer, _hasPositionIds;
+    private readonly bool _shareBuffer, _hasPositionIds, _lastTokenOnly;
     private readonly TensorElementType _kvType;
     private readonly int[] _lengths;
     private OrtValue[] _past;
@@ -34,6 +34,7 @@ public sealed class OnnxDecoderRunner : IDisposable
         _headDim = pastMeta.Dimensions[3];
         _kvType = pastMeta.ElementDataType;
         _vocab = _session.OutputMetadata["logits"].Dimensions[2];
+        _lastTokenOnly = _session.OutputMetadata["logits"].Dimensions[1] == 1;
         _hasPositionIds = inputs.ContainsKey("position_ids");
         _batch = batch;
         _shareBuffer = shareBuffer;
@@ -49,7 +50,7 @@ public sealed class OnnxDecoderRunner : IDisposable
 
     /// <summary>
     /// Appends <paramref name="rows"/>[b] to row b (rows may differ in length: right padding) and returns, per row,
-    /// the logits of each of its new tokens.
+    /// the logits of each of its new tokens (of its last new token only, for a graph with last-token logits).
     /// </summary>
     public float[][][] Step(IReadOnlyList<long[]> rows)
     {
@@ -96,8 +97,9 @@ public sealed class OnnxDecoderRunner : IDisposable
             if (_shareBuffer)
             {
                 if (total > _maxLength) throw new InvalidOperationException("the shared cache is full");
-                logits = new float[_batch * s * _vocab];
-                using var logitsValue = OrtValue.CreateTensorValueFromMemory(logits, [_batch, s, _vocab]);
+                var logitRows = _lastTokenOnly ? 1 : s;
+                logits = new float[_batch * logitRows * _vocab];
+                using var logitsValue = OrtValue.CreateTensorValueFromMemory(logits, [_batch, logitRows, _vocab]);
                 var outputs = new List<OrtValue> { logitsValue };
                 outputs.AddRange(_past);
                 _session.Run(_runOptions, names, values, outputNames, outputs);
@@ -127,9 +129,16 @@ public sealed class OnnxDecoderRunner : IDisposable
         var result = new float[_batch][][];
         for (var b = 0; b < _batch; b++)
         {
-            result[b] = new float[rows[b].Length][];
-            for (var j = 0; j < rows[b].Length; j++)
-                result[b][j] = logits.AsSpan((b * s + j) * _vocab, _vocab).ToArray();
+            if (_lastTokenOnly)
+            {
+                result[b] = [logits.AsSpan(b * _vocab, _vocab).ToArray()];
+            }
+            else
+            {
+                result[b] = new float[rows[b].Length][];
+                for (var j = 0; j < rows[b].Length; j++)
+                    result[b][j] = logits.AsSpan((b * s + j) * _vocab, _vocab).ToArray();
+            }
             _lengths[b] += rows[b].Length;
         }
         return result;

@@ -42,7 +42,14 @@ public sealed class SafetensorsCheckpoint : ITensorSource
             }
             else
             {
-                var files = Directory.GetFiles(directory, "*.safetensors").Order(StringComparer.Ordinal).ToArray();
+                // model.safetensors when present; otherwise every *.safetensors except Mistral's consolidated.safetensors,
+                // which repeats the weights under mistral-inference's names.
+                var single = Path.Combine(directory, "model.safetensors");
+                var files = File.Exists(single)
+                    ? [single]
+                    : Directory.GetFiles(directory, "*.safetensors")
+                        .Where(f => !Path.GetFileName(f).StartsWith("consolidated", StringComparison.Ordinal))
+                        .Order(StringComparer.Ordinal).ToArray();
                 if (files.Length == 0)
                     throw new ModelBuilderException($"No model.safetensors or model.safetensors.index.json in {directory}.");
                 foreach (var file in files) checkpoint.AddFile(file);

@@ -27,6 +27,7 @@ public static class ModelFolderBuilder
     {
         var configPath = Path.Combine(checkpointDirectory, "config.json");
         var config = HuggingFaceConfig.Load(configPath, contextLength);
+        config = WithGenerationConfigEos(config, Path.Combine(checkpointDirectory, "generation_config.json"));
         var hfJson = JsonNode.Parse(File.ReadAllText(configPath))!.AsObject();
         var tokenizer = tokenizerPath is not null ? TokenizerFiles.Load(tokenizerPath)
             : File.Exists(Path.Combine(checkpointDirectory, "tokenizer.json")) ? TokenizerFiles.Load(checkpointDirectory) : null;
@@ -34,17 +35,29 @@ public static class ModelFolderBuilder
             throw new ModelBuilderException($"The tokenizer has {tokenizer.VocabSize} tokens but the model's vocab_size is {config.VocabSize}.");
         using var weights = SafetensorsCheckpoint.Open(checkpointDirectory);
         CheckTensors(config, weights);
-        return Build(config, hfJson, weights, tokenizer, outputDirectory, options);
+        var result = Build(config, hfJson, weights, tokenizer, outputDirectory, options);
+        var generationConfig = Path.Combine(checkpointDirectory, "generation_config.json");
+        if (File.Exists(generationConfig)) File.Copy(generationConfig, Path.Combine(outputDirectory, "generation_config.json"), overwrite: true);
+        return result;
     }
 
     /// <summary>A random model; with a tokenizer the vocabulary size and special token ids follow it.</summary>
     public static BuildResult FromRandom(RandomModelSpec spec, string outputDirectory, BuildOptions options, string? tokenizerPath = null)
     {
         var tokenizer = tokenizerPath is null ? null : TokenizerFiles.Load(tokenizerPath);
-        var config = tokenizer is null
-            ? spec.ToConfig()
-            : spec.ToConfig(tokenizer.VocabSize, tokenizer.SpecialTokenId("bos_token"),
-                tokenizer.SpecialTokenId("eos_token") is { } eos ? [eos] : null, tokenizer.SpecialTokenId("pad_token"));
+        DecoderConfig config;
+        if (tokenizer is null)
+        {
+            config = spec.ToConfig();
+        }
+        else
+        {
+            // Tokenizers without a BOS token (Qwen's) get the convention of their model configs: <|endoftext|>, their pad.
+            var eos = tokenizer.SpecialTokenId("eos_token");
+            var pad = tokenizer.SpecialTokenId("pad_token");
+            var bos = tokenizer.SpecialTokenId("bos_token") ?? pad ?? eos;
+            config = spec.ToConfig(tokenizer.VocabSize, bos, eos is { } e ? [e] : null, pad);
+        }
         using var weights = new RandomCheckpoint(config, spec.Seed);
         return Build(config, RandomModelSpec.ToHuggingFaceJson(config), weights, tokenizer, outputDirectory, options);
     }
@@ -104,6 +117,22 @@ public static class ModelFolderBuilder
         tokenizer?.CopyTo(outputDirectory);
         options.Progress?.Report($"wrote {outputDirectory} in {clock.Elapsed.TotalSeconds:F1} s");
         return new BuildResult(outputDirectory, config, config.ParameterCount, external, clock.Elapsed);
+    }
+
+    /// <summary>
+    /// Chat checkpoints often list their end-of-turn tokens only in generation_config.json (Llama 3 Instruct's
+    /// &lt;|eot_id|&gt;); generation must stop on those too.
+    /// </summary>
+    private static DecoderConfig WithGenerationConfigEos(DecoderConfig config, string path)
+    {
+        if (!File.Exists(path)) return config;
+        var eos = JsonNode.Parse(File.ReadAllText(path))?["eos_token_id"] switch
+        {
+            JsonArray array => array.Select(n => (int)n!).ToArray(),
+            JsonValue value => [(int)value],
+            _ => [],
+        };
+        return config with { EosTokenIds = config.EosTokenIds.Concat(eos).Distinct().ToArray() };
     }
 
     /// <summary>The builder's version, part of the embedded default model's cache key.</summary>

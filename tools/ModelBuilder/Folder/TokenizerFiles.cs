@@ -10,7 +10,7 @@ public sealed class TokenizerFiles
 {
     /// <summary>Copied into the model folder when present beside the checkpoint or the given tokenizer.</summary>
     public static readonly string[] FileNames =
-        ["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "generation_config.json", "tokenizer.model"];
+        ["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "tokenizer.model"];
 
     private readonly Dictionary<string, int> _ids;
 

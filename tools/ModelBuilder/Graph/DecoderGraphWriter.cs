@@ -32,6 +32,12 @@ public abstract class DecoderGraphWriter
     /// <summary>Declares the graph's inputs and the per-batch values attention needs (sequence lengths, masks).</summary>
     protected abstract void DeclareInputs();
 
+    /// <summary>
+    /// int64 [batch, 1]: the position within this step of each row's last token (used with
+    /// <see cref="BuildOptions.LastTokenLogitsOnly"/>).
+    /// </summary>
+    protected abstract string LastTokenIndex();
+
     /// <summary>Self-attention of one layer on the normalised hidden states; returns the o_proj output's name.</summary>
     protected abstract string AttentionBlock(int layer, string normed);
 
@@ -55,13 +61,14 @@ public abstract class DecoderGraphWriter
 
     public void Write()
     {
-        Graph.AddOutput("logits", DataType.Float, "batch_size", "sequence_length", Config.VocabSize);
+        if (Options.LastTokenLogitsOnly)
+            Graph.AddOutput("logits", DataType.Float, "batch_size", 1, Config.VocabSize);
+        else
+            Graph.AddOutput("logits", DataType.Float, "batch_size", "sequence_length", Config.VocabSize);
         DeclareInputs();
 
-        var embedding = Weight(LlamaTensorNames.Embedding, [Config.VocabSize, Config.HiddenSize]);
-        AddWeight(LlamaTensorNames.Embedding, embedding, [Config.VocabSize, Config.HiddenSize]);
+        AddWeight(LlamaTensorNames.Embedding, Weight(LlamaTensorNames.Embedding, [Config.VocabSize, Config.HiddenSize]), [Config.VocabSize, Config.HiddenSize]);
         var residual = Graph.Op("Gather", "/model/embed_tokens/Gather", [LlamaTensorNames.Embedding, "input_ids"]);
-        if (Config.TieWordEmbeddings) _tiedEmbedding = embedding;
 
         // The residual stream: SkipSimplifiedLayerNormalization adds the block output to the residual and normalises
         // in one step; its fourth output is the new residual (input + skip).
@@ -79,16 +86,20 @@ public abstract class DecoderGraphWriter
         }
 
         var final = SkipNorm("/model/norm", pending!, ref residual, LlamaTensorNames.FinalNorm);
-        var headWeight = Config.TieWordEmbeddings ? _tiedEmbedding! : Weight(LlamaTensorNames.LmHead, [Config.VocabSize, Config.HiddenSize]);
-        _tiedEmbedding = null;
+        if (Options.LastTokenLogitsOnly)
+        {
+            // Only each row's last token reaches the LM head: [batch, 1, hidden]. Skips vocab × hidden work per prompt token.
+            var picked = Graph.Op("GatherND", "/model/last_token/GatherND", [final, LastTokenIndex()], "", ("batch_dims", 1L));
+            final = Graph.Op("Unsqueeze", "/model/last_token/Unsqueeze", [picked, Graph.Int64Constant([1], 1)]);
+        }
+        // A tied head re-reads the embedding rather than holding it through every layer (it can be gigabytes).
+        var headWeight = Weight(Config.TieWordEmbeddings ? LlamaTensorNames.Embedding : LlamaTensorNames.LmHead, [Config.VocabSize, Config.HiddenSize]);
         var logits = Linear("/lm_head", final, "lm_head.weight", headWeight, Config.VocabSize, Config.HiddenSize, bias: null);
         if (Io == DataType.Float)
             Graph.Node("Identity", "/lm_head/Identity", [logits], ["logits"]);
         else
             Graph.Node("Cast", "/lm_head/Cast", [logits], ["logits"], "", ("to", (long)DataType.Float));
     }
-
-    private float[]? _tiedEmbedding;
 
     /// <summary>RMSNorm of <paramref name="input"/> with the gain <paramref name="weightName"/> (the first layer's input norm).</summary>
     protected virtual string SimplifiedNorm(string name, string input, string weightName)
@@ -129,11 +140,11 @@ public abstract class DecoderGraphWriter
     {
         var weight = Weight(weightName, [outFeatures, inFeatures]);
         float[]? bias = biasName is null ? null : Weight(biasName, [outFeatures]);
-        var output = Linear(name, input, weightName, weight, outFeatures, inFeatures, bias is null ? null : (biasName!, bias));
-        return output;
+        return Linear(name, input, weightName, weight, outFeatures, inFeatures, bias is null ? null : (biasName!, bias));
     }
 
-    private string Linear(string name, string input, string weightName, float[] weight, int outFeatures, int inFeatures, (string Name, float[] Values)? bias)
+    /// <summary>A linear layer on given weights [outFeatures, inFeatures] (float or 4-bit by the options), plus bias.</summary>
+    protected string Linear(string name, string input, string weightName, float[] weight, int outFeatures, int inFeatures, (string Name, float[] Values)? bias)
     {
         string output;
         if (Options.Int4 is { } int4)

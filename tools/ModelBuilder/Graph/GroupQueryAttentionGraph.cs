@@ -23,6 +23,9 @@ public sealed class GroupQueryAttentionGraph(DecoderConfig config, BuildOptions 
     private const string CosCache = "cos_cache";
     private const string SinCache = "sin_cache";
 
+    /// <summary>The packed projection's name in the graph (model.layers.{i}.self_attn.qkv_proj.weight): rows [q; k; v].</summary>
+    public const string PackedQkv = "qkv_proj";
+
     protected override void DeclareInputs()
     {
         DeclareTokenAndCacheIO(positionIds: false);
@@ -41,14 +44,41 @@ public sealed class GroupQueryAttentionGraph(DecoderConfig config, BuildOptions 
         AddWeight(SinCache, sin, dims);
     }
 
+    /// <summary>
+    /// Rows end at Σ attention_mask − 1 in absolute positions; within the step that is min(Σ mask − 1, seq − 1):
+    /// a right-padded first prefill ends early, a step on a cache ends at its last token.
+    /// </summary>
+    protected override string LastTokenIndex()
+    {
+        const string prefix = "/model/last_token";
+        var seq = Graph.Op("Gather", $"{prefix}/seq/Gather", [Graph.Op("Shape", $"{prefix}/seq/Shape", ["input_ids"]), Graph.Int64Constant([], 1)], "", ("axis", 0L));
+        var lastInStep = Graph.Op("Sub", $"{prefix}/seq/Sub", [seq, Graph.Int64Constant([], 1)]);
+        var sum = Graph.Op("ReduceSum", $"{prefix}/ReduceSum", ["attention_mask", Graph.Int64Constant([1], 1)], "", ("keepdims", 1L));
+        var lastValid = Graph.Op("Sub", $"{prefix}/Sub", [sum, Graph.Int64Constant([], 1)]);
+        return Graph.Op("Min", $"{prefix}/Min", [lastValid, lastInStep]);
+    }
+
     protected override string AttentionBlock(int layer, string normed)
     {
         var prefix = $"/model/layers.{layer}/attn";
         int h = Config.HiddenSize, q = Config.QueryHiddenSize, kv = Config.KvHiddenSize;
-        string? Bias(string projection) => Config.QkvBias ? LlamaTensorNames.Attention(layer, projection, "bias") : null;
-        var query = Projection($"{prefix}/q_proj", normed, LlamaTensorNames.Attention(layer, "q_proj"), q, h, Bias("q_proj"));
-        var key = Projection($"{prefix}/k_proj", normed, LlamaTensorNames.Attention(layer, "k_proj"), kv, h, Bias("k_proj"));
-        var value = Projection($"{prefix}/v_proj", normed, LlamaTensorNames.Attention(layer, "v_proj"), kv, h, Bias("v_proj"));
+        // q, k and v in one projection ([q; k; v] rows): one matrix multiplication per layer instead of three, and
+        // GroupQueryAttention takes the packed result as its query input (key and value inputs left empty).
+        var packedRows = q + 2 * kv;
+        var packed = new float[(long)packedRows * h];
+        Weight(LlamaTensorNames.Attention(layer, "q_proj"), [q, h]).CopyTo(packed, 0);
+        Weight(LlamaTensorNames.Attention(layer, "k_proj"), [kv, h]).CopyTo(packed, (long)q * h);
+        Weight(LlamaTensorNames.Attention(layer, "v_proj"), [kv, h]).CopyTo(packed, (long)(q + kv) * h);
+        (string, float[])? bias = null;
+        if (Config.QkvBias)
+        {
+            var b = new float[packedRows];
+            Weight(LlamaTensorNames.Attention(layer, "q_proj", "bias"), [q]).CopyTo(b, 0);
+            Weight(LlamaTensorNames.Attention(layer, "k_proj", "bias"), [kv]).CopyTo(b, q);
+            Weight(LlamaTensorNames.Attention(layer, "v_proj", "bias"), [kv]).CopyTo(b, q + kv);
+            bias = (LlamaTensorNames.Attention(layer, PackedQkv, "bias"), b);
+        }
+        var qkv = Linear($"{prefix}/qkv_proj", normed, LlamaTensorNames.Attention(layer, PackedQkv), packed, packedRows, h, bias);
 
         var node = $"{prefix}/GroupQueryAttention";
         var output = $"{node}/output_0";
@@ -64,7 +94,7 @@ public sealed class GroupQueryAttentionGraph(DecoderConfig config, BuildOptions 
         // local_window_size = sliding_window gives (checked against the reference decoder in the tests).
         if (Config.SlidingWindow is { } window) attributes.Add(("local_window_size", (long)window));
         Graph.Node("GroupQueryAttention", node,
-            [query, key, value, $"past_key_values.{layer}.key", $"past_key_values.{layer}.value", SeqlensK, TotalSequenceLength, CosCache, SinCache],
+            [qkv, "", "", $"past_key_values.{layer}.key", $"past_key_values.{layer}.value", SeqlensK, TotalSequenceLength, CosCache, SinCache],
             [output, $"present.{layer}.key", $"present.{layer}.value"],
             OnnxGraph.MicrosoftDomain, [.. attributes]);
 

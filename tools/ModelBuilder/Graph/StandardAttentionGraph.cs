@@ -75,6 +75,18 @@ public sealed class StandardAttentionGraph(DecoderConfig config, BuildOptions op
         _mask = Group == 1 ? additive : Graph.Op("Tile", $"{m}/Tile", [additive, Graph.Int64Constant([4], 1, 1, Group, 1)]);
     }
 
+    /// <summary>Optimum's convention pads on the left, so every row ends at the step's last position: [batch, 1] of seq − 1.</summary>
+    protected override string LastTokenIndex()
+    {
+        const string prefix = "/model/last_token";
+        var shape = Graph.Op("Shape", $"{prefix}/Shape", ["input_ids"]);
+        var batch = Graph.Op("Slice", $"{prefix}/batch/Slice", [shape, Graph.Int64Constant([1], 0), Graph.Int64Constant([1], 1)]);
+        var seq = Graph.Op("Slice", $"{prefix}/seq/Slice", [shape, Graph.Int64Constant([1], 1), Graph.Int64Constant([1], 2)]);
+        var last = Graph.Op("Sub", $"{prefix}/Sub", [seq, Graph.Int64Constant([1], 1)]);
+        var dims = Graph.Op("Concat", $"{prefix}/Concat", [batch, Graph.Int64Constant([1], 1)], "", ("axis", 0L));
+        return Graph.Op("Expand", $"{prefix}/Expand", [Graph.Op("Unsqueeze", $"{prefix}/index/Unsqueeze", [last, Graph.Int64Constant([1], 0)]), dims]);
+    }
+
     protected override string AttentionBlock(int layer, string normed)
     {
         var prefix = $"/model/layers.{layer}/attn";
