@@ -14,23 +14,15 @@ internal interface IClientCallState
     void Dispose();
 }
 
-/// <summary>A unary call: await it (or <see cref="ResponseAsync"/>) for the response. Failures throw
-/// <see cref="RpcException"/>. Disposing an unfinished call cancels it.</summary>
-public sealed class AsyncUnaryCall<TResponse> : IDisposable
+/// <summary>What every call kind has: response headers, and once it has finished, status and trailers.
+/// Disposing an unfinished call cancels it.</summary>
+public abstract class AsyncCall : IDisposable
 {
     private readonly IClientCallState _state;
 
-    internal AsyncUnaryCall(Task<TResponse> responseAsync, IClientCallState state)
-    {
-        ResponseAsync = responseAsync;
-        _state = state;
-    }
-
-    public Task<TResponse> ResponseAsync { get; }
+    private protected AsyncCall(IClientCallState state) => _state = state;
 
     public Task<Metadata> ResponseHeadersAsync => _state.ResponseHeadersAsync;
-
-    public TaskAwaiter<TResponse> GetAwaiter() => ResponseAsync.GetAwaiter();
 
     /// <summary>The final status; only once the call has finished.</summary>
     public Status GetStatus() => _state.GetStatus();
@@ -41,77 +33,56 @@ public sealed class AsyncUnaryCall<TResponse> : IDisposable
     public void Dispose() => _state.Dispose();
 }
 
-/// <summary>A server-streaming call: read <see cref="ResponseStream"/> to its end.</summary>
-public sealed class AsyncServerStreamingCall<TResponse> : IDisposable
+/// <summary>A unary call: await it (or <see cref="ResponseAsync"/>) for the response. Failures throw
+/// <see cref="RpcException"/>.</summary>
+public sealed class AsyncUnaryCall<TResponse> : AsyncCall
 {
-    private readonly IClientCallState _state;
+    internal AsyncUnaryCall(Task<TResponse> responseAsync, IClientCallState state)
+        : base(state) => ResponseAsync = responseAsync;
 
+    public Task<TResponse> ResponseAsync { get; }
+
+    public TaskAwaiter<TResponse> GetAwaiter() => ResponseAsync.GetAwaiter();
+}
+
+/// <summary>A server-streaming call: read <see cref="ResponseStream"/> to its end.</summary>
+public sealed class AsyncServerStreamingCall<TResponse> : AsyncCall
+{
     internal AsyncServerStreamingCall(IAsyncStreamReader<TResponse> responseStream, IClientCallState state)
-    {
-        ResponseStream = responseStream;
-        _state = state;
-    }
+        : base(state) => ResponseStream = responseStream;
 
     public IAsyncStreamReader<TResponse> ResponseStream { get; }
-
-    public Task<Metadata> ResponseHeadersAsync => _state.ResponseHeadersAsync;
-
-    public Status GetStatus() => _state.GetStatus();
-
-    public Metadata GetTrailers() => _state.GetTrailers();
-
-    public void Dispose() => _state.Dispose();
 }
 
 /// <summary>A client-streaming call: write requests to <see cref="RequestStream"/>, complete it, then await
 /// <see cref="ResponseAsync"/>.</summary>
-public sealed class AsyncClientStreamingCall<TRequest, TResponse> : IDisposable
+public sealed class AsyncClientStreamingCall<TRequest, TResponse> : AsyncCall
 {
-    private readonly IClientCallState _state;
-
     internal AsyncClientStreamingCall(IClientStreamWriter<TRequest> requestStream, Task<TResponse> responseAsync, IClientCallState state)
+        : base(state)
     {
         RequestStream = requestStream;
         ResponseAsync = responseAsync;
-        _state = state;
     }
 
     public IClientStreamWriter<TRequest> RequestStream { get; }
 
     public Task<TResponse> ResponseAsync { get; }
 
-    public Task<Metadata> ResponseHeadersAsync => _state.ResponseHeadersAsync;
-
     public TaskAwaiter<TResponse> GetAwaiter() => ResponseAsync.GetAwaiter();
-
-    public Status GetStatus() => _state.GetStatus();
-
-    public Metadata GetTrailers() => _state.GetTrailers();
-
-    public void Dispose() => _state.Dispose();
 }
 
 /// <summary>A bidirectional call: requests and responses flow independently.</summary>
-public sealed class AsyncDuplexStreamingCall<TRequest, TResponse> : IDisposable
+public sealed class AsyncDuplexStreamingCall<TRequest, TResponse> : AsyncCall
 {
-    private readonly IClientCallState _state;
-
     internal AsyncDuplexStreamingCall(IClientStreamWriter<TRequest> requestStream, IAsyncStreamReader<TResponse> responseStream, IClientCallState state)
+        : base(state)
     {
         RequestStream = requestStream;
         ResponseStream = responseStream;
-        _state = state;
     }
 
     public IClientStreamWriter<TRequest> RequestStream { get; }
 
     public IAsyncStreamReader<TResponse> ResponseStream { get; }
-
-    public Task<Metadata> ResponseHeadersAsync => _state.ResponseHeadersAsync;
-
-    public Status GetStatus() => _state.GetStatus();
-
-    public Metadata GetTrailers() => _state.GetTrailers();
-
-    public void Dispose() => _state.Dispose();
 }

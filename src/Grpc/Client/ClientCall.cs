@@ -23,6 +23,7 @@ internal sealed class ClientCall<TRequest, TResponse> : IClientCallState, IAsync
     private readonly CallOptions _options;
     private readonly CancellationTokenSource _cts;
     private readonly CancellationTokenSource? _deadlineCts;
+    private readonly CancellationTokenRegistration _callerRegistration;
     private HttpRequestMessage? _request;
     private StreamingRequestContent? _requestStream;
     private Task<HttpResponseMessage>? _responseTask;
@@ -39,9 +40,13 @@ internal sealed class ClientCall<TRequest, TResponse> : IClientCallState, IAsync
         _channel = channel;
         _method = method;
         _options = options;
-        _cts = options.CancellationToken.CanBeCanceled
-            ? CancellationTokenSource.CreateLinkedTokenSource(options.CancellationToken)
-            : new CancellationTokenSource();
+        // Not a linked source: the registration on the caller's (possibly long-lived) token is removed as soon
+        // as the call finishes, so finished calls never accumulate on it.
+        _cts = new CancellationTokenSource();
+        if (options.CancellationToken.CanBeCanceled)
+        {
+            _callerRegistration = options.CancellationToken.UnsafeRegister(static s => ((CancellationTokenSource)s!).Cancel(), _cts);
+        }
         if (options.Deadline is { } deadline && deadline != DateTime.MaxValue)
         {
             var timeout = deadline.ToUniversalTime() - DateTime.UtcNow;
@@ -405,6 +410,7 @@ internal sealed class ClientCall<TRequest, TResponse> : IClientCallState, IAsync
 
         _response?.Dispose();
         _request?.Dispose();
+        _callerRegistration.Dispose();
         _deadlineCts?.Dispose();
     }
 

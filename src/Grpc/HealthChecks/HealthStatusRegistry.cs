@@ -1,6 +1,6 @@
 using System.Threading.Channels;
 using ChatServices.ServiceDefaults;
-using Grpc.Health.V1;
+using Microsoft.Extensions.Hosting;
 using ServingStatus = Grpc.Health.V1.HealthCheckResponse.Types.ServingStatus;
 
 namespace ChatServices.Grpc.HealthChecks;
@@ -8,7 +8,9 @@ namespace ChatServices.Grpc.HealthChecks;
 /// <summary>
 /// The serving status the health service reports, per service name ("" = the whole server). A service changes
 /// its own with <see cref="SetStatus"/> at run time. When <see cref="Readiness"/> is registered, it overrides:
-/// while the process is not ready, every known service reports NOT_SERVING.
+/// while the process is not ready, every known service reports NOT_SERVING. When the host starts stopping,
+/// every service turns NOT_SERVING and every Watch stream ends after saying so, so that open watches do not
+/// hold up a graceful shutdown.
 /// Invariant: every watcher is sent each change of the effective status of the service it watches.
 /// </summary>
 public sealed class HealthStatusRegistry
@@ -17,13 +19,34 @@ public sealed class HealthStatusRegistry
     private readonly Lock _lock = new();
     private readonly Dictionary<string, ServingStatus> _statuses = new(StringComparer.Ordinal) { [""] = ServingStatus.Serving };
     private readonly List<Watcher> _watchers = [];
+    private bool _shutDown;
 
-    public HealthStatusRegistry(Readiness? readiness = null)
+    public HealthStatusRegistry(Readiness? readiness = null, IHostApplicationLifetime? lifetime = null)
     {
         _readiness = readiness;
         if (_readiness is not null)
         {
             _readiness.Changed += _ => NotifyAll();
+        }
+
+        lifetime?.ApplicationStopping.Register(Shutdown);
+    }
+
+    /// <summary>Every service NOT_SERVING from now on; open watches receive that and end.</summary>
+    public void Shutdown()
+    {
+        Watcher[] watchers;
+        lock (_lock)
+        {
+            _shutDown = true;
+            watchers = [.. _watchers];
+            _watchers.Clear();
+        }
+
+        foreach (var watcher in watchers)
+        {
+            Notify(watcher);
+            watcher.Channel.Writer.TryComplete();
         }
     }
 
@@ -62,7 +85,7 @@ public sealed class HealthStatusRegistry
                 return null;
             }
 
-            return _readiness is { IsReady: false } ? ServingStatus.NotServing : status;
+            return _shutDown || _readiness is { IsReady: false } ? ServingStatus.NotServing : status;
         }
     }
 
@@ -74,7 +97,10 @@ public sealed class HealthStatusRegistry
         var watcher = new Watcher(service, channel);
         lock (_lock)
         {
-            _watchers.Add(watcher);
+            if (!_shutDown)
+            {
+                _watchers.Add(watcher);
+            }
         }
 
         cancellationToken.Register(() =>
@@ -87,6 +113,11 @@ public sealed class HealthStatusRegistry
             channel.Writer.TryComplete();
         });
         Notify(watcher);
+        if (_shutDown)
+        {
+            channel.Writer.TryComplete();
+        }
+
         return channel.Reader;
     }
 

@@ -73,6 +73,17 @@ internal abstract class ServerCallHandler(string methodFullName, ServiceActivato
         return request;
     }
 
+    /// <summary>The one response of a unary or client-streaming call, unless the handler set a failing status
+    /// or the deadline passed. Not flushed: Kestrel sends headers, message and trailers together when the call ends.</summary>
+    protected static ValueTask WriteSingleResponseAsync<TResponse>(ServerCallContext context, TResponse response)
+        where TResponse : class, IMessage<TResponse>
+    {
+        ArgumentNullException.ThrowIfNull(response);
+        return context.Status.StatusCode == StatusCode.OK && !context.DeadlineExceeded
+            ? context.WriteMessageAsync(response, flush: false, context.CancellationToken)
+            : ValueTask.CompletedTask;
+    }
+
     private bool TryValidateRequest(HttpContext http, out TimeSpan? timeout)
     {
         timeout = null;
@@ -250,12 +261,7 @@ internal sealed class UnaryServerCallHandler<TService, TRequest, TResponse>(
     protected override async Task InvokeAsync(object service, ServerCallContext context)
     {
         var request = await ReadSingleRequestAsync(context, method.RequestParser).ConfigureAwait(false);
-        var response = await invoker((TService)service, request, context).ConfigureAwait(false);
-        if (context.Status.StatusCode == StatusCode.OK && !context.DeadlineExceeded)
-        {
-            // Not flushed: Kestrel sends headers, message and trailers together when the request delegate ends.
-            await context.WriteMessageAsync(response, flush: false, context.CancellationToken).ConfigureAwait(false);
-        }
+        await WriteSingleResponseAsync(context, await invoker((TService)service, request, context).ConfigureAwait(false)).ConfigureAwait(false);
     }
 }
 
@@ -287,10 +293,7 @@ internal sealed class ClientStreamingServerCallHandler<TService, TRequest, TResp
     protected override async Task InvokeAsync(object service, ServerCallContext context)
     {
         var response = await invoker((TService)service, new ServerStreamReader<TRequest>(context, method.RequestParser), context).ConfigureAwait(false);
-        if (context.Status.StatusCode == StatusCode.OK && !context.DeadlineExceeded)
-        {
-            await context.WriteMessageAsync(response, flush: false, context.CancellationToken).ConfigureAwait(false);
-        }
+        await WriteSingleResponseAsync(context, response).ConfigureAwait(false);
     }
 }
 

@@ -13,7 +13,8 @@ namespace ChatServices.Grpc.Tests.BadInput;
 /// <summary>
 /// Malformed requests sent as raw HTTP/2 (and HTTP/1.1) bytes to our server: each gets the right status (or a
 /// plain HTTP error where the request is not gRPC at all), the server keeps serving, and repeated bad input
-/// does not grow its memory.
+/// does not grow its memory. Also the wire-level facts a gRPC client hides: server-side deadline enforcement and
+/// compressed replies.
 /// </summary>
 public sealed class BadInputTests(TestServerFixture fixture) : IClassFixture<TestServerFixture>, IDisposable
 {
@@ -132,6 +133,29 @@ public sealed class BadInputTests(TestServerFixture fixture) : IClassFixture<Tes
     }
 
     [Fact]
+    public async Task Server_enforces_grpc_timeout_on_its_own()
+    {
+        // No client-side deadline here: only the header. The server must end the call by itself.
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var result = await SendAsync(Frame(new EchoRequest { Message = Guid.NewGuid().ToString(), DelayMs = 20_000 }.ToByteArray()), timeout: "200m");
+        Assert.Equal(StatusCode.DeadlineExceeded, result.Status);
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(5), $"took {clock.Elapsed}");
+    }
+
+    [Fact]
+    public async Task Server_configured_for_gzip_compresses_replies_to_clients_that_accept_it()
+    {
+        await using var server = await TestServer.StartAsync(configure: o => o.ResponseCompressionAlgorithm = "gzip");
+        using var http = new HttpClient(new SocketsHttpHandler { UseProxy = false }) { BaseAddress = server.Address };
+        using var request = Request(new ByteArrayContent(Frame(new EchoRequest { Message = "plain", ResponseSize = 10_000 }.ToByteArray())));
+        using var response = await http.SendAsync(request);
+        var body = await response.Content.ReadAsByteArrayAsync();
+        Assert.Equal("gzip", response.Headers.GetValues("grpc-encoding").Single());
+        Assert.Equal(1, body[0]);
+        Assert.Equal("0", response.TrailingHeaders.GetValues("grpc-status").Single());
+    }
+
+    [Fact]
     public async Task Unary_request_without_a_message_is_INTERNAL()
     {
         Assert.Equal(StatusCode.Internal, (await SendAsync([])).Status);
@@ -244,12 +268,17 @@ public sealed class BadInputTests(TestServerFixture fixture) : IClassFixture<Tes
 
     private sealed record RawResult(HttpResponseMessage Response, StatusCode? Status, string? Message, byte[] Body);
 
-    private async Task<RawResult> SendAsync(byte[] body, string contentType = "application/grpc", string? encoding = null)
+    private async Task<RawResult> SendAsync(byte[] body, string contentType = "application/grpc", string? encoding = null, string? timeout = null)
     {
         using var request = Request(new ByteArrayContent(body), contentType);
         if (encoding is not null)
         {
             request.Headers.TryAddWithoutValidation("grpc-encoding", encoding);
+        }
+
+        if (timeout is not null)
+        {
+            request.Headers.TryAddWithoutValidation("grpc-timeout", timeout);
         }
 
         var response = await _http.SendAsync(request);

@@ -34,7 +34,7 @@ public sealed class TestServer : IAsyncDisposable
 
     public IServiceProvider Services => _app.Services;
 
-    public static async Task<TestServer> StartAsync(bool tls = false, Action<GrpcServerOptions>? configure = null)
+    public static async Task<TestServer> StartAsync(bool tls = false, Action<GrpcServerOptions>? configure = null, Action<WebApplication>? map = null)
     {
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
@@ -53,6 +53,7 @@ public sealed class TestServer : IAsyncDisposable
         var app = builder.Build();
         app.MapGrpcService<EchoService>();
         app.MapGrpcHealthAndReflection();
+        map?.Invoke(app);
         await app.StartAsync();
         var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
         return new TestServer(app, new Uri(address), certificate);
@@ -91,21 +92,25 @@ public sealed class TestServer : IAsyncDisposable
 }
 
 /// <summary>One server for all tests of a class.</summary>
-public sealed class TestServerFixture : IAsyncLifetime
+public sealed class TestServerFixture : Client.IEchoServerFixture, IAsyncLifetime
 {
     public TestServer Server { get; private set; } = null!;
 
     public GrpcChannel Channel { get; private set; } = null!;
 
+    public GrpcChannel GzipChannel { get; private set; } = null!;
+
     public async Task InitializeAsync()
     {
         Server = await TestServer.StartAsync();
         Channel = Server.CreateChannel();
+        GzipChannel = Server.CreateChannel(new GrpcChannelOptions { RequestCompression = "gzip" });
     }
 
     public async Task DisposeAsync()
     {
         Channel.Dispose();
+        GzipChannel.Dispose();
         await Server.DisposeAsync();
     }
 }

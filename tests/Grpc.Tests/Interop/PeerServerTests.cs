@@ -1,10 +1,10 @@
 using ChatServices.Grpc.Client;
-using Google.Protobuf;
+using ChatServices.Grpc.Tests.Client;
 
 namespace ChatServices.Grpc.Tests.Interop;
 
 /// <summary>Starts a peer's server once (see Peers/*_server.*) for our client to call.</summary>
-public abstract class PeerServerFixture : IAsyncLifetime
+public abstract class PeerServerFixture : IEchoServerFixture, IAsyncLifetime
 {
     private PeerServer? _server;
 
@@ -45,173 +45,7 @@ public sealed class NodeServerFixture : PeerServerFixture
         PeerProcess.StartInfo("node", "node_server.js");
 }
 
-/// <summary>Our client against a peer's server (gRPC C-core or grpc-js).</summary>
-public abstract class PeerServerTests(PeerServerFixture fixture)
-{
-    private readonly Echo.EchoClient _client = new(fixture.Channel);
-
-    [Fact]
-    public async Task Unary_call_succeeds()
-    {
-        using var call = _client.UnaryAsync(new EchoRequest { Message = "hello" });
-        Assert.Equal("hello", (await call).Message);
-        Assert.Equal(StatusCode.OK, call.GetStatus().StatusCode);
-    }
-
-    [Fact]
-    public async Task Server_streaming_delivers_every_message_in_order()
-    {
-        using var call = _client.ServerStream(new EchoRequest { Count = 50 });
-        var indexes = new List<int>();
-        await foreach (var reply in call.ResponseStream.ReadAllAsync())
-        {
-            indexes.Add(reply.Index);
-        }
-
-        Assert.Equal(Enumerable.Range(0, 50), indexes);
-    }
-
-    [Fact]
-    public async Task Client_streaming_is_answered_once_after_all_requests()
-    {
-        using var call = _client.ClientStream();
-        foreach (var m in new[] { "a", "b", "c" })
-        {
-            await call.RequestStream.WriteAsync(new EchoRequest { Message = m });
-        }
-
-        await call.RequestStream.CompleteAsync();
-        var reply = await call;
-        Assert.Equal("a,b,c", reply.Message);
-        Assert.Equal(3, reply.Index);
-    }
-
-    [Fact]
-    public async Task Duplex_replies_arrive_before_the_request_stream_ends()
-    {
-        using var call = _client.Duplex();
-        for (var i = 0; i < 5; i++)
-        {
-            await call.RequestStream.WriteAsync(new EchoRequest { Message = "m" + i });
-            Assert.True(await call.ResponseStream.MoveNext());
-            Assert.Equal("m" + i, call.ResponseStream.Current.Message);
-        }
-
-        await call.RequestStream.CompleteAsync();
-        Assert.False(await call.ResponseStream.MoveNext());
-        Assert.Equal(StatusCode.OK, call.GetStatus().StatusCode);
-    }
-
-    [Fact]
-    public async Task Error_status_carries_its_message_and_trailing_metadata()
-    {
-        var ex = await Assert.ThrowsAsync<RpcException>(async () =>
-            await _client.UnaryAsync(new EchoRequest { FailCode = 5, FailMessage = "nöt found: 100% gone" }));
-        Assert.Equal(StatusCode.NotFound, ex.StatusCode);
-        Assert.Equal("nöt found: 100% gone", ex.Status.Detail);
-        Assert.Equal("trailer-value", ex.Trailers.GetValue("x-trailer"));
-        Assert.Equal(new byte[] { 0, 1, 2, 250, 255 }, ex.Trailers.GetValueBytes("x-trailer-bin"));
-    }
-
-    [Fact]
-    public async Task Error_after_streamed_messages_arrives_after_them()
-    {
-        using var call = _client.ServerStream(new EchoRequest { Count = 3, FailCode = (int)StatusCode.Aborted, FailMessage = "late" });
-        var received = 0;
-        var ex = await Assert.ThrowsAsync<RpcException>(async () =>
-        {
-            await foreach (var _ in call.ResponseStream.ReadAllAsync())
-            {
-                received++;
-            }
-        });
-        Assert.Equal(3, received);
-        Assert.Equal(StatusCode.Aborted, ex.StatusCode);
-        Assert.Equal("late", ex.Status.Detail);
-    }
-
-    [Fact]
-    public async Task Metadata_and_binary_metadata_round_trip()
-    {
-        var headers = new Metadata().Add("x-echo", "value-1").Add("x-echo-bin", [1, 2, 3, 0, 255]);
-        using var call = _client.UnaryAsync(new EchoRequest { Message = "md" }, headers);
-        var responseHeaders = await call.ResponseHeadersAsync;
-        await call;
-        Assert.Equal("value-1", responseHeaders.GetValue("x-echo"));
-        Assert.Equal(new byte[] { 1, 2, 3, 0, 255 }, responseHeaders.GetValueBytes("x-echo-bin"));
-        Assert.Equal("value-1", call.GetTrailers().GetValue("x-echo-trailer"));
-        Assert.Equal(new byte[] { 1, 2, 3, 0, 255 }, call.GetTrailers().GetValueBytes("x-echo-trailer-bin"));
-    }
-
-    [Fact]
-    public async Task Deadline_reaches_the_peer_as_grpc_timeout()
-    {
-        var reply = await _client.UnaryAsync(new EchoRequest { Message = "d" }, deadline: DateTime.UtcNow.AddSeconds(30));
-        Assert.InRange(reply.DeadlineRemainingMs, 25_000, 31_000);
-    }
-
-    [Fact]
-    public async Task Deadline_exceeded_fails_the_call_and_cancels_the_peer_handler()
-    {
-        var id = Guid.NewGuid().ToString();
-        var ex = await Assert.ThrowsAsync<RpcException>(async () =>
-            await _client.UnaryAsync(new EchoRequest { Message = id, DelayMs = 10_000 }, deadline: DateTime.UtcNow.AddMilliseconds(300)));
-        Assert.Equal(StatusCode.DeadlineExceeded, ex.StatusCode);
-        Assert.Equal("yes", (await _client.UnaryAsync(new EchoRequest { Message = "was-cancelled:" + id })).Message);
-    }
-
-    [Fact]
-    public async Task Client_cancellation_reaches_the_peer_handler()
-    {
-        var id = Guid.NewGuid().ToString();
-        using var cts = new CancellationTokenSource();
-        using var call = _client.ServerStream(new EchoRequest { Message = id, Count = 2, DelayMs = 10_000 }, cancellationToken: cts.Token);
-        Assert.True(await call.ResponseStream.MoveNext());
-        cts.Cancel();
-        var ex = await Assert.ThrowsAsync<RpcException>(() => call.ResponseStream.MoveNext());
-        Assert.Equal(StatusCode.Cancelled, ex.StatusCode);
-        Assert.Equal("yes", (await _client.UnaryAsync(new EchoRequest { Message = "was-cancelled:" + id })).Message);
-    }
-
-    [Fact]
-    public async Task Unknown_method_is_UNIMPLEMENTED()
-    {
-        var method = new Method<EchoRequest, EchoReply>(MethodType.Unary, Echo.ServiceName, "Nope", EchoRequest.Parser, EchoReply.Parser);
-        var ex = await Assert.ThrowsAsync<RpcException>(async () => await fixture.Channel.CreateCallInvoker().AsyncUnaryCall(method, new EchoRequest(), default));
-        Assert.Equal(StatusCode.Unimplemented, ex.StatusCode);
-    }
-
-    [Fact]
-    public async Task Gzip_requests_are_accepted_by_the_peer()
-    {
-        var reply = await new Echo.EchoClient(fixture.GzipChannel).UnaryAsync(new EchoRequest { Payload = ByteString.CopyFrom(new byte[100_000]), ResponseSize = 100_000 });
-        Assert.Equal(100_000, reply.PayloadSize);
-        Assert.Equal(100_000, reply.Payload.Length);
-    }
-
-    [Fact]
-    public async Task Messages_near_the_limit_pass_and_over_it_are_RESOURCE_EXHAUSTED()
-    {
-        const int limit = 4 * 1024 * 1024;
-        var near = await _client.UnaryAsync(new EchoRequest { Payload = ByteString.CopyFrom(new byte[limit - 100]), ResponseSize = limit - 100 });
-        Assert.Equal(limit - 100, near.PayloadSize);
-        Assert.Equal(limit - 100, near.Payload.Length);
-
-        var overReply = await Assert.ThrowsAsync<RpcException>(async () => await _client.UnaryAsync(new EchoRequest { ResponseSize = limit + 100 }));
-        Assert.Equal(StatusCode.ResourceExhausted, overReply.StatusCode);
-        var overRequest = await Assert.ThrowsAsync<RpcException>(async () => await _client.UnaryAsync(new EchoRequest { Payload = ByteString.CopyFrom(new byte[limit + 100]) }));
-        Assert.Equal(StatusCode.ResourceExhausted, overRequest.StatusCode);
-    }
-
-    [Fact]
-    public async Task Many_concurrent_calls_multiplex_on_the_channel()
-    {
-        var replies = await Task.WhenAll(Enumerable.Range(0, 100).Select(async i => (await _client.UnaryAsync(new EchoRequest { Message = i.ToString() })).Message));
-        Assert.Equal(Enumerable.Range(0, 100).Select(i => i.ToString()), replies);
-    }
-}
-
-public sealed class PythonServerTests(PythonServerFixture fixture) : PeerServerTests(fixture), IClassFixture<PythonServerFixture>
+public sealed class PythonServerTests(PythonServerFixture fixture) : EchoContractTests(fixture), IClassFixture<PythonServerFixture>
 {
     /// <summary>Only the python peer: grpc-js has no server-side API that resets a call.</summary>
     [Fact]
@@ -222,4 +56,4 @@ public sealed class PythonServerTests(PythonServerFixture fixture) : PeerServerT
     }
 }
 
-public sealed class NodeServerTests(NodeServerFixture fixture) : PeerServerTests(fixture), IClassFixture<NodeServerFixture>;
+public sealed class NodeServerTests(NodeServerFixture fixture) : EchoContractTests(fixture), IClassFixture<NodeServerFixture>;

@@ -62,6 +62,24 @@ public sealed class HealthAndReflectionTests(TestServerFixture fixture) : IClass
     }
 
     [Fact]
+    public async Task Shutdown_turns_watches_NOT_SERVING_and_ends_them_without_holding_up_the_stop()
+    {
+        var server = await TestServer.StartAsync();
+        using var channel = server.CreateChannel();
+        using var call = new Health.HealthClient(channel).Watch(new HealthCheckRequest());
+        Assert.True(await call.ResponseStream.MoveNext());
+        Assert.Equal(ServingStatus.Serving, call.ResponseStream.Current.Status);
+
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var stopping = server.DisposeAsync().AsTask();
+        Assert.True(await call.ResponseStream.MoveNext());
+        Assert.Equal(ServingStatus.NotServing, call.ResponseStream.Current.Status);
+        Assert.False(await call.ResponseStream.MoveNext());
+        await stopping;
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(1.5), $"stopping took {clock.Elapsed}");
+    }
+
+    [Fact]
     public async Task Reflection_lists_services_and_describes_a_service_with_its_methods()
     {
         var client = new ServerReflection.ServerReflectionClient(fixture.Channel);

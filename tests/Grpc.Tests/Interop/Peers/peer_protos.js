@@ -13,4 +13,4 @@ function load(protoDir) {
 const statusName = (code) => grpc.status[code];
 const TRAILER_BIN = Buffer.from([0, 1, 2, 250, 255]);
 
-module.exports = { grpc, load, statusName, TRAILER_BIN, protoDir: path.join(__dirname, '..', 'protos') };
+module.exports = { grpc, load, statusName, TRAILER_BIN, protoDir: process.env.PROTO_DIR || path.join(__dirname, '..', 'protos') };

@@ -25,8 +25,9 @@ def record_cancel(id):
 
 def delay(request, context):
     done = threading.Event()
-    context.add_callback(done.set)  # runs when the RPC ends, cancellation included
-    done.wait(request.delay_ms / 1000.0)
+    # Runs when the RPC ends, cancellation included; returns False when it has already ended.
+    if context.add_callback(done.set):
+        done.wait(request.delay_ms / 1000.0)
     if not context.is_active():
         record_cancel(request.message)
         return False
