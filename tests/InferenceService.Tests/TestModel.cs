@@ -13,10 +13,10 @@ public class TestModel : IDisposable
 {
     public TestModel() : this(Spec) { }
 
-    protected TestModel(RandomModelSpec spec)
+    protected TestModel(RandomModelSpec spec, AttentionKind attention = AttentionKind.GroupQuery)
     {
         Path = System.IO.Path.Combine(System.IO.Path.GetTempPath(), "chatservices-inference-tests", Guid.NewGuid().ToString("N"));
-        ModelFolderBuilder.FromRandom(spec, Path, new BuildOptions());
+        ModelFolderBuilder.FromRandom(spec, Path, new BuildOptions { Attention = attention });
     }
 
     public static RandomModelSpec Spec { get; } = new() { ContextLength = 256, Seed = 7 };
@@ -61,3 +61,9 @@ public sealed class SlowerTestModel() : TestModel(new RandomModelSpec
 {
     Layers = 4, HiddenSize = 256, Heads = 4, KvHeads = 2, IntermediateSize = 1024, ContextLength = 256, Seed = 8,
 });
+
+/// <summary>
+/// The same weights as <see cref="TestModel"/> (same spec and seed) in Hugging Face Optimum's convention: plain ONNX
+/// attention with a <c>position_ids</c> input and present = past ‖ new.
+/// </summary>
+public sealed class OptimumTestModel() : TestModel(Spec, AttentionKind.Standard);
