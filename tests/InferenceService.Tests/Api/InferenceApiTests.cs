@@ -24,6 +24,7 @@ public sealed class InferenceServiceFixture : IAsyncLifetime
     private WebApplication _app = null!;
 
     public GrpcChannel Channel { get; private set; } = null!;
+    public Uri Address { get; private set; } = null!;
     public Inference.InferenceClient Client { get; private set; } = null!;
 
     public async Task InitializeAsync()
@@ -53,7 +54,8 @@ public sealed class InferenceServiceFixture : IAsyncLifetime
         var readiness = _app.Services.GetRequiredService<Readiness>();
         SpinWait.SpinUntil(() => readiness.IsReady, TimeSpan.FromSeconds(30));
         var address = _app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
-        Channel = GrpcChannel.ForAddress(new Uri(address));
+        Address = new Uri(address);
+        Channel = GrpcChannel.ForAddress(Address);
         Client = new Inference.InferenceClient(Channel);
     }
 
