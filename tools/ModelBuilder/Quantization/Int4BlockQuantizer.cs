@@ -2,7 +2,7 @@ namespace ChatServices.ModelBuilder.Quantization;
 
 /// <summary>4-bit weight-only quantization settings (ONNX Runtime's MatMulNBits).</summary>
 /// <param name="BlockSize">Weights per scale along the input dimension; a power of two ≥ 16 (32 is the usual).</param>
-/// <param name="Symmetric">True: zero point fixed at 8, scale = max|w|/7. False: a 4-bit zero point per block.</param>
+/// <param name="Symmetric">True: zero point fixed at 8, the largest-magnitude weight at −8. False: a 4-bit zero point per block.</param>
 /// <param name="AccuracyLevel">MatMulNBits' accuracy_level: 0 computes in the input type (float32), 4 quantizes
 /// activations to int8 for the faster integer kernels on CPU.</param>
 public sealed record Int4Options(int BlockSize = 32, bool Symmetric = true, int AccuracyLevel = 0)
@@ -51,9 +51,11 @@ public static class Int4BlockQuantizer
             int zero;
             if (options.Symmetric)
             {
-                var amax = 0f;
-                foreach (var v in values) amax = Math.Max(amax, Math.Abs(v));
-                scale = amax > 0 ? amax / 7f : 1f;
+                // The largest-magnitude weight maps exactly onto −8 (scale takes the opposite sign), so the whole
+                // 4-bit range [−8, 7] is used: a step of max|w|/8 rather than max|w|/7.
+                var extreme = 0f;
+                foreach (var v in values) if (Math.Abs(v) > Math.Abs(extreme)) extreme = v;
+                scale = extreme != 0 ? extreme / -8f : 1f;
                 zero = 8;
             }
             else
