@@ -76,11 +76,24 @@ internal static class MessageFraming
 
         var size = message.CalculateSize();
         CheckSendSize(size, maxSendSize);
+        if (size > ContiguousWriteLimit)
+        {
+            // A large message is written segment by segment into the pipe's pooled buffers instead of asking
+            // it for one contiguous (unpooled, large-object-heap) block.
+            WriteHeader(output.GetSpan(HeaderSize), compressed: false, size);
+            output.Advance(HeaderSize);
+            message.WriteTo(output);
+            return;
+        }
+
         var span = output.GetSpan(HeaderSize + size);
         WriteHeader(span, compressed: false, size);
         message.WriteTo(span.Slice(HeaderSize, size));
         output.Advance(HeaderSize + size);
     }
+
+    /// <summary>Messages up to this size are serialized into one span of the pipe (the fast path).</summary>
+    private const int ContiguousWriteLimit = 64 * 1024;
 
     private static void CheckSendSize(int size, int? maxSendSize)
     {

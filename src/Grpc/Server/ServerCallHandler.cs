@@ -1,4 +1,3 @@
-using System.Globalization;
 using ChatServices.Grpc.Protocol;
 using Google.Protobuf;
 using Microsoft.AspNetCore.Http;
@@ -15,8 +14,6 @@ namespace ChatServices.Grpc.Server;
 /// </summary>
 internal abstract class ServerCallHandler(string methodFullName, ServiceActivator activator, GrpcServerOptions options, ILogger logger)
 {
-    private static readonly string[] StatusStrings = Enumerable.Range(0, 17).Select(i => i.ToString(CultureInfo.InvariantCulture)).ToArray();
-
     protected ServiceActivator Activator => activator;
 
     public async Task HandleCallAsync(HttpContext http)
@@ -26,25 +23,18 @@ internal abstract class ServerCallHandler(string methodFullName, ServiceActivato
             return;
         }
 
-        var context = new ServerCallContext(http, methodFullName, options, timeout);
-        var response = http.Response;
-        response.ContentType = GrpcProtocol.ContentType;
-        if (context.ResponseCompression is not null)
-        {
-            response.Headers[GrpcProtocol.EncodingHeader] = GrpcProtocol.GzipEncoding;
-        }
-
+        var context = new ServerCallContext(http, methodFullName, options, timeout, logger);
         object? service = null;
         try
         {
             service = activator.Create(http);
             await InvokeAsync(service, context).ConfigureAwait(false);
-            var status = context.DeadlineExceeded ? new Status(StatusCode.DeadlineExceeded, "Deadline Exceeded") : context.Status;
-            Complete(http, context, status, null);
+            var status = context.DeadlineExceeded ? ServerCallContext.DeadlineExceededStatus : context.Status;
+            await context.CompleteAsync(status, null).ConfigureAwait(false);
         }
         catch (Exception ex)
         {
-            HandleError(http, context, ex);
+            await HandleErrorAsync(http, context, ex).ConfigureAwait(false);
         }
         finally
         {
@@ -53,7 +43,8 @@ internal abstract class ServerCallHandler(string methodFullName, ServiceActivato
                 await activator.ReleaseAsync(service).ConfigureAwait(false);
             }
 
-            context.DisposeTimers();
+            // After this, the deadline can no longer touch the response: the request delegate may return.
+            await context.EndAsync().ConfigureAwait(false);
         }
     }
 
@@ -106,7 +97,7 @@ internal abstract class ServerCallHandler(string methodFullName, ServiceActivato
         {
             http.Response.ContentType = GrpcProtocol.ContentType;
             http.Response.Headers[GrpcProtocol.AcceptEncodingHeader] = GrpcProtocol.SupportedEncodings;
-            WriteStatusHeaders(http.Response.Headers, new Status(StatusCode.Unimplemented, $"Unsupported grpc-encoding '{encoding}'."));
+            ServerCallContext.WriteStatusHeaders(http.Response.Headers, new Status(StatusCode.Unimplemented, $"Unsupported grpc-encoding '{encoding}'."));
             return false;
         }
 
@@ -133,10 +124,10 @@ internal abstract class ServerCallHandler(string methodFullName, ServiceActivato
     private static void RejectHttp(HttpContext http, int httpStatus, string message)
     {
         http.Response.StatusCode = httpStatus;
-        WriteStatusHeaders(http.Response.Headers, new Status(StatusCode.Internal, message));
+        ServerCallContext.WriteStatusHeaders(http.Response.Headers, new Status(StatusCode.Internal, message));
     }
 
-    private void HandleError(HttpContext http, ServerCallContext context, Exception ex)
+    private async Task HandleErrorAsync(HttpContext http, ServerCallContext context, Exception ex)
     {
         Status status;
         Metadata? trailers = null;
@@ -149,7 +140,7 @@ internal abstract class ServerCallHandler(string methodFullName, ServiceActivato
 
         if (context.DeadlineExceeded && ex is OperationCanceledException or RpcException { StatusCode: StatusCode.Cancelled })
         {
-            status = new Status(StatusCode.DeadlineExceeded, "Deadline Exceeded");
+            status = ServerCallContext.DeadlineExceededStatus;
         }
         else if (ex is RpcException rpc)
         {
@@ -170,7 +161,7 @@ internal abstract class ServerCallHandler(string methodFullName, ServiceActivato
 
         try
         {
-            Complete(http, context, status, trailers);
+            await context.CompleteAsync(status, trailers).ConfigureAwait(false);
         }
         catch (Exception completeError)
         {
@@ -178,73 +169,6 @@ internal abstract class ServerCallHandler(string methodFullName, ServiceActivato
             // stream so the client still learns the call failed.
             logger.LogDebug(completeError, "Could not send status {Status} for {Method}; resetting the stream.", status, methodFullName);
             context.Abort();
-        }
-    }
-
-    private static void Complete(HttpContext http, ServerCallContext context, Status status, Metadata? extraTrailers)
-    {
-        var response = http.Response;
-        if (!context.ResponseStarted && !response.HasStarted)
-        {
-            // Trailers-Only: status and trailers ride in the one HEADERS frame that also ends the stream.
-            if (context.HasResponseTrailers)
-            {
-                MetadataEncoding.WriteTo(context.ResponseTrailers, response.Headers);
-            }
-
-            if (extraTrailers is { Count: > 0 })
-            {
-                MetadataEncoding.WriteTo(extraTrailers, response.Headers);
-            }
-
-            WriteStatusHeaders(response.Headers, status);
-            return;
-        }
-
-        if (!response.SupportsTrailers())
-        {
-            throw new InvalidOperationException("The response does not support trailers.");
-        }
-
-        response.AppendTrailer(GrpcProtocol.StatusTrailer, StatusStrings[(int)status.StatusCode]);
-        if (!string.IsNullOrEmpty(status.Detail))
-        {
-            response.AppendTrailer(GrpcProtocol.MessageTrailer, PercentEncoding.Encode(status.Detail));
-        }
-
-        if (context.HasResponseTrailers)
-        {
-            AppendTrailers(response, context.ResponseTrailers);
-        }
-
-        if (extraTrailers is { Count: > 0 })
-        {
-            AppendTrailers(response, extraTrailers);
-        }
-    }
-
-    private static void AppendTrailers(HttpResponse response, Metadata trailers)
-    {
-        foreach (var entry in trailers)
-        {
-            if (!GrpcProtocol.IsReservedHeader(entry.Key))
-            {
-                response.AppendTrailer(entry.Key, MetadataEncoding.EncodeValue(entry));
-            }
-        }
-    }
-
-    private static void WriteStatusHeaders(IHeaderDictionary headers, Status status)
-    {
-        headers[GrpcProtocol.StatusTrailer] = StatusStrings[(int)status.StatusCode];
-        if (!string.IsNullOrEmpty(status.Detail))
-        {
-            headers[GrpcProtocol.MessageTrailer] = PercentEncoding.Encode(status.Detail);
-        }
-
-        if (headers.ContentType.Count == 0)
-        {
-            headers.ContentType = GrpcProtocol.ContentType;
         }
     }
 }

@@ -107,7 +107,7 @@ public sealed class EchoService(CallLog log, HealthStatusRegistry health) : Echo
     {
         try
         {
-            await Task.Delay(request.DelayMs, context.CancellationToken);
+            await Task.Delay(request.DelayMs, request.IgnoreCancellation ? CancellationToken.None : context.CancellationToken);
         }
         catch (OperationCanceledException)
         {

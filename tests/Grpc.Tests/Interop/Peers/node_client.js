@@ -73,7 +73,7 @@ const scenarios = {
   deadline_sent: async () => ({ remaining_ms: (await unary(client, 'Unary', { message: 'd' }, new grpc.Metadata(), deadline(30000))).reply.deadline_remaining_ms }),
   deadline_exceeded: async () => {
     const id = crypto.randomUUID();
-    const o = await unary(client, 'Unary', { message: id, delay_ms: 10000 }, new grpc.Metadata(), deadline(300));
+    const o = await unary(client, 'Unary', { message: id, delay_ms: 10000 }, new grpc.Metadata(), deadline(1000));
     return { ...errorOf(o), handler_cancelled: await wasCancelled(id) };
   },
   cancellation: async () => {
