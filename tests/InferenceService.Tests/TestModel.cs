@@ -54,12 +54,13 @@ public class TestModel : IDisposable
 }
 
 /// <summary>
-/// A larger random model (4 layers, hidden 256, vocabulary 512 as <see cref="TestModel"/>): a step takes around a
-/// millisecond, so a request of a few hundred steps is still in flight when a test cancels it or fills the queue.
+/// A larger random model (4 layers, hidden 256, vocabulary 512 as <see cref="TestModel"/>, context 2048): with its
+/// prompt fed one token per step, a request runs for a thousand steps or more, so it is still in flight when a test
+/// cancels it, even on a fast idle machine.
 /// </summary>
 public sealed class SlowerTestModel() : TestModel(new RandomModelSpec
 {
-    Layers = 4, HiddenSize = 256, Heads = 4, KvHeads = 2, IntermediateSize = 1024, ContextLength = 256, Seed = 8,
+    Layers = 4, HiddenSize = 256, Heads = 4, KvHeads = 2, IntermediateSize = 1024, ContextLength = 2048, Seed = 8,
 });
 
 /// <summary>
