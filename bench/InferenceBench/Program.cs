@@ -25,36 +25,45 @@ var weightBytes = Directory.GetFiles(modelPath, "model.onnx*").Sum(f => new File
 Console.WriteLine("[bench] measuring memory bandwidth");
 var machine = Machine.Describe();
 Console.WriteLine($"[bench] {machine}");
-var report = new Report(machine, weightBytes, quick);
+var report = new Report(machine, weightBytes, quick, LoadAverage());
+
+// The machine is shared and noisy: each comparison alternates the two systems and keeps each one's best repetition.
+var repetitions = quick ? 1 : 3;
+using var genAiModel = new GenAi.Model(modelPath);
+Workloads.GenAi(genAiModel, 1, 1, 16, 16, TimeSpan.FromSeconds(30)); // warm-up
 
 // 1. Single-stream decode, beside the bandwidth bound (every decode step reads all weights once).
 {
     using var engine = Start(modelPath, maxBatch: 1, sequenceTokens: 512, prefixCaching: false);
     await Workloads.Engine(engine, streams: 1, rounds: 1, prompt: 16, newTokens: 16, TimeSpan.FromSeconds(30)); // warm-up
-    var ours = await Workloads.EngineDecodeRate(engine, prompt: 16, newTokens: quick ? 64 : 256);
-    using var genAiModel = new GenAi.Model(modelPath);
-    Workloads.GenAi(genAiModel, 1, 1, 16, 16, TimeSpan.FromSeconds(30));
-    var theirs = Workloads.GenAiDecodeRate(genAiModel, prompt: 16, newTokens: quick ? 64 : 256);
-    report.SingleStream(ours, theirs);
+    DecodeRate? ours = null, theirs = null;
+    for (var r = 0; r < 2 * repetitions - 1; r++) // short: more repetitions for a steadier best
+    {
+        var o = await Workloads.EngineDecodeRate(engine, prompt: 16, newTokens: quick ? 64 : 128);
+        var t = Workloads.GenAiDecodeRate(genAiModel, prompt: 16, newTokens: quick ? 64 : 128);
+        if (ours is null || o.TokensPerSecond > ours.TokensPerSecond) ours = o;
+        if (theirs is null || t.TokensPerSecond > theirs.TokensPerSecond) theirs = t;
+        Console.WriteLine($"[bench] single stream: ours {o.TokensPerSecond:F1} tok/s, GenAI {t.TokensPerSecond:F1} tok/s");
+    }
+    report.SingleStream(ours!, theirs!);
 }
 
 // 2. Aggregate throughput and time to first token at 1, 4, 16, 64 concurrent streams.
-foreach (var (streams, rounds, newTokens) in new[] { (1, 3, 64), (4, 2, 64), (16, 1, 64), (64, 1, 32) })
+foreach (var (streams, rounds, newTokens) in new[] { (1, 2, 64), (4, 2, 64), (16, 1, 64), (64, 1, 32) })
 {
-    var budget = TimeSpan.FromSeconds(quick ? 20 : 90);
-    LoadResult ours, theirs;
-    using (var engine = Start(modelPath, maxBatch: 64, sequenceTokens: 128, prefixCaching: false))
+    var budget = TimeSpan.FromSeconds(quick ? 20 : 60);
+    LoadResult? ours = null, theirs = null;
+    using var engine = Start(modelPath, maxBatch: 64, sequenceTokens: 128, prefixCaching: false);
+    await Workloads.Engine(engine, 1, 1, 32, 8, budget); // warm-up
+    for (var r = 0; r < repetitions; r++)
     {
-        await Workloads.Engine(engine, 1, 1, 32, 8, budget); // warm-up
-        ours = await Workloads.Engine(engine, streams, rounds, prompt: 32, newTokens, budget);
+        var o = await Workloads.Engine(engine, streams, rounds, prompt: 32, newTokens, budget);
+        var t = Workloads.GenAi(genAiModel, streams, rounds, prompt: 32, newTokens, budget);
+        if (ours is null || o.TokensPerSecond > ours.TokensPerSecond) ours = o;
+        if (theirs is null || t.TokensPerSecond > theirs.TokensPerSecond) theirs = t;
+        Console.WriteLine($"[bench] {streams} streams: ours {o.TokensPerSecond:F0} tok/s, GenAI {t.TokensPerSecond:F0} tok/s");
     }
-    using (var genAiModel = new GenAi.Model(modelPath))
-    {
-        Workloads.GenAi(genAiModel, 1, 1, 32, 8, budget);
-        theirs = Workloads.GenAi(genAiModel, streams, rounds, prompt: 32, newTokens, budget);
-    }
-    Console.WriteLine($"[bench] {streams} streams: ours {ours.TokensPerSecond:F0} tok/s, GenAI {theirs.TokensPerSecond:F0} tok/s");
-    report.Concurrency(streams, newTokens, ours, theirs);
+    report.Concurrency(streams, newTokens, ours!, theirs!);
 }
 
 // 3. Decode step time as the context grows.
@@ -79,6 +88,7 @@ foreach (var caching in new[] { true, false })
     Console.WriteLine($"[bench] chat, prefix caching {(caching ? "on" : "off")}: {chat.Seconds:F2} s, TTFT p50 {chat.TtftP50:F1} ms");
 }
 
+report.Finished(LoadAverage());
 var output = Path.Combine(repo, "bench", "results", quick ? "inference-quick.md" : "inference.md");
 File.WriteAllText(output, report.ToMarkdown());
 Console.WriteLine($"[bench] wrote {output}");
@@ -100,6 +110,8 @@ static InferenceEngine Start(string model, int maxBatch, int sequenceTokens, boo
         PrefixCaching = prefixCaching,
     });
 }
+
+static string LoadAverage() => File.Exists("/proc/loadavg") ? string.Join(' ', File.ReadAllText("/proc/loadavg").Split(' ').Take(3)) : "n/a";
 
 static string FindRepoRoot()
 {

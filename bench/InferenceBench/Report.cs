@@ -4,8 +4,12 @@ using ChatServices.InferenceService.Engine;
 namespace ChatServices.InferenceBench;
 
 /// <summary>Collects the measured figures and renders bench/results/inference.md.</summary>
-public sealed class Report(Machine machine, long weightBytes, bool quick)
+public sealed class Report(Machine machine, long weightBytes, bool quick, string loadAtStart)
 {
+    private string _loadAtEnd = "";
+
+    public void Finished(string loadAverage) => _loadAtEnd = loadAverage;
+
     private readonly StringBuilder _single = new();
     private readonly StringBuilder _concurrency = new();
     private readonly StringBuilder _context = new();
@@ -51,11 +55,17 @@ public sealed class Report(Machine machine, long weightBytes, bool quick)
         | {machine.Cores} | {machine.Cpu} | {machine.MemoryGiB:F1} GiB | {machine.TriadGBps:F1} GB/s | {machine.CopyGBps:F1} GB/s |
 
         Bandwidth: STREAM-style triad and copy in C# over 3 × 128 MiB arrays on every core, best of 5.
+        The machine is shared with other builds and tests: load average (1, 5, 15 min) {loadAtStart} at the start and
+        {_loadAtEnd} at the end of the run. To keep the comparison fair under that noise, each comparison alternates
+        the two systems {(quick ? "once" : "three times")} and reports each system's best repetition.
 
         ## Single-stream decode
 
-        Decode reads every weight once per token, so one stream cannot beat bandwidth / weight bytes.
-        Prompt 16 tokens; rate measured between the first and the last generated token.
+        Decode reads every weight once per token, so one stream cannot beat bandwidth / weight bytes. A share above 100 %
+        means the triad figure understates what decoding gets: the triad also writes (and write-allocates) a third of its
+        traffic while decoding only reads, and this shared virtual machine's bandwidth varies from minute to minute.
+        Prompt 16 tokens, 128 generated; rate measured between the first and the last generated token; best of
+        {(quick ? 1 : 5)} alternating repetitions.
 
         | system | tokens/s | ms/token | of the bandwidth bound |
         | --- | --- | --- | --- |

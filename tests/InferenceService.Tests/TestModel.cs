@@ -13,10 +13,10 @@ public class TestModel : IDisposable
 {
     public TestModel() : this(Spec) { }
 
-    protected TestModel(RandomModelSpec spec)
+    protected TestModel(RandomModelSpec spec, AttentionKind attention = AttentionKind.GroupQuery)
     {
         Path = System.IO.Path.Combine(System.IO.Path.GetTempPath(), "chatservices-inference-tests", Guid.NewGuid().ToString("N"));
-        ModelFolderBuilder.FromRandom(spec, Path, new BuildOptions());
+        ModelFolderBuilder.FromRandom(spec, Path, new BuildOptions { Attention = attention });
     }
 
     public static RandomModelSpec Spec { get; } = new() { ContextLength = 256, Seed = 7 };
@@ -54,10 +54,17 @@ public class TestModel : IDisposable
 }
 
 /// <summary>
-/// A larger random model (4 layers, hidden 256, vocabulary 512 as <see cref="TestModel"/>): a step takes around a
-/// millisecond, so a request of a few hundred steps is still in flight when a test cancels it or fills the queue.
+/// A larger random model (4 layers, hidden 256, vocabulary 512 as <see cref="TestModel"/>, context 2048): with its
+/// prompt fed one token per step, a request runs for a thousand steps or more, so it is still in flight when a test
+/// cancels it, even on a fast idle machine.
 /// </summary>
 public sealed class SlowerTestModel() : TestModel(new RandomModelSpec
 {
-    Layers = 4, HiddenSize = 256, Heads = 4, KvHeads = 2, IntermediateSize = 1024, ContextLength = 256, Seed = 8,
+    Layers = 4, HiddenSize = 256, Heads = 4, KvHeads = 2, IntermediateSize = 1024, ContextLength = 2048, Seed = 8,
 });
+
+/// <summary>
+/// The same weights as <see cref="TestModel"/> (same spec and seed) in Hugging Face Optimum's convention: plain ONNX
+/// attention with a <c>position_ids</c> input and present = past ‖ new.
+/// </summary>
+public sealed class OptimumTestModel() : TestModel(Spec, AttentionKind.Standard);

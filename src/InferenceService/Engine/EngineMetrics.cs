@@ -33,6 +33,9 @@ public sealed class EngineMetrics : IDisposable
     public const string MeterName = "ChatServices.InferenceService";
 
     private readonly Meter _meter = new(MeterName);
+
+    /// <summary>The meter the instruments belong to (one per engine).</summary>
+    public Meter Meter => _meter;
     private readonly Histogram<double> _ttft;
     private readonly Histogram<double> _tpot;
     private readonly Histogram<double> _duration;

@@ -12,7 +12,9 @@ public readonly record struct DecodeRow(KvSlot Slot, int TokenId);
 /// The model runner: executes one forward pass over a prepared batch and exposes the logits. It owns the ONNX
 /// Runtime session and its I/O binding and binds KV straight from the <see cref="KvCachePool"/>'s memory; it decides
 /// nothing about which sequences run.
-/// Contract (GroupQueryAttention convention, see <see cref="DecoderConvention"/>):
+/// Contract (GroupQueryAttention convention, see <see cref="DecoderConvention"/>; the Optimum convention is served too,
+/// at the cost its graph imposes: its present KV is a new tensor of past ‖ new, so each step ONNX Runtime writes the
+/// whole bound cache once more and the new tokens are copied back into the slots):
 /// <list type="bullet">
 /// <item>past and present KV of a step are the same memory (the slot's full capacity), so GroupQueryAttention writes
 /// the new tokens' KV in place after each row's history: no per-step copy, no reallocation;</item>
@@ -33,6 +35,10 @@ public sealed unsafe class OnnxDecoder : IDisposable
     private readonly TensorElementType _logitsType;
     private readonly long[] _inputIds;
     private readonly long[] _mask;
+    private readonly long[] _positions;
+    private readonly int[] _rowLengths;
+    private readonly bool _optimum;
+    private (int First, int Count) _boundKv = (-1, 0);
     private readonly float* _logits;
     private readonly Half* _logitsHalf;
     private readonly int _maxTokensPerStep;
@@ -43,11 +49,8 @@ public sealed unsafe class OnnxDecoder : IDisposable
 
     public OnnxDecoder(ModelFolder folder, InferenceSession session, KvCachePool pool, TensorElementType kvType, int maxTokensPerStep)
     {
-        if (folder.Convention != DecoderConvention.GroupQueryAttention)
-            throw new NotSupportedException(
-                $"Model '{folder.Path}' uses the {folder.Convention} convention (position_ids); this engine runs the " +
-                "GroupQueryAttention convention (ONNX Runtime GenAI's model builder, tools/ModelBuilder).");
         Folder = folder;
+        _optimum = folder.Convention == DecoderConvention.Optimum;
         _session = session;
         _pool = pool;
         _kvType = kvType;
@@ -55,7 +58,11 @@ public sealed unsafe class OnnxDecoder : IDisposable
         _maxTokensPerStep = Math.Max(maxTokensPerStep, pool.SlotCount);
         _binding = session.CreateIoBinding();
         _inputIds = GC.AllocateArray<long>(_maxTokensPerStep, pinned: true);
-        _mask = GC.AllocateArray<long>(Math.Max(pool.SlotCount, 1) * (long)pool.SlotCapacity is var m && m < int.MaxValue ? (int)m : throw new InvalidOperationException("KV pool too large for one mask."), pinned: true);
+        _positions = GC.AllocateArray<long>(_maxTokensPerStep, pinned: true);
+        _rowLengths = new int[_maxTokensPerStep];
+        // Optimum-convention masks span the whole slot plus the new tokens (see Run).
+        var maskLength = Math.Max((long)pool.SlotCount * (pool.SlotCapacity + 1), pool.SlotCapacity + (long)_maxTokensPerStep);
+        _mask = GC.AllocateArray<long>(maskLength < int.MaxValue ? (int)maskLength : throw new InvalidOperationException("KV pool too large for one mask."), pinned: true);
         var logitsCount = (nuint)_maxTokensPerStep * (nuint)folder.VocabSize;
         _logits = (float*)NativeMemory.AlignedAlloc(logitsCount * sizeof(float), 64);
         if (_logitsType == TensorElementType.Float16)
@@ -93,14 +100,13 @@ public sealed unsafe class OnnxDecoder : IDisposable
             width = Math.Max(width, row.Slot.Length + 1);
         }
         _pool.ArrangeAsPrefix(_slots);
+        if (_optimum) width = _pool.SlotCapacity + 1;
         foreach (var row in rows)
         {
             var r = row.Slot.Index;
             _inputIds[r] = row.TokenId;
-            var total = row.Slot.Length + 1;
-            var mask = _mask.AsSpan(r * width, width);
-            mask[..total].Fill(1);
-            mask[total..].Clear();
+            FillMaskRow(_mask.AsSpan(r * width, width), row.Slot.Length, 1);
+            _positions[r] = _rowLengths[r] = row.Slot.Length;
         }
         Run(first: 0, batch, tokens: 1, width);
         foreach (var row in rows) row.Slot.Tokens.Add(row.TokenId);
@@ -117,11 +123,38 @@ public sealed unsafe class OnnxDecoder : IDisposable
         if (count == 0 || count > _maxTokensPerStep) throw new ArgumentOutOfRangeException(nameof(tokens));
         var total = slot.Length + count;
         if (total > _pool.SlotCapacity) throw new InvalidOperationException("Sequence exceeds the slot capacity.");
-        for (var i = 0; i < count; i++) _inputIds[i] = tokens[i];
-        _mask.AsSpan(0, total).Fill(1);
-        Run(first: slot.Index, batch: 1, tokens: count, width: total);
+        var width = _optimum ? _pool.SlotCapacity + count : total;
+        for (var i = 0; i < count; i++)
+        {
+            _inputIds[i] = tokens[i];
+            _positions[i] = slot.Length + i;
+        }
+        FillMaskRow(_mask.AsSpan(0, width), slot.Length, count);
+        _rowLengths[0] = slot.Length;
+        Run(first: slot.Index, batch: 1, tokens: count, width);
         foreach (var t in tokens) slot.Tokens.Add(t);
         return new ReadOnlySpan<float>(_logits + (long)(count - 1) * VocabSize, VocabSize);
+    }
+
+    /// <summary>
+    /// One attention-mask row. GroupQueryAttention: the row's history then its new tokens, right-padded to the batch
+    /// width. Optimum convention: the past input is the slot's whole capacity, so the mask marks the history
+    /// (<paramref name="length"/>), leaves the rest of the slot masked, then the new tokens after it; the graph's
+    /// causal rule (key j visible to query s when j ≤ past + s) then sees exactly the history and earlier new tokens.
+    /// </summary>
+    private void FillMaskRow(Span<long> row, int length, int newTokens)
+    {
+        if (_optimum)
+        {
+            row[..length].Fill(1);
+            row[length.._pool.SlotCapacity].Clear();
+            row[_pool.SlotCapacity..].Fill(1);
+        }
+        else
+        {
+            row[..(length + newTokens)].Fill(1);
+            row[(length + newTokens)..].Clear();
+        }
     }
 
     private void Run(int first, int batch, int tokens, int width)
@@ -129,25 +162,65 @@ public sealed unsafe class OnnxDecoder : IDisposable
         var cpu = OrtMemoryInfo.DefaultInstance;
         fixed (long* ids = _inputIds)
         fixed (long* mask = _mask)
+        fixed (long* positions = _positions)
         {
             using var idsValue = OrtValue.CreateTensorValueWithData(cpu, TensorElementType.Int64, [batch, tokens], (nint)ids, (long)batch * tokens * sizeof(long));
             using var maskValue = OrtValue.CreateTensorValueWithData(cpu, TensorElementType.Int64, [batch, width], (nint)mask, (long)batch * width * sizeof(long));
+            using var positionsValue = _optimum
+                ? OrtValue.CreateTensorValueWithData(cpu, TensorElementType.Int64, [batch, tokens], (nint)positions, (long)batch * tokens * sizeof(long))
+                : null;
             var logitsElements = (long)batch * tokens * VocabSize;
             using var logitsValue = _logitsType == TensorElementType.Float16
                 ? OrtValue.CreateTensorValueWithData(cpu, TensorElementType.Float16, [batch, tokens, VocabSize], (nint)_logitsHalf, logitsElements * 2)
                 : OrtValue.CreateTensorValueWithData(cpu, TensorElementType.Float, [batch, tokens, VocabSize], (nint)_logits, logitsElements * sizeof(float));
             _binding.BindInput(Folder.InputIdsName, idsValue);
             _binding.BindInput(Folder.AttentionMaskName, maskValue);
-            var views = KvViews(first, batch);
-            for (var i = 0; i < views.Length; i++)
+            if (positionsValue is not null) _binding.BindInput(Folder.PositionIdsName!, positionsValue);
+            // The KV views stay bound while the batch covers the same slots (every decode step of a steady batch):
+            // rebinding 4 tensors per layer each step would only repeat what the binding already holds.
+            if (_optimum || _boundKv != (first, batch))
             {
-                _binding.BindInput(_pastNames[i], views[i]);
-                _binding.BindOutput(_presentNames[i], views[i]);
+                var views = KvViews(first, batch);
+                for (var i = 0; i < views.Length; i++)
+                {
+                    _binding.BindInput(_pastNames[i], views[i]);
+                    // GroupQueryAttention appends in place (shared buffer); the Optimum graph returns past ‖ new as a
+                    // new tensor, from which the new tokens are copied into the slots below.
+                    if (_optimum) _binding.BindOutputToDevice(_presentNames[i], cpu);
+                    else _binding.BindOutput(_presentNames[i], views[i]);
+                }
+                _boundKv = (first, batch);
             }
             _binding.BindOutput(Folder.LogitsName, logitsValue);
             _session.RunWithBinding(_runOptions, _binding);
+            if (_optimum) CopyNewKvIntoSlots(first, batch, tokens);
             if (_logitsType == TensorElementType.Float16)
                 for (long i = 0; i < logitsElements; i++) _logits[i] = (float)_logitsHalf[i];
+        }
+    }
+
+    /// <summary>Copies the new tokens' KV from the Optimum graph's present outputs to each row's slot.</summary>
+    private void CopyNewKvIntoSlots(int first, int batch, int tokens)
+    {
+        var g = _pool.Geometry;
+        var names = _binding.GetOutputNames();
+        using var outputs = _binding.GetOutputValues();
+        var presentLength = _pool.SlotCapacity + tokens;
+        long tokenBytes = g.HeadSize * g.ElementSize;
+        var bytes = tokens * tokenBytes;
+        for (var i = 0; i < _presentNames.Length; i++)
+        {
+            var source = outputs[Array.IndexOf(names, _presentNames[i])].GetTensorMutableRawData();
+            var layer = i / 2;
+            var buffer = (byte*)(i % 2 == 0 ? _pool.KeyBuffer(layer) : _pool.ValueBuffer(layer));
+            fixed (byte* src = source)
+                for (var r = 0; r < batch; r++)
+                for (var h = 0; h < g.KvHeads; h++)
+                {
+                    var from = src + ((long)(r * g.KvHeads + h) * presentLength + _pool.SlotCapacity) * tokenBytes;
+                    var to = buffer + (first + r) * _pool.SlotBytesPerLayer + ((long)h * _pool.SlotCapacity + _rowLengths[r]) * tokenBytes;
+                    Buffer.MemoryCopy(from, to, bytes, bytes);
+                }
         }
     }
 

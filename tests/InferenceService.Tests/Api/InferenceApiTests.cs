@@ -1,4 +1,3 @@
-using System.Net;
 using ChatServices.Grpc;
 using ChatServices.Grpc.Client;
 using ChatServices.Grpc.Server;
@@ -7,10 +6,8 @@ using ChatServices.Protos.Chat.V1;
 using ChatServices.ServiceDefaults;
 using Grpc.Health.V1;
 using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
-using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
@@ -27,6 +24,7 @@ public sealed class InferenceServiceFixture : IAsyncLifetime
     private WebApplication _app = null!;
 
     public GrpcChannel Channel { get; private set; } = null!;
+    public Uri Address { get; private set; } = null!;
     public Inference.InferenceClient Client { get; private set; } = null!;
 
     public async Task InitializeAsync()
@@ -41,8 +39,10 @@ public sealed class InferenceServiceFixture : IAsyncLifetime
             ["Inference:PrefillChunkTokens"] = "32",
             ["Inference:StepTokenBudget"] = "64",
             ["Inference:IntraOpThreads"] = "1",
+            // The service's appsettings.json (copied beside the tests) names its default port: a port the OS picks instead.
+            ["Kestrel:Endpoints:Grpc:Url"] = "http://127.0.0.1:0",
+            ["Kestrel:Endpoints:Grpc:Protocols"] = "Http2",
         });
-        builder.WebHost.ConfigureKestrel(k => k.Listen(IPAddress.Loopback, 0, l => l.Protocols = HttpProtocols.Http2));
         builder.AddServiceDefaults();
         builder.AddGrpcServer();
         builder.AddInferenceEngine();
@@ -54,7 +54,8 @@ public sealed class InferenceServiceFixture : IAsyncLifetime
         var readiness = _app.Services.GetRequiredService<Readiness>();
         SpinWait.SpinUntil(() => readiness.IsReady, TimeSpan.FromSeconds(30));
         var address = _app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
-        Channel = GrpcChannel.ForAddress(new Uri(address));
+        Address = new Uri(address);
+        Channel = GrpcChannel.ForAddress(Address);
         Client = new Inference.InferenceClient(Channel);
     }
 

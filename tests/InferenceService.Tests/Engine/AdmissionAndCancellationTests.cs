@@ -22,7 +22,7 @@ public sealed class AdmissionAndCancellationTests(SlowerTestModel model) : IClas
         { "sampling.min_p", r => r with { Sampling = new SamplingParameters { MinP = 2f } } },
         { "sampling.repetition_penalty", r => r with { Sampling = new SamplingParameters { RepetitionPenalty = 0f } } },
         { "max_new_tokens", r => r with { MaxNewTokens = 0 } },
-        { "prompt_token_ids", r => r with { PromptTokenIds = TestModel.Prompt(256) } },
+        { "prompt_token_ids", r => r with { PromptTokenIds = TestModel.Prompt(1200) } },
         { "prompt_token_ids", r => r with { PromptTokenIds = [5, 512, 7] } },
         { "prompt_token_ids", r => r with { PromptTokenIds = [-1] } },
         { "prompt_token_ids", r => r with { PromptTokenIds = [] } },
@@ -32,11 +32,19 @@ public sealed class AdmissionAndCancellationTests(SlowerTestModel model) : IClas
         { "beam_search.num_beams", r => r with { BeamSearch = new BeamSearchParameters(0) } },
     };
 
+    // Slots of 1200 tokens of this model (4 KiB per token): 32 MiB holds six.
+    private InferenceEngine Start(Action<InferenceOptions>? configure = null) => model.Start(o =>
+    {
+        o.KvCacheBudgetMiB = 32;
+        o.MaxSequenceTokens = 1200;
+        configure?.Invoke(o);
+    });
+
     [Theory]
     [MemberData(nameof(InvalidRequests))]
     public void Invalid_parameters_are_refused_naming_the_field(string field, Func<GenerationRequest, GenerationRequest> mutate)
     {
-        using var engine = model.Start();
+        using var engine = Start();
         var error = Assert.Throws<InvalidRequestException>(() => engine.Submit(mutate(Valid)));
         Assert.Equal(field, error.Field);
         Assert.StartsWith(field + ":", error.Message);
@@ -47,7 +55,7 @@ public sealed class AdmissionAndCancellationTests(SlowerTestModel model) : IClas
     {
         // One running sequence, at most two waiting: a burst of fifty submitted faster than a step admits one must
         // see refusals, and every request that was accepted still completes.
-        using var engine = model.Start(o => { o.MaxBatchSize = 1; o.MaxQueue = 2; });
+        using var engine = Start(o => { o.MaxBatchSize = 1; o.MaxQueue = 2; });
         await engine.GenerateAsync(Valid); // compiles the submission path, so the burst below is microseconds
         var accepted = new List<System.Threading.Channels.ChannelReader<GenerationEvent>>();
         var refused = new List<QueueFullException>();
@@ -68,10 +76,10 @@ public sealed class AdmissionAndCancellationTests(SlowerTestModel model) : IClas
         Assert.Equal(20, (await engine.GenerateAsync(Valid with { MaxNewTokens = 20 })).Usage.CompletionTokens);
     }
 
-    // A request that takes a few hundred steps: a 100-token prompt fed one token per step, then 150 decode steps.
-    private static GenerationRequest Slow => Valid with { PromptTokenIds = TestModel.Prompt(100, 9), MaxNewTokens = 150, IgnoreEos = true };
+    // A request of over a thousand steps: a 1000-token prompt fed one token per step, then 150 decode steps.
+    private static GenerationRequest Slow => Valid with { PromptTokenIds = TestModel.Prompt(1000, 9), MaxNewTokens = 150, IgnoreEos = true };
 
-    private InferenceEngine StartSlow() => model.Start(o => { o.PrefixCaching = false; o.PrefillChunkTokens = 1; o.StepTokenBudget = 8; });
+    private InferenceEngine StartSlow() => Start(o => { o.PrefixCaching = false; o.PrefillChunkTokens = 1; o.StepTokenBudget = 8; });
 
     [Fact]
     public async Task Cancelling_a_running_request_ends_its_stream_and_frees_its_kv_slot()

@@ -1,3 +1,5 @@
+using System.Numerics.Tensors;
+
 namespace ChatServices.InferenceService.Engine.Sampling;
 
 /// <summary>A chosen token and its log-probability under the (penalised) model distribution.</summary>
@@ -40,7 +42,7 @@ public sealed class TokenSampler
         logits.CopyTo(scores);
         if (history is not null && p.HasPenalties) ApplyPenalties(scores, p, history);
 
-        var logSumExp = LogSumExp(scores);
+        var logSumExp = LogSumExp(scores, _probs);
         if (!topLogprobs.IsEmpty) FillTopLogprobs(scores, logSumExp, topLogprobs);
 
         var token = p.IsGreedy ? ArgMax(scores) : Draw(scores, p, rng);
@@ -50,8 +52,8 @@ public sealed class TokenSampler
     /// <summary>Log-softmax of the logits into <paramref name="destination"/> (beam search scores every token).</summary>
     public static void LogSoftmax(ReadOnlySpan<float> logits, Span<float> destination)
     {
-        var lse = LogSumExp(logits);
-        for (var i = 0; i < logits.Length; i++) destination[i] = logits[i] - lse;
+        var lse = LogSumExp(logits, destination);
+        TensorPrimitives.Subtract(logits, lse, destination);
     }
 
     private static void ApplyPenalties(Span<float> scores, SamplingParameters p, TokenHistory history)
@@ -64,22 +66,17 @@ public sealed class TokenSampler
                 scores[t] -= p.PresencePenalty + p.FrequencyPenalty * count;
     }
 
-    public static int ArgMax(ReadOnlySpan<float> scores)
-    {
-        var best = 0;
-        var max = scores[0];
-        for (var i = 1; i < scores.Length; i++)
-            if (scores[i] > max) { max = scores[i]; best = i; }
-        return best;
-    }
+    /// <summary>Index of the highest score; the first (lowest token id) among equals.</summary>
+    public static int ArgMax(ReadOnlySpan<float> scores) => TensorPrimitives.IndexOfMax(scores);
 
-    private static float LogSumExp(ReadOnlySpan<float> scores)
+    /// <summary>log Σ exp(scores), vectorised (SIMD over the whole vocabulary); <paramref name="scratch"/> ≥ scores.</summary>
+    private static float LogSumExp(ReadOnlySpan<float> scores, Span<float> scratch)
     {
-        var max = float.NegativeInfinity;
-        foreach (var s in scores) if (s > max) max = s;
-        double sum = 0;
-        foreach (var s in scores) sum += Math.Exp(s - max);
-        return max + (float)Math.Log(sum);
+        var max = TensorPrimitives.Max(scores);
+        var exp = scratch[..scores.Length];
+        TensorPrimitives.Subtract(scores, max, exp);
+        TensorPrimitives.Exp(exp, exp);
+        return max + MathF.Log(TensorPrimitives.Sum(exp));
     }
 
     private void FillTopLogprobs(ReadOnlySpan<float> scores, float logSumExp, Span<TokenLogprob> top)
@@ -113,14 +110,27 @@ public sealed class TokenSampler
             sorted = true;
         }
 
-        var max = float.NegativeInfinity;
-        foreach (var t in cand) if (scores[t] > max) max = scores[t];
         var probs = _probs.AsSpan(0, n);
-        double total = 0;
-        for (var i = 0; i < n; i++)
+        double total;
+        if (!sorted && n == vocab)
         {
-            probs[i] = MathF.Exp((scores[cand[i]] - max) * invT);
-            total += probs[i];
+            // Every token is a candidate, in id order: exp((s - max) / T) over the whole vocabulary with SIMD.
+            var max = TensorPrimitives.Max(scores);
+            TensorPrimitives.Subtract(scores, max, probs);
+            TensorPrimitives.Multiply(probs, invT, probs);
+            TensorPrimitives.Exp(probs, probs);
+            total = TensorPrimitives.Sum(probs);
+        }
+        else
+        {
+            var max = float.NegativeInfinity;
+            foreach (var t in cand) if (scores[t] > max) max = scores[t];
+            total = 0;
+            for (var i = 0; i < n; i++)
+            {
+                probs[i] = MathF.Exp((scores[cand[i]] - max) * invT);
+                total += probs[i];
+            }
         }
 
         if (p.TopP < 1f && sorted)
