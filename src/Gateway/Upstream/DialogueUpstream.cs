@@ -13,8 +13,15 @@ namespace ChatServices.Gateway.Upstream;
 /// <see cref="ApiException"/> with the HTTP status it means: INVALID_ARGUMENT → 400, NOT_FOUND → 404,
 /// RESOURCE_EXHAUSTED → 429, UNAVAILABLE → 503, DEADLINE_EXCEEDED → 504, anything else → 502. The served model
 /// (GetModel) is cached for a minute.
+/// <para>
+/// With several replicas (<see cref="DialogueReplicas"/>), a call that finds its replica unreachable (UNAVAILABLE,
+/// 503) moves on to the next: unary calls at any point, a chat only before its first event (ChatStarted), because
+/// once a reply has begun streaming nobody can take it over. DialogueService writes nothing before it has rendered
+/// the prompt, so a chat refused as UNAVAILABLE before that event is safe to send elsewhere; a replica that dies
+/// after storing the user message but before sending that event can leave the message stored twice (never lost).
+/// </para>
 /// </summary>
-public sealed class DialogueUpstream(Dialogue.DialogueClient client, IOptions<GatewayOptions> options, TimeProvider time)
+public sealed class DialogueUpstream(DialogueReplicas replicas, IOptions<GatewayOptions> options, TimeProvider time)
 {
     private static readonly TimeSpan ModelCacheLifetime = TimeSpan.FromMinutes(1);
     private readonly TimeSpan _timeout = options.Value.UpstreamTimeout;
@@ -26,7 +33,7 @@ public sealed class DialogueUpstream(Dialogue.DialogueClient client, IOptions<Ga
         if (_model is { } cached && time.GetElapsedTime(cached.FetchedAt) < ModelCacheLifetime) return cached.Model;
         try
         {
-            var model = await UnaryAsync(ct => client.GetModelAsync(new GetModelRequest(), deadline: Deadline(), cancellationToken: ct), cancellationToken);
+            var model = await UnaryAsync((client, ct) => client.GetModelAsync(new GetModelRequest(), deadline: Deadline(), cancellationToken: ct), cancellationToken);
             _model = new CachedModel(model, time.GetTimestamp());
             return model;
         }
@@ -51,40 +58,58 @@ public sealed class DialogueUpstream(Dialogue.DialogueClient client, IOptions<Ga
     /// </summary>
     public async Task<ChatCall> StartChatAsync(ChatRequest request, TokenCharge charge, CancellationToken cancellationToken)
     {
-        var events = ChatEventsAsync(request, cancellationToken).GetAsyncEnumerator(cancellationToken);
-        try
+        var order = replicas.Order();
+        ApiException? first = null;
+        for (var attempt = 0; ; attempt++)
         {
-            if (!await events.MoveNextAsync() || events.Current.EventCase != ChatEvent.EventOneofCase.Started)
+            var replica = order[attempt];
+            var events = ChatEventsAsync(replica.Client, request, cancellationToken).GetAsyncEnumerator(cancellationToken);
+            try
             {
-                throw new ApiException(StatusCodes.Status502BadGateway, "server_error", "DialogueService ended the chat without starting it.");
+                if (!await events.MoveNextAsync() || events.Current.EventCase != ChatEvent.EventOneofCase.Started)
+                {
+                    throw new ApiException(StatusCodes.Status502BadGateway, "server_error", "DialogueService ended the chat without starting it.");
+                }
+                replicas.ReportReachable(replica);
+                return new ChatCall(events, events.Current.Started, charge);
             }
-            return new ChatCall(events, events.Current.Started, charge);
-        }
-        catch
-        {
-            charge.Settle(0); // refused before generating: nothing was used
-            charge.Dispose();
-            await events.DisposeAsync();
-            throw;
+            catch (ApiException e) when (e.StatusCode == StatusCodes.Status503ServiceUnavailable && attempt + 1 < order.Length)
+            {
+                replicas.ReportUnreachable(replica);
+                first ??= e;
+                await events.DisposeAsync();
+            }
+            catch (Exception e)
+            {
+                var unavailable = e is ApiException { StatusCode: StatusCodes.Status503ServiceUnavailable };
+                if (unavailable) replicas.ReportUnreachable(replica);
+                charge.Settle(0); // refused before generating: nothing was used
+                charge.Dispose();
+                await events.DisposeAsync();
+                // All unavailable: report the first replica's reason (the others were tried as fallbacks).
+                if (unavailable && first is not null) throw first;
+                throw;
+            }
         }
     }
 
     public Task<Conversation> CreateConversationAsync(CreateConversationRequest request, CancellationToken cancellationToken) =>
-        UnaryAsync(ct => client.CreateConversationAsync(request, deadline: Deadline(), cancellationToken: ct), cancellationToken);
+        UnaryAsync((client, ct) => client.CreateConversationAsync(request, deadline: Deadline(), cancellationToken: ct), cancellationToken);
 
     public Task<ListConversationsResponse> ListConversationsAsync(ListConversationsRequest request, CancellationToken cancellationToken) =>
-        UnaryAsync(ct => client.ListConversationsAsync(request, deadline: Deadline(), cancellationToken: ct), cancellationToken);
+        UnaryAsync((client, ct) => client.ListConversationsAsync(request, deadline: Deadline(), cancellationToken: ct), cancellationToken);
 
     public Task<Conversation> GetConversationAsync(GetConversationRequest request, CancellationToken cancellationToken) =>
-        UnaryAsync(ct => client.GetConversationAsync(request, deadline: Deadline(), cancellationToken: ct), cancellationToken);
+        UnaryAsync((client, ct) => client.GetConversationAsync(request, deadline: Deadline(), cancellationToken: ct), cancellationToken);
 
     public Task<Conversation> RenameConversationAsync(RenameConversationRequest request, CancellationToken cancellationToken) =>
-        UnaryAsync(ct => client.RenameConversationAsync(request, deadline: Deadline(), cancellationToken: ct), cancellationToken);
+        UnaryAsync((client, ct) => client.RenameConversationAsync(request, deadline: Deadline(), cancellationToken: ct), cancellationToken);
 
     public Task<DeleteConversationResponse> DeleteConversationAsync(DeleteConversationRequest request, CancellationToken cancellationToken) =>
-        UnaryAsync(ct => client.DeleteConversationAsync(request, deadline: Deadline(), cancellationToken: ct), cancellationToken);
+        UnaryAsync((client, ct) => client.DeleteConversationAsync(request, deadline: Deadline(), cancellationToken: ct), cancellationToken);
 
-    private async IAsyncEnumerable<ChatEvent> ChatEventsAsync(ChatRequest request, [EnumeratorCancellation] CancellationToken cancellationToken)
+    private static async IAsyncEnumerable<ChatEvent> ChatEventsAsync(
+        Dialogue.DialogueClient client, ChatRequest request, [EnumeratorCancellation] CancellationToken cancellationToken)
     {
         // No deadline on the stream itself: a long reply is not a failure. The client going away cancels it.
         using var call = client.Chat(request, cancellationToken: cancellationToken);
@@ -105,16 +130,28 @@ public sealed class DialogueUpstream(Dialogue.DialogueClient client, IOptions<Ga
 
     private DateTime Deadline() => time.GetUtcNow().UtcDateTime + _timeout;
 
-    private static async Task<T> UnaryAsync<T>(Func<CancellationToken, AsyncUnaryCall<T>> start, CancellationToken cancellationToken)
+    private async Task<T> UnaryAsync<T>(Func<Dialogue.DialogueClient, CancellationToken, AsyncUnaryCall<T>> start, CancellationToken cancellationToken)
     {
-        try
+        var order = replicas.Order();
+        ApiException? first = null;
+        for (var attempt = 0; ; attempt++)
         {
-            using var call = start(cancellationToken);
-            return await call.ResponseAsync;
-        }
-        catch (Exception e) when (Map(e, cancellationToken) is { } error)
-        {
-            throw error;
+            var replica = order[attempt];
+            try
+            {
+                using var call = start(replica.Client, cancellationToken);
+                var response = await call.ResponseAsync;
+                replicas.ReportReachable(replica);
+                return response;
+            }
+            catch (Exception e) when (Map(e, cancellationToken) is { } error)
+            {
+                if (error.StatusCode != StatusCodes.Status503ServiceUnavailable) throw error;
+                replicas.ReportUnreachable(replica);
+                // All unavailable: report the first replica's reason (the others were tried as fallbacks).
+                first ??= error;
+                if (attempt + 1 == order.Length) throw first;
+            }
         }
     }
 
