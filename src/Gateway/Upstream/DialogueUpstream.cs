@@ -59,7 +59,7 @@ public sealed class DialogueUpstream(DialogueReplicas replicas, IOptions<Gateway
     public async Task<ChatCall> StartChatAsync(ChatRequest request, TokenCharge charge, CancellationToken cancellationToken)
     {
         var order = replicas.Order();
-        ApiException? first = null;
+        ApiException? reason = null;
         for (var attempt = 0; ; attempt++)
         {
             var replica = order[attempt];
@@ -76,7 +76,7 @@ public sealed class DialogueUpstream(DialogueReplicas replicas, IOptions<Gateway
             catch (ApiException e) when (e.StatusCode == StatusCodes.Status503ServiceUnavailable && attempt + 1 < order.Length)
             {
                 replicas.ReportUnreachable(replica);
-                first ??= e;
+                reason = MoreTelling(reason, e);
                 await events.DisposeAsync();
             }
             catch (Exception e)
@@ -86,8 +86,7 @@ public sealed class DialogueUpstream(DialogueReplicas replicas, IOptions<Gateway
                 charge.Settle(0); // refused before generating: nothing was used
                 charge.Dispose();
                 await events.DisposeAsync();
-                // All unavailable: report the first replica's reason (the others were tried as fallbacks).
-                if (unavailable && first is not null) throw first;
+                if (unavailable && reason is not null) throw MoreTelling(reason, (ApiException)e);
                 throw;
             }
         }
@@ -133,7 +132,7 @@ public sealed class DialogueUpstream(DialogueReplicas replicas, IOptions<Gateway
     private async Task<T> UnaryAsync<T>(Func<Dialogue.DialogueClient, CancellationToken, AsyncUnaryCall<T>> start, CancellationToken cancellationToken)
     {
         var order = replicas.Order();
-        ApiException? first = null;
+        ApiException? reason = null;
         for (var attempt = 0; ; attempt++)
         {
             var replica = order[attempt];
@@ -148,9 +147,8 @@ public sealed class DialogueUpstream(DialogueReplicas replicas, IOptions<Gateway
             {
                 if (error.StatusCode != StatusCodes.Status503ServiceUnavailable) throw error;
                 replicas.ReportUnreachable(replica);
-                // All unavailable: report the first replica's reason (the others were tried as fallbacks).
-                first ??= error;
-                if (attempt + 1 == order.Length) throw first;
+                reason = MoreTelling(reason, error);
+                if (attempt + 1 == order.Length) throw reason;
             }
         }
     }
@@ -167,7 +165,8 @@ public sealed class DialogueUpstream(DialogueReplicas replicas, IOptions<Gateway
                 StatusCode.NotFound => ApiException.NotFound(rpc.Status.Detail),
                 StatusCode.ResourceExhausted => new ApiException(StatusCodes.Status429TooManyRequests, "server_overloaded",
                     rpc.Status.Detail.Length > 0 ? rpc.Status.Detail : "The model is at capacity. Try again shortly.", null, "server_overloaded") { RetryAfterSeconds = 1 },
-                StatusCode.Unavailable => ApiException.Unavailable("DialogueService is unavailable: " + rpc.Status.Detail),
+                StatusCode.Unavailable => ApiException.Unavailable("DialogueService is unavailable: " + rpc.Status.Detail,
+                    unreachable: rpc.InnerException is HttpRequestException { HttpRequestError: HttpRequestError.ConnectionError }),
                 StatusCode.DeadlineExceeded => new ApiException(StatusCodes.Status504GatewayTimeout, "server_error",
                     "DialogueService did not answer in time.", null, "upstream_timeout"),
                 _ => new ApiException(StatusCodes.Status502BadGateway, "server_error",
@@ -177,6 +176,13 @@ public sealed class DialogueUpstream(DialogueReplicas replicas, IOptions<Gateway
             _ => null,
         };
     }
+
+    /// <summary>
+    /// When every replica is unavailable, the reason worth reporting: the first from a replica that was reached (it
+    /// says why it cannot serve, e.g. its database is down) over "connection refused" from one that is gone.
+    /// </summary>
+    private static ApiException MoreTelling(ApiException? earlier, ApiException later) =>
+        earlier is null || (earlier.UpstreamUnreachable && !later.UpstreamUnreachable) ? later : earlier;
 
     private sealed record CachedModel(ModelCard Model, long FetchedAt);
 
