@@ -221,12 +221,12 @@ crash() { # kill -9 a host's service; reaped quietly
   event "kill -9 $1"
 }
 at 16
-# Strike while turns are both waiting for their first token and streaming (up to 5 s later), so that both the
-# retry before the first token and the cut mid-stream are exercised.
-for _ in $(seq 100); do
+# Strike while turns are both waiting for their first token and streaming (within 10 s), so that both the retry
+# before the first token and the cut mid-stream are likely exercised (which replica each turn is on is not known).
+for _ in $(seq 400); do
   read -r waiting streaming <"$work/in-flight" 2>/dev/null || { waiting=0 streaming=0; }
-  ((waiting >= 2 && streaming >= 4)) && break
-  sleep 0.05
+  ((waiting >= 1 && streaming >= 3)) && break
+  sleep 0.025
 done
 crash inference-a
 at 40; crash dialogue-a

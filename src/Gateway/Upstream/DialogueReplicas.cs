@@ -7,12 +7,12 @@ namespace ChatServices.Gateway.Upstream;
 /// The equivalent DialogueService replicas the Gateway spreads its calls over (<c>Gateway:DialogueEndpoints</c>,
 /// or the one <c>Gateway:DialogueEndpoint</c>): one client with its own channel per replica, so that a dead
 /// replica's connections never hold up another's. Each call tries them in <see cref="Order"/>: round-robin, with
-/// replicas that were found unreachable in the last <see cref="CoolDown"/> moved to the end (they are still
-/// tried when nothing else is left). Thread-safe.
+/// replicas that were unavailable (unreachable, or answering UNAVAILABLE) in the last <see cref="CoolDown"/>
+/// moved to the end (they are still tried when nothing else is left). Thread-safe.
 /// </summary>
 public sealed class DialogueReplicas
 {
-    /// <summary>How long a replica that could not be reached is tried only after the others.</summary>
+    /// <summary>How long a replica that was unavailable is tried only after the others.</summary>
     public static readonly TimeSpan CoolDown = TimeSpan.FromSeconds(5);
 
     private readonly DialogueReplica[] _replicas;
@@ -55,13 +55,13 @@ public sealed class DialogueReplicas
         return order;
     }
 
-    public void ReportUnreachable(DialogueReplica replica) => Volatile.Write(ref replica.UnreachableAt, _time.GetTimestamp());
+    public void ReportUnavailable(DialogueReplica replica) => Volatile.Write(ref replica.UnavailableAt, _time.GetTimestamp());
 
-    public void ReportReachable(DialogueReplica replica) => Volatile.Write(ref replica.UnreachableAt, 0);
+    public void ReportAvailable(DialogueReplica replica) => Volatile.Write(ref replica.UnavailableAt, 0);
 
     private bool IsCooling(DialogueReplica replica)
     {
-        var at = Volatile.Read(ref replica.UnreachableAt);
+        var at = Volatile.Read(ref replica.UnavailableAt);
         return at != 0 && _time.GetElapsedTime(at) < CoolDown;
     }
 }
@@ -73,6 +73,6 @@ public sealed class DialogueReplica(Uri endpoint, Dialogue.DialogueClient client
 
     public Dialogue.DialogueClient Client { get; } = client;
 
-    // Timestamp (TimeProvider ticks) of the last failure to reach it; 0 once it answered again.
-    internal long UnreachableAt;
+    // Timestamp (TimeProvider ticks) of its last UNAVAILABLE; 0 once it served a call again.
+    internal long UnavailableAt;
 }

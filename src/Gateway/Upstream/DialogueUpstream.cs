@@ -70,19 +70,19 @@ public sealed class DialogueUpstream(DialogueReplicas replicas, IOptions<Gateway
                 {
                     throw new ApiException(StatusCodes.Status502BadGateway, "server_error", "DialogueService ended the chat without starting it.");
                 }
-                replicas.ReportReachable(replica);
+                replicas.ReportAvailable(replica);
                 return new ChatCall(events, events.Current.Started, charge);
             }
             catch (ApiException e) when (e.StatusCode == StatusCodes.Status503ServiceUnavailable && attempt + 1 < order.Length)
             {
-                replicas.ReportUnreachable(replica);
+                replicas.ReportUnavailable(replica);
                 reason = MoreTelling(reason, e);
                 await events.DisposeAsync();
             }
             catch (Exception e)
             {
                 var unavailable = e is ApiException { StatusCode: StatusCodes.Status503ServiceUnavailable };
-                if (unavailable) replicas.ReportUnreachable(replica);
+                if (unavailable) replicas.ReportUnavailable(replica);
                 charge.Settle(0); // refused before generating: nothing was used
                 charge.Dispose();
                 await events.DisposeAsync();
@@ -140,13 +140,13 @@ public sealed class DialogueUpstream(DialogueReplicas replicas, IOptions<Gateway
             {
                 using var call = start(replica.Client, cancellationToken);
                 var response = await call.ResponseAsync;
-                replicas.ReportReachable(replica);
+                replicas.ReportAvailable(replica);
                 return response;
             }
             catch (Exception e) when (Map(e, cancellationToken) is { } error)
             {
                 if (error.StatusCode != StatusCodes.Status503ServiceUnavailable) throw error;
-                replicas.ReportUnreachable(replica);
+                replicas.ReportUnavailable(replica);
                 reason = MoreTelling(reason, error);
                 if (attempt + 1 == order.Length) throw reason;
             }

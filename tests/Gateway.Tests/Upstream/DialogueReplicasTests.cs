@@ -79,7 +79,7 @@ public sealed class DialogueReplicasTests(GatewayFixture fixture)
     }
 
     [Fact]
-    public void An_unreachable_replica_is_tried_last_until_its_cool_down_has_passed()
+    public void An_unavailable_replica_is_tried_last_until_its_cool_down_has_passed()
     {
         var time = new ManualTime();
         var a = Replica("http://10.0.0.1:1");
@@ -90,7 +90,7 @@ public sealed class DialogueReplicasTests(GatewayFixture fixture)
         var firsts = Enumerable.Range(0, 6).Select(_ => replicas.Order()[0]).ToHashSet();
         Assert.Equal(3, firsts.Count); // round-robin: each replica leads in turn
 
-        replicas.ReportUnreachable(b);
+        replicas.ReportUnavailable(b);
         for (var i = 0; i < 6; i++)
         {
             var order = replicas.Order();
@@ -101,8 +101,8 @@ public sealed class DialogueReplicasTests(GatewayFixture fixture)
         time.Advance(DialogueReplicas.CoolDown + TimeSpan.FromMilliseconds(1));
         Assert.Contains(Enumerable.Range(0, 6).Select(_ => replicas.Order()[0]), r => r == b);
 
-        replicas.ReportUnreachable(c);
-        replicas.ReportReachable(c); // it answered again: back in the rotation at once
+        replicas.ReportUnavailable(c);
+        replicas.ReportAvailable(c); // it answered again: back in the rotation at once
         Assert.Contains(Enumerable.Range(0, 6).Select(_ => replicas.Order()[0]), r => r == c);
     }
 
