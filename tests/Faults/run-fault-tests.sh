@@ -13,8 +13,9 @@
 #
 # Timeline (of a --duration of 75 s; the fault times scale with it): load starts; at 16 % inference-a is killed
 # with SIGKILL; at 40 % dialogue-a is killed with SIGKILL and stays down; at 60 % PostgreSQL is stopped in
-# immediate mode (a crash: no shutdown checkpoint) and started again 3 s later on the same data directory;
-# the load stops at 100 %; then every committed message is checked. Exit status 0 only if every assertion holds.
+# immediate mode (a crash: no shutdown checkpoint) and started again 3 s later on the same data directory; at
+# 72 % inference-a and dialogue-a are started again and must be taken back into use; the load stops at 100 %;
+# then every committed message is checked. Exit status 0 only if every assertion holds.
 # Needs root (namespaces), Node.js 20, the PostgreSQL server binaries, the .NET SDK. Cleans up on any exit.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -235,16 +236,28 @@ event "PostgreSQL stop (immediate)"
 runuser -u postgres -- "$pgbin/pg_ctl" -D "$work/pg/data" -m immediate -w -t 20 stop >/dev/null || die "PostgreSQL did not stop"
 sleep 3
 pg_start; event "PostgreSQL started"
+at 72
+# The killed replicas come back (same hosts, same settings) and must be taken into use again by their callers.
+inference inference-a; dialogue dialogue-a; event "inference-a and dialogue-a restarted"
 
 status=0
 wait "$load_pid" || status=$?
 unset 'pids[load]'
 # DialogueService logs each generation it moves to another InferenceService replica before the first token.
 retried=$(cat "$work"/dialogue-*.log | grep -c "Generation could not start on" || true)
-printf '\nDialogueService logged %s generation start(s) that failed on one InferenceService replica and were retried on another.\n' \
+printf '\n## Checked by the script\n\n- DialogueService logged %s generation start(s) that failed on one InferenceService replica and were retried on another.\n' \
   "$retried" >>"$results"
-for host in inference-b dialogue-b gateway; do
+for host in inference-a inference-b dialogue-a dialogue-b gateway; do
   kill -0 "${pids[$host]}" 2>/dev/null || { log "$host is no longer running"; status=1; }
 done
+# Rejoined: the Gateway holds a connection to the restarted DialogueService and a DialogueService one to the
+# restarted InferenceService (they connect only to send calls).
+rejoined() { ip netns exec "csf-$1" ss -Htn state established "( sport = :$2 )" | wc -l; }
+dialogue_links=$(rejoined dialogue-a 50051) inference_links=$(rejoined inference-a 50052)
+if ((dialogue_links == 0 || inference_links == 0)); then verdict=FAIL; status=1; else verdict=PASS; fi
+line="$verdict: the restarted replicas were taken back into use (established client connections at the end: dialogue-a $dialogue_links, inference-a $inference_links)"
+log "$line"
+echo "- $line" >>"$results"
+((status == 0)) || sed -i 's/^\*\*Result: PASSED\*\*$/**Result: FAILED**/' "$results"
 ((status == 0)) || die "assertions failed (figures in $results)"
 log "PASSED (figures in $results)"
