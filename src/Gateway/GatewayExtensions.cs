@@ -3,7 +3,6 @@ using ChatServices.Gateway.Conversations;
 using ChatServices.Gateway.Limits;
 using ChatServices.Gateway.OpenAi;
 using ChatServices.Gateway.Upstream;
-using ChatServices.Grpc.Client;
 using ChatServices.Protos.Chat.V1;
 using ChatServices.ServiceDefaults;
 using Microsoft.AspNetCore.Authentication;
@@ -28,7 +27,7 @@ public static class GatewayExtensions
         // A route value or query string that does not bind (?page_size=abc) throws, so it is answered in OpenAI's shape.
         builder.Services.Configure<RouteHandlerOptions>(o => o.ThrowOnBadRequest = true);
         builder.Services.AddSingleton(TimeProvider.System);
-        builder.Services.AddSingleton(_ => new Dialogue.DialogueClient(GrpcChannel.ForAddress(options.DialogueEndpoint)));
+        builder.Services.AddSingleton(services => DialogueReplicas.ForEndpoints(options.DialogueEndpointList, services.GetRequiredService<TimeProvider>()));
         builder.Services.AddSingleton<DialogueUpstream>();
         builder.Services.AddHostedService<UpstreamReadiness>();
 
@@ -71,7 +70,7 @@ public static class GatewayExtensions
         var keys = app.Services.GetRequiredService<ApiKeyStore>();
         var logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("ChatServices.Gateway");
         logger.LogInformation("Gateway serving on {Urls}; DialogueService at {Endpoint}; {Keys} API key(s) configured",
-            string.Join(", ", app.Urls), options.DialogueEndpoint, keys.Count);
+            string.Join(", ", app.Urls), string.Join(", ", options.DialogueEndpointList), keys.Count);
         if (options.AllowAnonymousOnLoopback)
         {
             logger.LogWarning("*** NO API KEY REQUIRED on loopback (Gateway:AllowAnonymousOnLoopback=true): every request from this machine " +

@@ -10,6 +10,15 @@ public sealed class GatewayOptions
     /// <summary>DialogueService's gRPC endpoint (cleartext HTTP/2).</summary>
     public string DialogueEndpoint { get; set; } = "http://127.0.0.1:50051";
 
+    /// <summary>
+    /// Several equivalent DialogueService replicas; when set, used instead of <see cref="DialogueEndpoint"/>.
+    /// Calls are spread round-robin and fail over to another replica when one cannot be reached.
+    /// </summary>
+    public string[] DialogueEndpoints { get; set; } = [];
+
+    /// <summary>The endpoints in effect: <see cref="DialogueEndpoints"/>, or else the one <see cref="DialogueEndpoint"/>.</summary>
+    public IReadOnlyList<string> DialogueEndpointList => DialogueEndpoints.Length > 0 ? DialogueEndpoints : [DialogueEndpoint];
+
     /// <summary>Deadline of unary upstream calls (conversation management, model info).</summary>
     public TimeSpan UpstreamTimeout { get; set; } = TimeSpan.FromSeconds(30);
 

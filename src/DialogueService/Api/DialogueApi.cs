@@ -1,3 +1,4 @@
+using System.Data.Common;
 using ChatServices.DialogueService.Chat;
 using ChatServices.DialogueService.Conversations;
 using ChatServices.DialogueService.Model;
@@ -95,6 +96,11 @@ public sealed class DialogueApi(IConversationStore store, ChatPipeline chat, Ser
         catch (ConversationStateException e)
         {
             throw ApiErrors.FailedPrecondition(e.Message);
+        }
+        catch (DbException e) when (e.IsTransient)
+        {
+            // The database is restarting or unreachable: the call may succeed later or on another replica.
+            throw new RpcException(new Status(StatusCode.Unavailable, "The conversation store is unavailable: " + e.Message));
         }
     }
 

@@ -111,9 +111,12 @@ public sealed class ChatPipeline(
         }, cancellationToken);
 
         var choices = new ChoiceState[parameters.N];
-        for (var i = 0; i < choices.Length; i++) choices[i] = new ChoiceState(i, model.Tokenizer, stops);
+        // A stored reply's Finished event waits until the reply is committed: it carries the stored message's id and
+        // tells the client the reply is durable, so it must never precede a commit that could still fail.
+        for (var i = 0; i < choices.Length; i++) choices[i] = new ChoiceState(i, model.Tokenizer, stops, deferFinished: i == 0 && reply is not null);
         GenerationUsage? usage = null;
         Exception? failure = null;
+        var recorded = false;
         try
         {
             var generation = new GenerationRequest(promptIds, parameters, model.EosTokenIds, turn.ConversationId?.ToString());
@@ -136,6 +139,14 @@ public sealed class ChatPipeline(
             }
             foreach (var c in choices)
                 if (!c.Finished) await c.FinishAsync("stop", output, cancellationToken);
+
+            if (reply is not null)
+            {
+                // A commit that fails ends the call with an error (no Finished); the finally block then records the failure.
+                await RecordReplyAsync(request.OwnerId, turn.ConversationId!.Value, reply.Id, choices[0], usage, promptIds.Length, null, cancellationToken);
+                recorded = true;
+                await choices[0].WriteDeferredFinishedAsync(reply.Id.ToString(), output, cancellationToken);
+            }
 
             var completion = usage?.CompletionTokens ?? choices.Sum(c => c.TokenCount);
             await output.WriteAsync(new ChatEvent
@@ -163,7 +174,7 @@ public sealed class ChatPipeline(
         }
         finally
         {
-            if (reply is not null)
+            if (reply is not null && !recorded)
                 await RecordReplyAsync(request.OwnerId, turn.ConversationId!.Value, reply.Id, choices[0], usage, promptIds.Length, failure, cancellationToken);
         }
     }
@@ -332,7 +343,7 @@ public sealed class ChatPipeline(
         new(new Status(StatusCode.InvalidArgument, message.StartsWith(field, StringComparison.Ordinal) ? message : $"{field}: {message}"));
 
     /// <summary>Token ids to released text for one choice: detokenizer, then stop strings.</summary>
-    private sealed class ChoiceState(int index, Tokenizer tokenizer, string[] stops)
+    private sealed class ChoiceState(int index, Tokenizer tokenizer, string[] stops, bool deferFinished)
     {
         private readonly StreamingDetokenizer _detokenizer = tokenizer.CreateStreamingDetokenizer(skipSpecialTokens: true);
         private readonly StopSequenceMatcher _stops = new(stops);
@@ -365,12 +376,21 @@ public sealed class ChatPipeline(
                 if (!_stops.Stopped) tail += _stops.Flush();
                 await EmitAsync(tail, output, ct, force: _pendingLogprobs.Count > 0);
             }
-            await output.WriteAsync(new ChatEvent { Finished = new ChatFinished { Index = index, FinishReason = reason } }, ct);
+            if (!deferFinished) await output.WriteAsync(new ChatEvent { Finished = new ChatFinished { Index = index, FinishReason = reason } }, ct);
         }
+
+        /// <summary>The Finished event held back until the reply was stored as <paramref name="assistantMessageId"/>.</summary>
+        public Task WriteDeferredFinishedAsync(string assistantMessageId, IServerStreamWriter<ChatEvent> output, CancellationToken ct) =>
+            output.WriteAsync(new ChatEvent
+            {
+                Finished = new ChatFinished { Index = index, FinishReason = FinishReason ?? "stop", AssistantMessageId = assistantMessageId },
+            }, ct);
 
         private async Task EmitAsync(string text, IServerStreamWriter<ChatEvent> output, CancellationToken ct, bool force = false)
         {
             if (text.Length == 0 && !force) return;
+            // U+0000 (a model can produce the byte) cannot be stored as PostgreSQL text; the client sees what is stored.
+            if (text.Contains('\0')) text = text.Replace('\0', '\uFFFD');
             _content.Append(text);
             var delta = new ChatDelta { Index = index, Text = text };
             delta.Logprobs.AddRange(_pendingLogprobs);

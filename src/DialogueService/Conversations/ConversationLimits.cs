@@ -65,6 +65,9 @@ public static class ConversationLimits
         if (content is null)
             throw new ConversationValidationException(nameof(content), "Message content must not be null.");
         MaxLength(content, MaxMessageLength, nameof(content));
+        // PostgreSQL text cannot hold U+0000; refused the same way whichever store is configured.
+        if (content.Contains('\0'))
+            throw new ConversationValidationException(nameof(content), "Message content must not contain the character U+0000.");
     }
 
     internal static void FinalStatus(MessageStatus status, string paramName)

@@ -20,6 +20,9 @@ public sealed class ApiException(int statusCode, string type, string message, st
     /// <summary>Seconds the caller should wait before retrying (429, 503); sent as <c>Retry-After</c>.</summary>
     public int? RetryAfterSeconds { get; init; }
 
+    /// <summary>The upstream service could not be reached at all (no connection): nothing was sent to it.</summary>
+    public bool UpstreamUnreachable { get; init; }
+
     public static ApiException InvalidRequest(string message, string? param = null, string? code = null) =>
         new(StatusCodes.Status400BadRequest, "invalid_request_error", message, param, code);
 
@@ -44,8 +47,8 @@ public sealed class ApiException(int statusCode, string type, string message, st
     public static ApiException RateLimited(string type, string message, int retryAfterSeconds) =>
         new(StatusCodes.Status429TooManyRequests, type, message, null, "rate_limit_exceeded") { RetryAfterSeconds = retryAfterSeconds };
 
-    public static ApiException Unavailable(string message) =>
-        new(StatusCodes.Status503ServiceUnavailable, "server_error", message, null, "upstream_unavailable") { RetryAfterSeconds = 1 };
+    public static ApiException Unavailable(string message, bool unreachable = false) =>
+        new(StatusCodes.Status503ServiceUnavailable, "server_error", message, null, "upstream_unavailable") { RetryAfterSeconds = 1, UpstreamUnreachable = unreachable };
 
     /// <summary>Writes <c>{"error":{...}}</c> (the object that follows <c>"error":</c> in a body or an SSE event).</summary>
     public void WriteTo(Utf8JsonWriter writer)

@@ -13,8 +13,15 @@ namespace ChatServices.Gateway.Upstream;
 /// <see cref="ApiException"/> with the HTTP status it means: INVALID_ARGUMENT → 400, NOT_FOUND → 404,
 /// RESOURCE_EXHAUSTED → 429, UNAVAILABLE → 503, DEADLINE_EXCEEDED → 504, anything else → 502. The served model
 /// (GetModel) is cached for a minute.
+/// <para>
+/// With several replicas (<see cref="DialogueReplicas"/>), a call that finds its replica unreachable (UNAVAILABLE,
+/// 503) moves on to the next: unary calls at any point, a chat only before its first event (ChatStarted), because
+/// once a reply has begun streaming nobody can take it over. DialogueService writes nothing before it has rendered
+/// the prompt, so a chat refused as UNAVAILABLE before that event is safe to send elsewhere; a replica that dies
+/// after storing the user message but before sending that event can leave the message stored twice (never lost).
+/// </para>
 /// </summary>
-public sealed class DialogueUpstream(Dialogue.DialogueClient client, IOptions<GatewayOptions> options, TimeProvider time)
+public sealed class DialogueUpstream(DialogueReplicas replicas, IOptions<GatewayOptions> options, TimeProvider time)
 {
     private static readonly TimeSpan ModelCacheLifetime = TimeSpan.FromMinutes(1);
     private readonly TimeSpan _timeout = options.Value.UpstreamTimeout;
@@ -26,7 +33,7 @@ public sealed class DialogueUpstream(Dialogue.DialogueClient client, IOptions<Ga
         if (_model is { } cached && time.GetElapsedTime(cached.FetchedAt) < ModelCacheLifetime) return cached.Model;
         try
         {
-            var model = await UnaryAsync(ct => client.GetModelAsync(new GetModelRequest(), deadline: Deadline(), cancellationToken: ct), cancellationToken);
+            var model = await UnaryAsync((client, ct) => client.GetModelAsync(new GetModelRequest(), deadline: Deadline(), cancellationToken: ct), cancellationToken);
             _model = new CachedModel(model, time.GetTimestamp());
             return model;
         }
@@ -51,40 +58,57 @@ public sealed class DialogueUpstream(Dialogue.DialogueClient client, IOptions<Ga
     /// </summary>
     public async Task<ChatCall> StartChatAsync(ChatRequest request, TokenCharge charge, CancellationToken cancellationToken)
     {
-        var events = ChatEventsAsync(request, cancellationToken).GetAsyncEnumerator(cancellationToken);
-        try
+        var order = replicas.Order();
+        ApiException? reason = null;
+        for (var attempt = 0; ; attempt++)
         {
-            if (!await events.MoveNextAsync() || events.Current.EventCase != ChatEvent.EventOneofCase.Started)
+            var replica = order[attempt];
+            var events = ChatEventsAsync(replica.Client, request, cancellationToken).GetAsyncEnumerator(cancellationToken);
+            try
             {
-                throw new ApiException(StatusCodes.Status502BadGateway, "server_error", "DialogueService ended the chat without starting it.");
+                if (!await events.MoveNextAsync() || events.Current.EventCase != ChatEvent.EventOneofCase.Started)
+                {
+                    throw new ApiException(StatusCodes.Status502BadGateway, "server_error", "DialogueService ended the chat without starting it.");
+                }
+                replicas.ReportAvailable(replica);
+                return new ChatCall(events, events.Current.Started, charge);
             }
-            return new ChatCall(events, events.Current.Started, charge);
-        }
-        catch
-        {
-            charge.Settle(0); // refused before generating: nothing was used
-            charge.Dispose();
-            await events.DisposeAsync();
-            throw;
+            catch (ApiException e) when (e.StatusCode == StatusCodes.Status503ServiceUnavailable && attempt + 1 < order.Length)
+            {
+                replicas.ReportUnavailable(replica);
+                reason = MoreTelling(reason, e);
+                await events.DisposeAsync();
+            }
+            catch (Exception e)
+            {
+                var unavailable = e is ApiException { StatusCode: StatusCodes.Status503ServiceUnavailable };
+                if (unavailable) replicas.ReportUnavailable(replica);
+                charge.Settle(0); // refused before generating: nothing was used
+                charge.Dispose();
+                await events.DisposeAsync();
+                if (unavailable && reason is not null) throw MoreTelling(reason, (ApiException)e);
+                throw;
+            }
         }
     }
 
     public Task<Conversation> CreateConversationAsync(CreateConversationRequest request, CancellationToken cancellationToken) =>
-        UnaryAsync(ct => client.CreateConversationAsync(request, deadline: Deadline(), cancellationToken: ct), cancellationToken);
+        UnaryAsync((client, ct) => client.CreateConversationAsync(request, deadline: Deadline(), cancellationToken: ct), cancellationToken);
 
     public Task<ListConversationsResponse> ListConversationsAsync(ListConversationsRequest request, CancellationToken cancellationToken) =>
-        UnaryAsync(ct => client.ListConversationsAsync(request, deadline: Deadline(), cancellationToken: ct), cancellationToken);
+        UnaryAsync((client, ct) => client.ListConversationsAsync(request, deadline: Deadline(), cancellationToken: ct), cancellationToken);
 
     public Task<Conversation> GetConversationAsync(GetConversationRequest request, CancellationToken cancellationToken) =>
-        UnaryAsync(ct => client.GetConversationAsync(request, deadline: Deadline(), cancellationToken: ct), cancellationToken);
+        UnaryAsync((client, ct) => client.GetConversationAsync(request, deadline: Deadline(), cancellationToken: ct), cancellationToken);
 
     public Task<Conversation> RenameConversationAsync(RenameConversationRequest request, CancellationToken cancellationToken) =>
-        UnaryAsync(ct => client.RenameConversationAsync(request, deadline: Deadline(), cancellationToken: ct), cancellationToken);
+        UnaryAsync((client, ct) => client.RenameConversationAsync(request, deadline: Deadline(), cancellationToken: ct), cancellationToken);
 
     public Task<DeleteConversationResponse> DeleteConversationAsync(DeleteConversationRequest request, CancellationToken cancellationToken) =>
-        UnaryAsync(ct => client.DeleteConversationAsync(request, deadline: Deadline(), cancellationToken: ct), cancellationToken);
+        UnaryAsync((client, ct) => client.DeleteConversationAsync(request, deadline: Deadline(), cancellationToken: ct), cancellationToken);
 
-    private async IAsyncEnumerable<ChatEvent> ChatEventsAsync(ChatRequest request, [EnumeratorCancellation] CancellationToken cancellationToken)
+    private static async IAsyncEnumerable<ChatEvent> ChatEventsAsync(
+        Dialogue.DialogueClient client, ChatRequest request, [EnumeratorCancellation] CancellationToken cancellationToken)
     {
         // No deadline on the stream itself: a long reply is not a failure. The client going away cancels it.
         using var call = client.Chat(request, cancellationToken: cancellationToken);
@@ -105,16 +129,27 @@ public sealed class DialogueUpstream(Dialogue.DialogueClient client, IOptions<Ga
 
     private DateTime Deadline() => time.GetUtcNow().UtcDateTime + _timeout;
 
-    private static async Task<T> UnaryAsync<T>(Func<CancellationToken, AsyncUnaryCall<T>> start, CancellationToken cancellationToken)
+    private async Task<T> UnaryAsync<T>(Func<Dialogue.DialogueClient, CancellationToken, AsyncUnaryCall<T>> start, CancellationToken cancellationToken)
     {
-        try
+        var order = replicas.Order();
+        ApiException? reason = null;
+        for (var attempt = 0; ; attempt++)
         {
-            using var call = start(cancellationToken);
-            return await call.ResponseAsync;
-        }
-        catch (Exception e) when (Map(e, cancellationToken) is { } error)
-        {
-            throw error;
+            var replica = order[attempt];
+            try
+            {
+                using var call = start(replica.Client, cancellationToken);
+                var response = await call.ResponseAsync;
+                replicas.ReportAvailable(replica);
+                return response;
+            }
+            catch (Exception e) when (Map(e, cancellationToken) is { } error)
+            {
+                if (error.StatusCode != StatusCodes.Status503ServiceUnavailable) throw error;
+                replicas.ReportUnavailable(replica);
+                reason = MoreTelling(reason, error);
+                if (attempt + 1 == order.Length) throw reason;
+            }
         }
     }
 
@@ -130,7 +165,8 @@ public sealed class DialogueUpstream(Dialogue.DialogueClient client, IOptions<Ga
                 StatusCode.NotFound => ApiException.NotFound(rpc.Status.Detail),
                 StatusCode.ResourceExhausted => new ApiException(StatusCodes.Status429TooManyRequests, "server_overloaded",
                     rpc.Status.Detail.Length > 0 ? rpc.Status.Detail : "The model is at capacity. Try again shortly.", null, "server_overloaded") { RetryAfterSeconds = 1 },
-                StatusCode.Unavailable => ApiException.Unavailable("DialogueService is unavailable: " + rpc.Status.Detail),
+                StatusCode.Unavailable => ApiException.Unavailable("DialogueService is unavailable: " + rpc.Status.Detail,
+                    unreachable: rpc.InnerException is HttpRequestException { HttpRequestError: HttpRequestError.ConnectionError }),
                 StatusCode.DeadlineExceeded => new ApiException(StatusCodes.Status504GatewayTimeout, "server_error",
                     "DialogueService did not answer in time.", null, "upstream_timeout"),
                 _ => new ApiException(StatusCodes.Status502BadGateway, "server_error",
@@ -140,6 +176,13 @@ public sealed class DialogueUpstream(Dialogue.DialogueClient client, IOptions<Ga
             _ => null,
         };
     }
+
+    /// <summary>
+    /// When every replica is unavailable, the reason worth reporting: the first from a replica that was reached (it
+    /// says why it cannot serve, e.g. its database is down) over "connection refused" from one that is gone.
+    /// </summary>
+    private static ApiException MoreTelling(ApiException? earlier, ApiException later) =>
+        earlier is null || (earlier.UpstreamUnreachable && !later.UpstreamUnreachable) ? later : earlier;
 
     private sealed record CachedModel(ModelCard Model, long FetchedAt);
 

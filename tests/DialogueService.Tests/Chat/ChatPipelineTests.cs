@@ -136,6 +136,40 @@ public sealed class ChatPipelineTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_stored_reply_is_committed_before_its_finished_event_which_names_the_stored_message()
+    {
+        var conversation = await _store.CreateAsync("alice", "t", null);
+        var storedWhenFinished = new List<ConversationMessage>();
+        var output = new CollectingWriter
+        {
+            OnWrite = async e =>
+            {
+                if (e.Finished is not null)
+                    storedWhenFinished.AddRange((await _store.GetAsync("alice", conversation.Id, includeMessages: true)).Messages);
+            },
+        };
+        await RunAsync(new ScriptedBackend(Ids("Stored first.")), new ChatRequest { OwnerId = "alice", ConversationId = conversation.Id.ToString(), UserMessage = "Hi" }, output);
+
+        var finished = Assert.Single(output.Events, e => e.Finished is not null).Finished;
+        var reply = storedWhenFinished.Single(m => m.Role == MessageRole.Assistant);
+        Assert.Equal(reply.Id.ToString(), finished.AssistantMessageId);
+        Assert.Equal(StoreMessageStatus.Completed, reply.Status);
+        Assert.Equal("Stored first.", reply.Content);
+        Assert.NotNull(output.Events[^1].Usage); // finished, then usage last
+    }
+
+    [Fact]
+    public async Task A_generated_NUL_character_is_streamed_and_stored_as_the_replacement_character()
+    {
+        var conversation = await _store.CreateAsync("alice", "t", null);
+        var events = await RunAsync(new ScriptedBackend(Ids("a\0b")), new ChatRequest { OwnerId = "alice", ConversationId = conversation.Id.ToString(), UserMessage = "Hi" });
+
+        Assert.Equal("a\uFFFDb", Text(events));
+        var stored = (await _store.GetAsync("alice", conversation.Id, includeMessages: true)).Messages;
+        Assert.Equal("a\uFFFDb", stored.Single(m => m.Role == MessageRole.Assistant).Content);
+    }
+
+    [Fact]
     public async Task The_next_turn_resends_the_history_and_regenerate_replaces_the_last_reply()
     {
         var conversation = await _store.CreateAsync("bob", null);
@@ -251,10 +285,12 @@ public sealed class ChatPipelineTests : IAsyncLifetime
 
     private static string Text(IEnumerable<ChatEvent> events) => string.Concat(events.Where(e => e.Delta is not null).Select(e => e.Delta.Text));
 
-    private async Task<List<ChatEvent>> RunAsync(IGenerationBackend backend, ChatRequest request, CancellationToken cancellationToken = default)
+    private async Task<List<ChatEvent>> RunAsync(IGenerationBackend backend, ChatRequest request, CancellationToken cancellationToken = default) =>
+        await RunAsync(backend, request, new CollectingWriter(), cancellationToken);
+
+    private async Task<List<ChatEvent>> RunAsync(IGenerationBackend backend, ChatRequest request, CollectingWriter output, CancellationToken cancellationToken = default)
     {
         var pipeline = new ChatPipeline(_model, _store, backend, Options.Create(new ContentLoggingOptions()), NullLogger<ChatPipeline>.Instance);
-        var output = new CollectingWriter();
         await pipeline.RunAsync(request, output, cancellationToken);
         return output.Events;
     }
@@ -263,11 +299,14 @@ public sealed class ChatPipelineTests : IAsyncLifetime
     {
         public List<ChatEvent> Events { get; } = [];
 
-        public Task WriteAsync(ChatEvent message, CancellationToken cancellationToken = default)
+        /// <summary>Runs as each event is written (to look at the store at that moment).</summary>
+        public Func<ChatEvent, Task>? OnWrite { get; init; }
+
+        public async Task WriteAsync(ChatEvent message, CancellationToken cancellationToken = default)
         {
             cancellationToken.ThrowIfCancellationRequested();
             Events.Add(message);
-            return Task.CompletedTask;
+            if (OnWrite is not null) await OnWrite(message);
         }
     }
 

@@ -510,6 +510,7 @@ public abstract class ConversationStoreTests : IAsyncLifetime
     [InlineData("unknown role")]
     [InlineData("append in progress")]
     [InlineData("content too long")]
+    [InlineData("content with NUL")]
     [InlineData("page size zero")]
     [InlineData("page size too large")]
     [InlineData("rename too long")]
@@ -538,6 +539,7 @@ public abstract class ConversationStoreTests : IAsyncLifetime
             "unknown role" => () => Store.AppendMessageAsync(Alice, id, (MessageRole)42, "x"),
             "append in progress" => () => Store.AppendMessageAsync(Alice, id, MessageRole.Assistant, "x", MessageStatus.InProgress),
             "content too long" => () => Store.AppendMessageAsync(Alice, id, MessageRole.User, new string('c', ConversationLimits.MaxMessageLength + 1)),
+            "content with NUL" => () => Store.AppendMessageAsync(Alice, id, MessageRole.User, "a\0b"),
             "page size zero" => () => Store.ListAsync(Alice, 0, null),
             "page size too large" => () => Store.ListAsync(Alice, ConversationLimits.MaxPageSize + 1, null),
             "rename too long" => () => Store.RenameAsync(Alice, id, new string('t', ConversationLimits.MaxTitleLength + 1)),
