@@ -114,13 +114,29 @@ public sealed class InferenceGenerationBackend : IGenerationBackend, IHostedServ
                     yield return new GenerationUsage((int)(usage?.PromptTokens ?? 0), (int)(usage?.CompletionTokens ?? 0), (int)(usage?.CachedPromptTokens ?? 0));
                     yield break;
             }
-            if (!await call.ResponseStream.MoveNext(cancellationToken))
+            if (!await NextAsync(started, cancellationToken))
                 throw new RpcException(new Status(StatusCode.Internal, "InferenceService ended the generation without a result."));
             response = call.ResponseStream.Current;
         }
     }
 
-    private sealed record Started(AsyncServerStreamingCall<GenerateResponse> Call, GenerateResponse First, IDisposable Outstanding);
+    private sealed record Started(InferenceEndpoint Endpoint, AsyncServerStreamingCall<GenerateResponse> Call, GenerateResponse First, IDisposable Outstanding);
+
+    /// <summary>
+    /// Reads the next message of a generation under way. A replica that fails now has streamed tokens already, so
+    /// the failure is the caller's to see (no retry), named for the tier and replica where it happened.
+    /// </summary>
+    private static async Task<bool> NextAsync(Started started, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await started.Call.ResponseStream.MoveNext(cancellationToken);
+        }
+        catch (RpcException e) when (!cancellationToken.IsCancellationRequested && e.StatusCode != StatusCode.Cancelled)
+        {
+            throw new RpcException(new Status(e.StatusCode, $"InferenceService replica {started.Endpoint} failed mid-reply: {e.Status.Detail}"), e.Trailers);
+        }
+    }
 
     /// <summary>An attempt failed before the first token; the retry strategy tries another replica.</summary>
     private sealed class ReplicaAttemptFailed(RpcException error) : Exception(error.Message, error)
@@ -182,7 +198,7 @@ public sealed class InferenceGenerationBackend : IGenerationBackend, IHostedServ
                 throw new RpcException(new Status(StatusCode.Unavailable, $"InferenceService replica {endpoint} sent no token within {_options.FirstTokenTimeout.TotalSeconds:0} s."));
             }
             if (!any) throw new RpcException(new Status(StatusCode.Internal, "InferenceService ended the generation without a result."));
-            return new Started(call, call.ResponseStream.Current, outstanding);
+            return new Started(endpoint, call, call.ResponseStream.Current, outstanding);
         }
         catch
         {

@@ -60,6 +60,7 @@ public sealed class InferenceGenerationBackendTests : IAsyncLifetime
         });
 
         Assert.Equal(StatusCode.Unavailable, error.StatusCode);
+        Assert.StartsWith($"InferenceService replica {dying.Address.GetLeftPart(UriPartial.Authority)} failed mid-reply: ", error.Status.Detail);
         Assert.Single(received.OfType<TokenGenerated>());
         Assert.Equal(0, healthy.Calls);
     }
