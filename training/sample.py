@@ -32,6 +32,11 @@ def node(req):
 
 
 encoded = node({"encode": [f"<s>[INST] {p} [/INST]" for p in PROMPTS], "decode": []})
-replies = [train.greedy(model, remap, ids) for ids in encoded]
-for p, text in zip(PROMPTS, node({"encode": [], "decode": replies})):
+# The compact training model has no rows for ids outside the corpus (exported as zero vectors): skip such prompts.
+known = [(p, ids) for p, ids in zip(PROMPTS, encoded) if all(t in remap for t in ids)]
+for p in PROMPTS:
+    if p not in dict(known):
+        print(f"(skipped, has tokens outside the training corpus: {p})\n")
+replies = [train.greedy(model, remap, ids) for _, ids in known]
+for (p, _), text in zip(known, node({"encode": [], "decode": replies})):
     print(f"user: {p}\nmodel: {text.strip()}\n")
