@@ -11,8 +11,14 @@ echo "[run] building (Release)"
 for project in tools/ModelBuilder src/InferenceService src/DialogueService src/Gateway; do
   dotnet build "$project" -c Release -nologo -v quiet -clp:ErrorsOnly
 done
-./scripts/build-default-model.sh   # the embedded default model, built once into .models/default/
-model="$root/.models/default"
+# The embedded default: the project's own trained model (models/chat-default/, committed; reproduced by
+# training/reproduce.sh). Without it, a random model with the real tokenizer, built once into .models/default/.
+model="$root/models/chat-default"
+if [[ ! -f $model/genai_config.json ]]; then
+  ./scripts/build-default-model.sh
+  model="$root/.models/default"
+fi
+echo "[run] serving $model"
 mkdir -p "$root/.data"
 
 pids=()

@@ -4,19 +4,23 @@
 #
 #   scripts/setup.sh            what the services need: npm packages (ONNX Runtime), dotnet build (Release)
 #   scripts/setup.sh --test     also what the test suite needs: real gRPC peers, a browser, PostgreSQL
+#   scripts/setup.sh --train    also what training/ needs: PyTorch (CPU) and matplotlib for the loss plot
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 profile=run
 [[ "${1:-}" == "--test" ]] && profile=test
+[[ "${1:-}" == "--train" ]] && profile=train
 
 log() { printf '\033[1;34m[setup]\033[0m %s\n' "$*"; }
 
 # Debian packages. Each list is what that profile uses; apt-get runs only when one is missing.
 apt_run=()
 apt_test=(python3-grpcio python3-protobuf chromium postgresql)
+apt_train=(python3-torch python3-matplotlib)
 want=("${apt_run[@]}")
 [[ $profile == test ]] && want+=("${apt_test[@]}")
+[[ $profile == train ]] && want+=("${apt_train[@]}")
 missing=()
 for p in "${want[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if ((${#missing[@]})); then
