@@ -113,7 +113,7 @@ public sealed class ChatPipeline(
         var choices = new ChoiceState[parameters.N];
         // A stored reply's Finished event waits until the reply is committed: it carries the stored message's id and
         // tells the client the reply is durable, so it must never precede a commit that could still fail.
-        for (var i = 0; i < choices.Length; i++) choices[i] = new ChoiceState(i, model.Tokenizer, stops, deferFinished: i == 0 && reply is not null);
+        for (var i = 0; i < choices.Length; i++) choices[i] = new ChoiceState(i, model.Tokenizer, stops, deferFinished: i == 0 && reply is not null, trim: turn.RawPrompt is null);
         GenerationUsage? usage = null;
         Exception? failure = null;
         var recorded = false;
@@ -343,12 +343,14 @@ public sealed class ChatPipeline(
         new(new Status(StatusCode.InvalidArgument, message.StartsWith(field, StringComparison.Ordinal) ? message : $"{field}: {message}"));
 
     /// <summary>Token ids to released text for one choice: detokenizer, then stop strings.</summary>
-    private sealed class ChoiceState(int index, Tokenizer tokenizer, string[] stops, bool deferFinished)
+    /// <param name="trim">Trim the reply (chat); a raw completion continues its prompt and keeps every character.</param>
+    private sealed class ChoiceState(int index, Tokenizer tokenizer, string[] stops, bool deferFinished, bool trim)
     {
         private readonly StreamingDetokenizer _detokenizer = tokenizer.CreateStreamingDetokenizer(skipSpecialTokens: true);
         private readonly StopSequenceMatcher _stops = new(stops);
         private readonly StringBuilder _content = new();
         private readonly List<TextTokenLogprob> _pendingLogprobs = [];
+        private string _heldWhitespace = "";
 
         public bool Finished { get; private set; }
         public int TokenCount { get; private set; }
@@ -374,7 +376,7 @@ public sealed class ChatPipeline(
             {
                 var tail = _stops.Push(_detokenizer.Flush());
                 if (!_stops.Stopped) tail += _stops.Flush();
-                await EmitAsync(tail, output, ct, force: _pendingLogprobs.Count > 0);
+                await EmitAsync(tail, output, ct, force: _pendingLogprobs.Count > 0, final: true);
             }
             if (!deferFinished) await output.WriteAsync(new ChatEvent { Finished = new ChatFinished { Index = index, FinishReason = reason } }, ct);
         }
@@ -386,11 +388,21 @@ public sealed class ChatPipeline(
                 Finished = new ChatFinished { Index = index, FinishReason = FinishReason ?? "stop", AssistantMessageId = assistantMessageId },
             }, ct);
 
-        private async Task EmitAsync(string text, IServerStreamWriter<ChatEvent> output, CancellationToken ct, bool force = false)
+        /// <summary>
+        /// Streams released text. Replies are trimmed: whitespace before the first visible character is dropped, and
+        /// whitespace at the end is held back until more text follows it, so that the end of the reply (the model's
+        /// space before its end-of-turn) is dropped without anything streamed ever being taken back.
+        /// </summary>
+        private async Task EmitAsync(string text, IServerStreamWriter<ChatEvent> output, CancellationToken ct, bool force = false, bool final = false)
         {
-            if (text.Length == 0 && !force) return;
             // U+0000 (a model can produce the byte) cannot be stored as PostgreSQL text; the client sees what is stored.
             if (text.Contains('\0')) text = text.Replace('\0', '\uFFFD');
+            if (trim && _content.Length == 0) text = text.TrimStart();
+            text = _heldWhitespace + text;
+            var visible = trim ? text.TrimEnd().Length : text.Length;
+            _heldWhitespace = final || visible == 0 && _content.Length == 0 ? "" : text[visible..];
+            text = text[..visible];
+            if (text.Length == 0 && !force) return;
             _content.Append(text);
             var delta = new ChatDelta { Index = index, Text = text };
             delta.Logprobs.AddRange(_pendingLogprobs);

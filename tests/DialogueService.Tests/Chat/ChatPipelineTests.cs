@@ -60,7 +60,7 @@ public sealed class ChatPipelineTests : IAsyncLifetime
         var started = events[0].Started;
         Assert.Equal("test-model", started.Model);
         Assert.Equal(backend.Requests[0].PromptTokenIds.Length, started.PromptTokens);
-        Assert.Equal(" The answer is 42. 🙂 Done.", Text(events));
+        Assert.Equal("The answer is 42. 🙂 Done.", Text(events)); // a chat reply is trimmed
         Assert.Equal("stop", Assert.Single(events, e => e.Finished is not null).Finished.FinishReason);
         Assert.Equal(reply.Length, events[^1].Usage.CompletionTokens);
 
@@ -98,6 +98,19 @@ public sealed class ChatPipelineTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task The_reply_is_trimmed_without_retracting_streamed_text_and_streamed_equals_stored()
+    {
+        var conversation = await _store.CreateAsync("trim", null);
+        var backend = new ScriptedBackend(Ids("  \n Hello there,  \n\n  friend.  \n "));
+        var events = await RunAsync(backend, new ChatRequest { OwnerId = "trim", ConversationId = conversation.Id.ToString(), UserMessage = "hi" });
+
+        var streamed = Text(events);
+        Assert.Equal("Hello there,  \n\n  friend.", streamed);
+        var stored = (await _store.GetAsync("trim", conversation.Id, includeMessages: true)).Messages[^1];
+        Assert.Equal(streamed, stored.Content);
+    }
+
+    [Fact]
     public async Task A_stop_string_split_across_tokens_ends_the_reply_without_ever_being_streamed()
     {
         var backend = new ScriptedBackend(Ids("Sure. END_OF_ANSWER and then more text that must not appear"));
@@ -105,7 +118,7 @@ public sealed class ChatPipelineTests : IAsyncLifetime
         request.Settings = new GenerationSettings { Stop = { "END_OF_ANSWER" } };
         var events = await RunAsync(backend, request);
 
-        Assert.Equal("Sure. ", Text(events));
+        Assert.Equal("Sure.", Text(events));
         Assert.All(events.Where(e => e.Delta is not null), e => Assert.DoesNotContain("END", e.Delta.Text));
         Assert.Equal("stop", events.Single(e => e.Finished is not null).Finished.FinishReason);
         Assert.True(backend.StoppedEarly, "the generation was not ended upstream once every choice had stopped");
