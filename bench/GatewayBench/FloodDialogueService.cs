@@ -1,6 +1,5 @@
 using System.Net;
-using ChatServices.Grpc;
-using ChatServices.Grpc.Server;
+using Grpc.Core;
 using ChatServices.Protos.Chat.V1;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
@@ -39,7 +38,7 @@ public sealed class FloodDialogueService : Dialogue.DialogueBase
         builder.Configuration.Sources.Clear();
         builder.Logging.ClearProviders();
         builder.WebHost.ConfigureKestrel(k => k.Listen(IPAddress.Loopback, 0, o => o.Protocols = HttpProtocols.Http2));
-        builder.Services.AddGrpcServer();
+        builder.Services.AddGrpc();
         builder.Services.AddSingleton<FloodDialogueService>();
         var app = builder.Build();
         app.MapGrpcService<FloodDialogueService>();

@@ -4,7 +4,7 @@ using System.Net;
 using System.Net.Sockets;
 using System.Text;
 using ChatServices.Gateway.Bench;
-using ChatServices.Grpc.Client;
+using Grpc.Net.Client;
 using ChatServices.Protos.Chat.V1;
 
 // What the Gateway adds to a streamed reply, side by side in one run: the same upstream stream (FloodDialogueService,
@@ -69,7 +69,7 @@ async Task<(int Tokens, double FirstTokenMs)> DirectAsync()
     double first = -1;
     var tokens = 0;
     using var call = client.Chat(chatRequest);
-    while (await call.ResponseStream.MoveNext())
+    while (await call.ResponseStream.MoveNext(CancellationToken.None))
     {
         if (call.ResponseStream.Current.EventCase != ChatEvent.EventOneofCase.Delta) continue;
         if (tokens++ == 0) first = Stopwatch.GetElapsedTime(started).TotalMilliseconds;
@@ -148,7 +148,7 @@ md.AppendLine(CultureInfo.InvariantCulture, $"Measured {DateTime.UtcNow:yyyy-MM-
 md.AppendLine(CultureInfo.InvariantCulture, $"start {loadAverage} (the machine is shared: throughput is noisy, the Gateway's CPU per token much less so).");
 md.AppendLine();
 md.AppendLine(CultureInfo.InvariantCulture, $"- upstream: a chat.v1.Dialogue that streams {TokensPerReply} four-character deltas per reply as fast as it can (no model), in this process");
-md.AppendLine("- direct: this process reads `Dialogue/Chat` over gRPC (ChatServices.Grpc client, one channel)");
+md.AppendLine("- direct: this process reads `Dialogue/Chat` over gRPC (Grpc.Net.Client, one channel)");
 md.AppendLine("- via Gateway: this process posts `/v1/chat/completions` with `stream: true` to the Gateway (its own process, Release build) and reads every SSE line; the Gateway reads the same upstream over gRPC");
 md.AppendLine(CultureInfo.InvariantCulture, $"- {seconds:0.#} s measured after a warm-up; each figure is the median of {rounds} rounds; first token = time from sending the request to the first content delta");
 md.AppendLine("- Gateway CPU = user + system time of the Gateway process (from /proc) per streamed token");

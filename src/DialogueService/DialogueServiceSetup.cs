@@ -22,7 +22,6 @@ public static class DialogueServiceSetup
 
         services.AddSingleton<InferenceGenerationBackend>();
         services.AddSingleton<IGenerationBackend>(sp => sp.GetRequiredService<InferenceGenerationBackend>());
-        services.AddHostedService(sp => sp.GetRequiredService<InferenceGenerationBackend>());
         services.AddSingleton<ChatPipeline>();
         services.AddHostedService<ReadyWhenLoaded>();
         return builder;

@@ -1,14 +1,13 @@
-using ChatServices.Grpc.Server;
 using ChatServices.InferenceService.Api;
 using ChatServices.ServiceDefaults;
 
 var builder = WebApplication.CreateBuilder(args);
 builder.AddServiceDefaults();
-builder.AddGrpcServer();
+builder.AddGrpcServiceDefaults();
 builder.AddInferenceEngine();
 
 var app = builder.Build();
 app.MapDefaultEndpoints();
 app.MapGrpcService<InferenceApi>();
-app.MapGrpcHealthAndReflection();
+app.MapGrpcServiceDefaults();
 app.Run();

@@ -1,5 +1,5 @@
 using ChatServices.EndToEnd.Tests.Infrastructure;
-using ChatServices.Grpc;
+using Grpc.Core;
 using ChatServices.Protos.Chat.V1;
 
 namespace ChatServices.EndToEnd.Tests;

@@ -1,6 +1,6 @@
 using ChatServices.EndToEnd.Tests.Infrastructure;
-using ChatServices.Grpc;
-using ChatServices.Grpc.Client;
+using Grpc.Core;
+using Grpc.Net.Client;
 using ChatServices.Protos.Chat.V1;
 using Grpc.Health.V1;
 using Grpc.Reflection.V1Alpha;
@@ -83,7 +83,7 @@ public sealed class TokenizerAndHealthTests(ChatSystemFixture fixture)
             using var call = new ServerReflection.ServerReflectionClient(channel).ServerReflectionInfo();
             await call.RequestStream.WriteAsync(new ServerReflectionRequest { ListServices = "" });
             await call.RequestStream.CompleteAsync();
-            Assert.True(await call.ResponseStream.MoveNext());
+            Assert.True(await call.ResponseStream.MoveNext(CancellationToken.None));
             Assert.Contains(expected, call.ResponseStream.Current.ListServicesResponse.Service.Select(s => s.Name));
         }
     }

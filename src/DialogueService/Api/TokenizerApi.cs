@@ -1,7 +1,6 @@
 using ChatServices.DialogueService.Model;
 using ChatServices.DialogueService.Templates;
-using ChatServices.Grpc;
-using ChatServices.Grpc.Server;
+using Grpc.Core;
 using ChatServices.Protos.Chat.V1;
 
 namespace ChatServices.DialogueService.Api;

@@ -7,7 +7,7 @@ using ChatServices.DialogueService.PostProcessing;
 using ChatServices.DialogueService.Templates;
 using Tokenizer = ChatServices.DialogueService.Tokenization.Tokenizer;
 using ChatServices.DialogueService.Tokenization;
-using ChatServices.Grpc;
+using Grpc.Core;
 using ChatServices.Protos.Chat.V1;
 using ChatServices.ServiceDefaults;
 using Microsoft.Extensions.Options;

@@ -7,7 +7,7 @@ namespace ChatServices.DialogueService.Chat;
 public interface IGenerationBackend
 {
     /// <summary>
-    /// Streams the generation's events. Errors surface as <see cref="ChatServices.Grpc.RpcException"/> with the
+    /// Streams the generation's events. Errors surface as <see cref="Grpc.Core.RpcException"/> with the
     /// status the caller should see (RESOURCE_EXHAUSTED when the inference tier is full, UNAVAILABLE when no
     /// replica answers, INVALID_ARGUMENT for parameters it refuses). Cancelling the token ends the generation
     /// upstream and frees its capacity.

@@ -1,9 +1,12 @@
 using System.Collections.Concurrent;
 using System.Runtime.CompilerServices;
 using ChatServices.DialogueService.Chat;
-using ChatServices.Grpc;
-using ChatServices.Grpc.Client;
 using ChatServices.Protos.Chat.V1;
+using ChatServices.ServiceDefaults;
+using Grpc.Core;
+using Grpc.Net.Client;
+using Grpc.Net.Client.Balancer;
+using Grpc.Net.Client.Configuration;
 using Microsoft.Extensions.Options;
 using Polly;
 using Polly.CircuitBreaker;
@@ -43,8 +46,11 @@ public sealed class InferenceClientOptions
 }
 
 /// <summary>
-/// Generates through InferenceService replicas over gRPC (chat.v1.Inference/Generate), choosing a replica per
-/// generation with <see cref="InferenceEndpointPicker"/>.
+/// Generates through InferenceService replicas over gRPC (chat.v1.Inference/Generate) on one grpc-dotnet channel
+/// with client-side load balancing: <see cref="ReplicaResolverFactory"/> resolves the replicas (DNS re-resolution of
+/// headless Services), <see cref="ReplicaBalancerFactory"/> picks one per generation with
+/// <see cref="InferenceEndpointPicker"/> (least outstanding, conversation affinity) among those whose connection is
+/// ready and whose circuit is not open.
 /// </summary>
 /// <remarks>
 /// Resilience (Polly), in this order:
@@ -57,25 +63,44 @@ public sealed class InferenceClientOptions
 /// retried elsewhere too but does not count against its circuit.</item>
 /// </list>
 /// </remarks>
-public sealed class InferenceGenerationBackend : IGenerationBackend, IHostedService, IDisposable
+public sealed class InferenceGenerationBackend : IGenerationBackend, IDisposable
 {
     private readonly InferenceClientOptions _options;
     private readonly InferenceEndpointPicker _picker;
-    private readonly InferenceEndpointResolver _resolver;
+    private readonly ReplicaAttempts _attempts = new();
+    private readonly ReplicaBalancerFactory _balancer;
+    private readonly GrpcChannel _channel;
+    private readonly Protos.Chat.V1.Inference.InferenceClient _client;
     private readonly ResiliencePipeline _retry;
-    private readonly ConcurrentDictionary<string, Replica> _replicas = new();
+    private readonly ConcurrentDictionary<string, ReplicaBreaker> _breakers = new();
     private readonly ILogger<InferenceGenerationBackend> _logger;
-    private readonly CancellationTokenSource _stopping = new();
-    private Task? _resolveLoop;
 
-    public InferenceGenerationBackend(IOptions<InferenceClientOptions> options, ILogger<InferenceGenerationBackend> logger)
+    public InferenceGenerationBackend(IOptions<InferenceClientOptions> options, ILogger<InferenceGenerationBackend> logger, ILoggerFactory? loggerFactory = null)
     {
         _options = options.Value;
         _logger = logger;
         var configured = _options.Endpoints.Select(e => new Uri(e, UriKind.Absolute)).ToArray();
         if (configured.Length == 0) throw new InvalidOperationException("Dialogue:Inference:Endpoints lists no InferenceService address.");
+        var schemes = configured.Select(u => u.Scheme).Distinct().ToArray();
+        if (schemes.Length != 1 || schemes[0] is not ("http" or "https"))
+            throw new InvalidOperationException("Dialogue:Inference:Endpoints must all be http:// (cleartext HTTP/2) or all https:// addresses.");
+
         _picker = new InferenceEndpointPicker(configured, _options.AffinitySlack);
-        _resolver = new InferenceEndpointResolver(configured, _picker);
+        _balancer = new ReplicaBalancerFactory(_picker, _attempts, IsUsable);
+        var services = new ServiceCollection();
+        services.AddSingleton<ResolverFactory>(new ReplicaResolverFactory(new InferenceEndpointResolver(configured, _picker), _options.ResolveInterval));
+        services.AddSingleton<LoadBalancerFactory>(_balancer);
+        if (loggerFactory is not null) services.AddSingleton(loggerFactory);
+        _channel = GrpcChannels.ForAddress($"{ReplicaResolverFactory.Scheme}:///inference", o =>
+        {
+            o.ServiceProvider = services.BuildServiceProvider();
+            o.Credentials = schemes[0] == "https" ? ChannelCredentials.SecureSsl : ChannelCredentials.Insecure;
+            o.ServiceConfig = new ServiceConfig { LoadBalancingConfigs = { new LoadBalancingConfig(ReplicaBalancerFactory.PolicyName) } };
+            // A replica that comes back (restarted, rescheduled) is connected to again within seconds.
+            o.InitialReconnectBackoff = TimeSpan.FromMilliseconds(250);
+            o.MaxReconnectBackoff = TimeSpan.FromSeconds(5);
+        });
+        _client = new Protos.Chat.V1.Inference.InferenceClient(_channel);
         _retry = new ResiliencePipelineBuilder()
             .AddRetry(new RetryStrategyOptions
             {
@@ -151,21 +176,22 @@ public sealed class InferenceGenerationBackend : IGenerationBackend, IHostedServ
         {
             return await _retry.ExecuteAsync(async ct =>
             {
-                var endpoint = _picker.Pick(affinityKey, IsUsable, tried) ?? _picker.Pick(affinityKey, IsUsable)
-                    ?? throw new ReplicaAttemptFailed(new RpcException(new Status(StatusCode.Unavailable, "No InferenceService replica is available.")));
-                tried.Add(endpoint);
-                var replica = ReplicaFor(endpoint);
+                var attempt = new ReplicaAttempt(affinityKey, tried);
                 try
                 {
-                    return await replica.Breaker.ExecuteAsync(token => StartAsync(replica, endpoint, request, token), ct);
-                }
-                catch (BrokenCircuitException)
-                {
-                    throw new ReplicaAttemptFailed(new RpcException(new Status(StatusCode.Unavailable, $"InferenceService replica {endpoint} is failing; its circuit is open.")));
+                    var started = await StartAsync(attempt, request, ct);
+                    await RecordAsync(started.Endpoint, null);
+                    return started;
                 }
                 catch (RpcException e) when (e.StatusCode is StatusCode.Unavailable or StatusCode.ResourceExhausted or StatusCode.Internal)
                 {
-                    _logger.LogWarning("Generation could not start on {Endpoint}: {Status}", endpoint, e.StatusCode);
+                    if (attempt.Chosen is { } endpoint)
+                    {
+                        tried.Add(endpoint);
+                        // A full replica is busy, not broken: it does not count against its circuit.
+                        if (e.StatusCode != StatusCode.ResourceExhausted) await RecordAsync(endpoint, e);
+                    }
+                    _logger.LogWarning("Generation could not start on {Endpoint}: {Status}", attempt.Chosen?.ToString() ?? "no replica", e.StatusCode);
                     throw new ReplicaAttemptFailed(e);
                 }
             }, cancellationToken);
@@ -176,10 +202,15 @@ public sealed class InferenceGenerationBackend : IGenerationBackend, IHostedServ
         }
     }
 
-    private async ValueTask<Started> StartAsync(Replica replica, InferenceEndpoint endpoint, GenerateRequest request, CancellationToken cancellationToken)
+    /// <summary>
+    /// Starts the generation on the replica the channel's picker chooses for <paramref name="attempt"/> and waits for
+    /// its first message, which must come within the first-token timeout.
+    /// </summary>
+    private async ValueTask<Started> StartAsync(ReplicaAttempt attempt, GenerateRequest request, CancellationToken cancellationToken)
     {
-        var outstanding = endpoint.Track();
-        var call = replica.Client.Generate(request, cancellationToken: cancellationToken);
+        var (id, registration) = _attempts.Register(attempt);
+        using var _ = registration;
+        var call = _client.Generate(request, new Metadata { { ReplicaAttempt.Header, id } }, cancellationToken: cancellationToken);
         try
         {
             using var firstToken = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
@@ -189,30 +220,40 @@ public sealed class InferenceGenerationBackend : IGenerationBackend, IHostedServ
             {
                 any = await call.ResponseStream.MoveNext(firstToken.Token);
             }
-            catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+            catch (Exception e) when (e is OperationCanceledException or RpcException { StatusCode: StatusCode.Cancelled }
+                                      && !cancellationToken.IsCancellationRequested)
             {
-                throw new RpcException(new Status(StatusCode.Unavailable, $"InferenceService replica {endpoint} sent no token within {_options.FirstTokenTimeout.TotalSeconds:0} s."));
-            }
-            catch (RpcException e) when (e.StatusCode == StatusCode.Cancelled && !cancellationToken.IsCancellationRequested)
-            {
-                throw new RpcException(new Status(StatusCode.Unavailable, $"InferenceService replica {endpoint} sent no token within {_options.FirstTokenTimeout.TotalSeconds:0} s."));
+                throw new RpcException(new Status(StatusCode.Unavailable, $"InferenceService replica {attempt.Chosen} sent no token within {_options.FirstTokenTimeout.TotalSeconds:0} s."));
             }
             if (!any) throw new RpcException(new Status(StatusCode.Internal, "InferenceService ended the generation without a result."));
-            return new Started(endpoint, call, call.ResponseStream.Current, outstanding);
+            return new Started(attempt.Chosen!, call, call.ResponseStream.Current, attempt.Outstanding!);
         }
         catch
         {
             call.Dispose();
-            outstanding.Dispose();
+            attempt.Outstanding?.Dispose();
             throw;
         }
     }
 
-    private bool IsUsable(InferenceEndpoint endpoint) =>
-        !_replicas.TryGetValue(endpoint.AddressKey, out var replica) || replica.State.CircuitState != CircuitState.Open;
+    /// <summary>Feeds an attempt's outcome to its replica's circuit breaker (null: it started).</summary>
+    private async ValueTask RecordAsync(InferenceEndpoint endpoint, RpcException? failure)
+    {
+        try
+        {
+            await BreakerFor(endpoint).Pipeline.ExecuteAsync(static (error, _) => error is null ? default : ValueTask.FromException(error), failure);
+        }
+        catch (Exception e) when (e == failure || e is BrokenCircuitException)
+        {
+            // The outcome is recorded; the failure itself is the caller's to handle.
+        }
+    }
 
-    private Replica ReplicaFor(InferenceEndpoint endpoint) =>
-        _replicas.GetOrAdd(endpoint.AddressKey, _ => new Replica(endpoint.Address, _options));
+    private bool IsUsable(InferenceEndpoint endpoint) =>
+        !_breakers.TryGetValue(endpoint.AddressKey, out var breaker) || breaker.State.CircuitState != CircuitState.Open;
+
+    private ReplicaBreaker BreakerFor(InferenceEndpoint endpoint) =>
+        _breakers.GetOrAdd(endpoint.AddressKey, _ => new ReplicaBreaker(_options));
 
     private static GenerateRequest ToProto(GenerationRequest r)
     {
@@ -240,65 +281,22 @@ public sealed class InferenceGenerationBackend : IGenerationBackend, IHostedServ
         return request;
     }
 
-    public Task StartAsync(CancellationToken cancellationToken)
+    /// <summary>Connects to every resolved replica and waits until <paramref name="count"/> of them are ready.</summary>
+    internal async Task WaitForReadyReplicasAsync(int count, TimeSpan timeout)
     {
-        _resolveLoop = Task.Run(ResolveLoopAsync, CancellationToken.None);
-        return Task.CompletedTask;
+        await _channel.ConnectAsync(new CancellationTokenSource(timeout).Token);
+        using var deadline = new CancellationTokenSource(timeout);
+        while (_balancer.ReadyReplicas < count) await Task.Delay(10, deadline.Token);
     }
 
-    public async Task StopAsync(CancellationToken cancellationToken)
-    {
-        await _stopping.CancelAsync();
-        if (_resolveLoop is not null) await Task.WhenAny(_resolveLoop, Task.Delay(Timeout.Infinite, cancellationToken));
-    }
+    public void Dispose() => _channel.Dispose();
 
-    private async Task ResolveLoopAsync()
+    /// <summary>One replica's circuit breaker.</summary>
+    private sealed class ReplicaBreaker
     {
-        using var timer = new PeriodicTimer(_options.ResolveInterval);
-        try
+        public ReplicaBreaker(InferenceClientOptions options)
         {
-            do await RefreshReplicasAsync();
-            while (await timer.WaitForNextTickAsync(_stopping.Token));
-        }
-        catch (OperationCanceledException) when (_stopping.IsCancellationRequested)
-        {
-        }
-    }
-
-    /// <summary>Re-resolves the configured names and drops the channels of replicas that went away.</summary>
-    internal async Task RefreshReplicasAsync()
-    {
-        try
-        {
-            var current = await _resolver.RefreshAsync(_stopping.Token);
-            if (current.Count == 0) return;
-            foreach (var key in _replicas.Keys)
-                if (!current.Any(u => u.GetLeftPart(UriPartial.Authority) == key) && _replicas.TryRemove(key, out var gone))
-                    gone.Dispose();
-        }
-        catch (Exception e) when (e is not OperationCanceledException)
-        {
-            _logger.LogWarning(e, "Resolving InferenceService endpoints failed; keeping the last known replicas");
-        }
-    }
-
-    public void Dispose()
-    {
-        _stopping.Cancel();
-        foreach (var replica in _replicas.Values) replica.Dispose();
-        _stopping.Dispose();
-    }
-
-    /// <summary>One replica's channel, typed client and circuit breaker.</summary>
-    private sealed class Replica : IDisposable
-    {
-        private readonly GrpcChannel _channel;
-
-        public Replica(Uri address, InferenceClientOptions options)
-        {
-            _channel = GrpcChannel.ForAddress(address);
-            Client = new Protos.Chat.V1.Inference.InferenceClient(_channel);
-            Breaker = new ResiliencePipelineBuilder()
+            Pipeline = new ResiliencePipelineBuilder()
                 .AddCircuitBreaker(new CircuitBreakerStrategyOptions
                 {
                     FailureRatio = options.BreakerFailureRatio,
@@ -311,10 +309,7 @@ public sealed class InferenceGenerationBackend : IGenerationBackend, IHostedServ
                 .Build();
         }
 
-        public Protos.Chat.V1.Inference.InferenceClient Client { get; }
-        public ResiliencePipeline Breaker { get; }
+        public ResiliencePipeline Pipeline { get; }
         public CircuitBreakerStateProvider State { get; } = new();
-
-        public void Dispose() => _channel.Dispose();
     }
 }

@@ -3,7 +3,7 @@ namespace ChatServices.DialogueService.Templates;
 /// <summary>
 /// A chat template could not be parsed or rendered: a syntax error, a call to an undefined method, a
 /// <c>raise_exception</c> in the template, or a runaway guard tripping. The message is meant for the
-/// caller (the gRPC layer maps it to INVALID_ARGUMENT); <see cref="Line"/> and <see cref="Column"/> are
+/// caller (the Dialogue API maps it to INVALID_ARGUMENT); <see cref="Line"/> and <see cref="Column"/> are
 /// 1-based positions in the template source, or 0 when the error has no single position.
 /// </summary>
 public sealed class TemplateException : Exception

@@ -1,6 +1,7 @@
 using ChatServices.Gateway.Limits;
 using ChatServices.Gateway.OpenAi;
 using ChatServices.Protos.Chat.V1;
+using Usage = ChatServices.Gateway.OpenAi.Usage;
 
 namespace ChatServices.Gateway.Upstream;
 

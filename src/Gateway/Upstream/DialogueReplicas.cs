@@ -1,4 +1,4 @@
-using ChatServices.Grpc.Client;
+using ChatServices.ServiceDefaults;
 using ChatServices.Protos.Chat.V1;
 
 namespace ChatServices.Gateway.Upstream;
@@ -28,7 +28,7 @@ public sealed class DialogueReplicas
 
     /// <summary>One replica per endpoint, each on a channel of its own.</summary>
     public static DialogueReplicas ForEndpoints(IEnumerable<string> endpoints, TimeProvider time) =>
-        new([.. endpoints.Select(e => new DialogueReplica(new Uri(e), new Dialogue.DialogueClient(GrpcChannel.ForAddress(e))))], time);
+        new([.. endpoints.Select(e => new DialogueReplica(new Uri(e), new Dialogue.DialogueClient(GrpcChannels.ForAddress(e))))], time);
 
     public IReadOnlyList<DialogueReplica> All => _replicas;
 

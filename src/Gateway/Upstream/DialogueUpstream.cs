@@ -1,9 +1,8 @@
 using System.Runtime.CompilerServices;
 using ChatServices.Gateway.Limits;
 using ChatServices.Gateway.OpenAi;
-using ChatServices.Grpc;
-using ChatServices.Grpc.Client;
 using ChatServices.Protos.Chat.V1;
+using Grpc.Core;
 using Microsoft.Extensions.Options;
 
 namespace ChatServices.Gateway.Upstream;

@@ -1,8 +1,7 @@
 using System.Diagnostics;
 using System.Threading.Channels;
 using ChatServices.ServiceDefaults;
-using ChatServices.Grpc;
-using ChatServices.Grpc.Server;
+using Grpc.Core;
 using ChatServices.InferenceService.Engine;
 using ChatServices.InferenceService.Engine.Sampling;
 using ChatServices.Protos.Chat.V1;

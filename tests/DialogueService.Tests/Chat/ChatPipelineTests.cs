@@ -3,7 +3,7 @@ using System.Text.Json.Nodes;
 using ChatServices.DialogueService.Chat;
 using ChatServices.DialogueService.Conversations;
 using ChatServices.DialogueService.Model;
-using ChatServices.Grpc;
+using Grpc.Core;
 using ChatServices.Protos.Chat.V1;
 using ChatServices.ServiceDefaults;
 using Microsoft.Extensions.Logging.Abstractions;
@@ -315,7 +315,11 @@ public sealed class ChatPipelineTests : IAsyncLifetime
         /// <summary>Runs as each event is written (to look at the store at that moment).</summary>
         public Func<ChatEvent, Task>? OnWrite { get; init; }
 
-        public async Task WriteAsync(ChatEvent message, CancellationToken cancellationToken = default)
+        public WriteOptions? WriteOptions { get; set; }
+
+        public Task WriteAsync(ChatEvent message) => WriteAsync(message, CancellationToken.None);
+
+        public async Task WriteAsync(ChatEvent message, CancellationToken cancellationToken)
         {
             cancellationToken.ThrowIfCancellationRequested();
             Events.Add(message);

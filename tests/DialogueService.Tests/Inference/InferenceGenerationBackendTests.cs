@@ -1,8 +1,7 @@
 using System.Net;
 using ChatServices.DialogueService.Chat;
 using ChatServices.DialogueService.Inference;
-using ChatServices.Grpc;
-using ChatServices.Grpc.Server;
+using Grpc.Core;
 using ChatServices.Protos.Chat.V1;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
@@ -17,7 +16,7 @@ using Microsoft.Extensions.Options;
 namespace ChatServices.DialogueService.Tests.Inference;
 
 /// <summary>
-/// The InferenceService client against real gRPC servers on loopback (the project's gRPC layer on Kestrel) that
+/// The InferenceService client against real gRPC servers on loopback (grpc-dotnet on Kestrel) that
 /// play scripted InferenceService replicas: healthy, down, or dying mid-stream.
 /// </summary>
 public sealed class InferenceGenerationBackendTests : IAsyncLifetime
@@ -36,7 +35,7 @@ public sealed class InferenceGenerationBackendTests : IAsyncLifetime
     {
         var down = await StartAsync(Behaviour.Unavailable);
         var healthy = await StartAsync(Behaviour.Healthy);
-        using var backend = Backend(down, healthy);
+        using var backend = await BackendAsync(down, healthy);
 
         var events = await CollectAsync(backend, Request());
 
@@ -51,7 +50,7 @@ public sealed class InferenceGenerationBackendTests : IAsyncLifetime
     {
         var dying = await StartAsync(Behaviour.DiesAfterFirstToken);
         var healthy = await StartAsync(Behaviour.Healthy);
-        using var backend = Backend(dying, healthy);
+        using var backend = await BackendAsync(dying, healthy);
 
         var received = new List<GenerationEvent>();
         var error = await Assert.ThrowsAsync<RpcException>(async () =>
@@ -70,7 +69,7 @@ public sealed class InferenceGenerationBackendTests : IAsyncLifetime
     {
         var down = await StartAsync(Behaviour.Unavailable);
         var healthy = await StartAsync(Behaviour.Healthy);
-        using var backend = Backend(down, healthy);
+        using var backend = await BackendAsync(down, healthy);
 
         for (var i = 0; i < 10; i++) await CollectAsync(backend, Request());
 
@@ -83,7 +82,7 @@ public sealed class InferenceGenerationBackendTests : IAsyncLifetime
     {
         var a = await StartAsync(Behaviour.Unavailable);
         var b = await StartAsync(Behaviour.Unavailable);
-        using var backend = Backend(a, b);
+        using var backend = await BackendAsync(a, b);
 
         var error = await Assert.ThrowsAsync<RpcException>(() => CollectAsync(backend, Request()));
         Assert.Equal(StatusCode.Unavailable, error.StatusCode);
@@ -93,7 +92,7 @@ public sealed class InferenceGenerationBackendTests : IAsyncLifetime
     public async Task Leaving_the_stream_early_cancels_the_generation_on_the_replica()
     {
         var slow = await StartAsync(Behaviour.Endless);
-        using var backend = Backend(slow);
+        using var backend = await BackendAsync(slow);
 
         await foreach (var e in backend.GenerateAsync(Request(), CancellationToken.None))
             if (e is TokenGenerated) break;
@@ -103,10 +102,44 @@ public sealed class InferenceGenerationBackendTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_conversation_goes_back_to_the_replica_that_served_it()
+    {
+        var a = await StartAsync(Behaviour.Healthy);
+        var b = await StartAsync(Behaviour.Healthy);
+        using var backend = await BackendAsync(a, b);
+
+        for (var i = 0; i < 6; i++)
+            await CollectAsync(backend, new GenerationRequest([1, 2, 3], new GenerationParameters { MaxNewTokens = 3 }, [2], "conversation-7"));
+
+        Assert.Equal(6, a.Calls + b.Calls);
+        Assert.Contains(6, new[] { a.Calls, b.Calls });
+    }
+
+    [Fact]
+    public async Task A_generation_without_a_conversation_goes_to_the_replica_with_the_fewest_outstanding()
+    {
+        var busy = await StartAsync(Behaviour.Endless);
+        var idle = await StartAsync(Behaviour.Healthy);
+        using var backend = await BackendAsync(busy, idle);
+
+        // Both are idle: the first generation goes to the first replica and stays there, streaming.
+        using var cts = new CancellationTokenSource();
+        await using var streaming = backend.GenerateAsync(Request(), cts.Token).GetAsyncEnumerator(cts.Token);
+        Assert.True(await streaming.MoveNextAsync());
+        Assert.Equal(1, backend.Endpoints[0].Outstanding);
+
+        await CollectAsync(backend, Request());
+
+        Assert.Equal(1, busy.Calls);
+        Assert.Equal(1, idle.Calls);
+        await cts.CancelAsync();
+    }
+
+    [Fact]
     public async Task Sampling_settings_and_stop_ids_reach_the_replica()
     {
         var healthy = await StartAsync(Behaviour.Healthy);
-        using var backend = Backend(healthy);
+        using var backend = await BackendAsync(healthy);
         await CollectAsync(backend, new GenerationRequest([1, 2, 3],
             new GenerationParameters { MaxNewTokens = 9, Temperature = 0.5f, TopP = 0.9f, TopK = 40, Seed = 7, N = 1 }, [2, 128009], "conv"));
 
@@ -127,6 +160,15 @@ public sealed class InferenceGenerationBackendTests : IAsyncLifetime
         var list = new List<GenerationEvent>();
         await foreach (var e in backend.GenerateAsync(request, CancellationToken.None)) list.Add(e);
         return list;
+    }
+
+    /// <summary>A backend over <paramref name="replicas"/>, once its channel has a ready connection to each of them
+    /// (so that which replica a test's first call goes to does not depend on which connection came up first).</summary>
+    private static async Task<InferenceGenerationBackend> BackendAsync(params Replica[] replicas)
+    {
+        var backend = Backend(replicas);
+        await backend.WaitForReadyReplicasAsync(replicas.Length, TimeSpan.FromSeconds(10));
+        return backend;
     }
 
     private static InferenceGenerationBackend Backend(params Replica[] replicas) => new(Options.Create(new InferenceClientOptions
@@ -168,7 +210,7 @@ public sealed class InferenceGenerationBackendTests : IAsyncLifetime
             builder.Configuration.Sources.Clear(); // not the service's appsettings.json (its fixed ports) beside the tests
             builder.Logging.ClearProviders();
             builder.WebHost.ConfigureKestrel(k => k.Listen(IPAddress.Loopback, 0, l => l.Protocols = HttpProtocols.Http2));
-            builder.Services.AddGrpcServer();
+            builder.Services.AddGrpc();
             builder.Services.AddSingleton(replica);
             replica._app = builder.Build();
             replica._app.MapGrpcService<Replica>();

@@ -1,5 +1,5 @@
 using ChatServices.DialogueService.Tests;
-using ChatServices.Grpc.Client;
+using Grpc.Net.Client;
 using ChatServices.ModelBuilder;
 using ChatServices.ModelBuilder.Folder;
 using ChatServices.Protos.Chat.V1;

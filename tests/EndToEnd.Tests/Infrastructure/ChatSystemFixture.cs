@@ -1,4 +1,4 @@
-using ChatServices.Grpc;
+using Grpc.Core;
 using ChatServices.Protos.Chat.V1;
 
 [assembly: CollectionBehavior(DisableTestParallelization = true)] // whole systems: one at a time on small machines

@@ -1,7 +1,7 @@
 using System.Net;
 using System.Net.Http.Headers;
 using ChatServices.Gateway.Auth;
-using ChatServices.Grpc.Server;
+using Grpc.Core;
 using ChatServices.ServiceDefaults;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
@@ -62,7 +62,7 @@ public sealed class GatewayFixture : IAsyncLifetime
         builder.Configuration.Sources.Clear();
         builder.Logging.ClearProviders();
         builder.WebHost.ConfigureKestrel(k => k.Listen(IPAddress.Loopback, 0, o => o.Protocols = HttpProtocols.Http2));
-        builder.Services.AddGrpcServer();
+        builder.Services.AddGrpc();
         builder.Services.AddSingleton<ScriptedDialogueService>();
         var app = builder.Build();
         app.MapGrpcService<ScriptedDialogueService>();

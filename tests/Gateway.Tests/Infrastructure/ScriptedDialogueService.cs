@@ -1,7 +1,6 @@
 using System.Collections.Concurrent;
 using System.Text;
-using ChatServices.Grpc;
-using ChatServices.Grpc.Server;
+using Grpc.Core;
 using ChatServices.Protos.Chat.V1;
 using Google.Protobuf;
 using Google.Protobuf.WellKnownTypes;
@@ -9,7 +8,7 @@ using Google.Protobuf.WellKnownTypes;
 namespace ChatServices.Gateway.Tests.Infrastructure;
 
 /// <summary>
-/// A scripted chat.v1.Dialogue served over the real gRPC layer: the upstream the Gateway is tested against. It
+/// A scripted chat.v1.Dialogue served over real gRPC (grpc-dotnet): the upstream the Gateway is tested against. It
 /// keeps conversations in memory per owner, answers every chat with a known reply streamed word by word, records
 /// each request and whether its cancellation token fired, and misbehaves on cue — the last user text picks the
 /// script:

@@ -107,7 +107,7 @@ public sealed class DialogueReplicasTests(GatewayFixture fixture)
     }
 
     private static DialogueReplica Replica(string address) =>
-        new(new Uri(address), new Dialogue.DialogueClient(ChatServices.Grpc.Client.GrpcChannel.ForAddress(address)));
+        new(new Uri(address), new Dialogue.DialogueClient(ChatServices.ServiceDefaults.GrpcChannels.ForAddress(address)));
 
     private static int ClosedPort()
     {

@@ -1,6 +1,5 @@
-using ChatServices.Grpc;
-using ChatServices.Grpc.Client;
-using ChatServices.Grpc.Server;
+using Grpc.Core;
+using Grpc.Net.Client;
 using ChatServices.InferenceService.Api;
 using ChatServices.Protos.Chat.V1;
 using ChatServices.ServiceDefaults;
@@ -44,12 +43,12 @@ public sealed class InferenceServiceFixture : IAsyncLifetime
             ["Kestrel:Endpoints:Grpc:Protocols"] = "Http2",
         });
         builder.AddServiceDefaults();
-        builder.AddGrpcServer();
+        builder.AddGrpcServiceDefaults();
         builder.AddInferenceEngine();
         _app = builder.Build();
         _app.MapDefaultEndpoints();
         _app.MapGrpcService<InferenceApi>();
-        _app.MapGrpcHealthAndReflection();
+        _app.MapGrpcServiceDefaults();
         await _app.StartAsync();
         var readiness = _app.Services.GetRequiredService<Readiness>();
         SpinWait.SpinUntil(() => readiness.IsReady, TimeSpan.FromSeconds(30));
@@ -144,9 +143,9 @@ public sealed class InferenceApiTests(InferenceServiceFixture fixture) : IClassF
 
         using var cts = new CancellationTokenSource();
         using var call = fixture.Client.Generate(Greedy(TestModel.Prompt(20, 300), 230), cancellationToken: cts.Token);
-        Assert.True(await call.ResponseStream.MoveNext());
+        Assert.True(await call.ResponseStream.MoveNext(CancellationToken.None));
         cts.Cancel();
-        await Assert.ThrowsAnyAsync<Exception>(async () => { while (await call.ResponseStream.MoveNext()) { } });
+        await Assert.ThrowsAnyAsync<Exception>(async () => { while (await call.ResponseStream.MoveNext(CancellationToken.None)) { } });
         var deadline = DateTime.UtcNow.AddSeconds(10);
         do info = await fixture.Client.GetModelInfoAsync(new GetModelInfoRequest());
         while (info.KvCache.UsedSlots > 0 && DateTime.UtcNow < deadline);
@@ -178,6 +177,6 @@ public sealed class InferenceApiTests(InferenceServiceFixture fixture) : IClassF
     {
         var health = new Health.HealthClient(fixture.Channel);
         Assert.Equal(HealthCheckResponse.Types.ServingStatus.Serving, (await health.CheckAsync(new HealthCheckRequest())).Status);
-        Assert.Equal(HealthCheckResponse.Types.ServingStatus.Serving, (await health.CheckAsync(new HealthCheckRequest { Service = Inference.ServiceName })).Status);
+        Assert.Equal(HealthCheckResponse.Types.ServingStatus.Serving, (await health.CheckAsync(new HealthCheckRequest { Service = Inference.Descriptor.FullName })).Status);
     }
 }

@@ -1,6 +1,6 @@
 using System.Diagnostics;
 using System.Text.Json;
-using ChatServices.Grpc;
+using Grpc.Core;
 using ChatServices.Protos.Chat.V1;
 using Google.Protobuf;
 using Google.Protobuf.Reflection;

@@ -1,0 +1,91 @@
+using System.Diagnostics.Metrics;
+using Grpc.Core;
+using Grpc.Core.Interceptors;
+using Microsoft.Extensions.Logging;
+
+namespace ChatServices.ServiceDefaults;
+
+/// <summary>
+/// How every gRPC call of every service ends, in one place. A call whose client went away (cancelled, reset the
+/// stream, or let its deadline pass) is normal: it ends CANCELLED, is logged at debug level without a stack trace and
+/// is counted in <c>chatservices.rpc.server.abandoned_calls</c>, instead of surfacing as an unhandled handler
+/// exception. Anything else a handler throws is left to grpc-dotnet (logged as an error, INTERNAL to the caller).
+/// </summary>
+public sealed class CallOutcomeInterceptor(ILogger<CallOutcomeInterceptor> logger) : Interceptor
+{
+    private static readonly Meter Meter = new(Telemetry.SourcePrefix + "Rpc");
+    private static readonly Counter<long> Abandoned = Meter.CreateCounter<long>(
+        "chatservices.rpc.server.abandoned_calls", "{call}", "gRPC calls whose client went away (cancel, reset or deadline) before they completed.");
+
+    public override async Task<TResponse> UnaryServerHandler<TRequest, TResponse>(
+        TRequest request, ServerCallContext context, UnaryServerMethod<TRequest, TResponse> continuation)
+    {
+        try
+        {
+            return await continuation(request, context);
+        }
+        catch (Exception e) when (IsAbandoned(e, context))
+        {
+            throw Abandon(context);
+        }
+    }
+
+    public override async Task ServerStreamingServerHandler<TRequest, TResponse>(
+        TRequest request, IServerStreamWriter<TResponse> responseStream, ServerCallContext context, ServerStreamingServerMethod<TRequest, TResponse> continuation)
+    {
+        try
+        {
+            await continuation(request, responseStream, context);
+        }
+        catch (Exception e) when (IsAbandoned(e, context))
+        {
+            throw Abandon(context);
+        }
+    }
+
+    public override async Task<TResponse> ClientStreamingServerHandler<TRequest, TResponse>(
+        IAsyncStreamReader<TRequest> requestStream, ServerCallContext context, ClientStreamingServerMethod<TRequest, TResponse> continuation)
+    {
+        try
+        {
+            return await continuation(requestStream, context);
+        }
+        catch (Exception e) when (IsAbandoned(e, context))
+        {
+            throw Abandon(context);
+        }
+    }
+
+    public override async Task DuplexStreamingServerHandler<TRequest, TResponse>(
+        IAsyncStreamReader<TRequest> requestStream, IServerStreamWriter<TResponse> responseStream, ServerCallContext context, DuplexStreamingServerMethod<TRequest, TResponse> continuation)
+    {
+        try
+        {
+            await continuation(requestStream, responseStream, context);
+        }
+        catch (Exception e) when (IsAbandoned(e, context))
+        {
+            throw Abandon(context);
+        }
+    }
+
+    // The call's token fires when the client cancels or resets the stream, when the deadline passes, and when the
+    // connection drops: whatever the handler then throws (OperationCanceledException, an IOException from a write, an
+    // RpcException CANCELLED) is the consequence, not a fault.
+    private static bool IsAbandoned(Exception e, ServerCallContext context) =>
+        context.CancellationToken.IsCancellationRequested
+        && e is OperationCanceledException or IOException or InvalidOperationException
+            or RpcException { StatusCode: StatusCode.Cancelled or StatusCode.DeadlineExceeded };
+
+    private RpcException Abandon(ServerCallContext context)
+    {
+        var deadlinePassed = context.Deadline <= DateTime.UtcNow;
+        Abandoned.Add(1, new KeyValuePair<string, object?>("rpc.method", context.Method),
+            new KeyValuePair<string, object?>("reason", deadlinePassed ? "deadline" : "cancelled"));
+        logger.LogDebug("gRPC call {Method} ended early: the client {Reason}", context.Method,
+            deadlinePassed ? "let its deadline pass" : "went away");
+        return deadlinePassed
+            ? new RpcException(new Status(StatusCode.DeadlineExceeded, "Deadline Exceeded"))
+            : new RpcException(new Status(StatusCode.Cancelled, "The call was cancelled by the client."));
+    }
+}

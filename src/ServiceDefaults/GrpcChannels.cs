@@ -1,0 +1,39 @@
+using Grpc.Net.Client;
+
+namespace ChatServices.ServiceDefaults;
+
+/// <summary>
+/// Channels from one service to another (Gateway → DialogueService, DialogueService → InferenceService), on
+/// grpc-dotnet with the connection settings a long token stream needs.
+/// </summary>
+public static class GrpcChannels
+{
+    /// <summary>A channel to <paramref name="address"/> (<c>http://</c> is HTTP/2 cleartext, <c>https://</c> TLS).</summary>
+    public static GrpcChannel ForAddress(string address, Action<GrpcChannelOptions>? configure = null) =>
+        ForAddress(new Uri(address, UriKind.Absolute), configure);
+
+    public static GrpcChannel ForAddress(Uri address, Action<GrpcChannelOptions>? configure = null)
+    {
+        var options = new GrpcChannelOptions { HttpHandler = CreateHandler(), DisposeHttpClient = true };
+        configure?.Invoke(options);
+        return GrpcChannel.ForAddress(address, options);
+    }
+
+    /// <summary>The HTTP handler under every service-to-service channel.</summary>
+    public static SocketsHttpHandler CreateHandler() => new()
+    {
+        // Open another connection when the server's concurrent-stream limit is reached instead of queueing.
+        EnableMultipleHttp2Connections = true,
+        // Connections stay open between calls; recycled every few minutes so DNS changes are seen.
+        PooledConnectionIdleTimeout = TimeSpan.FromMinutes(5),
+        PooledConnectionLifetime = TimeSpan.FromMinutes(10),
+        // Detect dead peers during long streams (token generation can be quiet for a while).
+        KeepAlivePingDelay = TimeSpan.FromSeconds(60),
+        KeepAlivePingTimeout = TimeSpan.FromSeconds(20),
+        KeepAlivePingPolicy = HttpKeepAlivePingPolicy.WithActiveRequests,
+        ConnectTimeout = TimeSpan.FromSeconds(10),
+        AutomaticDecompression = System.Net.DecompressionMethods.None,
+        UseCookies = false,
+        UseProxy = false,
+    };
+}
