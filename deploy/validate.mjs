@@ -227,6 +227,20 @@ function containerProblems(container, pod, images, { init = false } = {}) {
   return problems;
 }
 
+// A pod annotated for Prometheus (prometheus.io/scrape: "true") names a port its containers declare and a path.
+function scrapeProblems(template) {
+  const annotations = template?.metadata?.annotations ?? {};
+  if (annotations["prometheus.io/scrape"] !== "true") return [];
+  const problems = [];
+  const port = Number.parseInt(annotations["prometheus.io/port"] ?? "", 10);
+  const declared = (template.spec?.containers ?? []).flatMap((c) => c.ports ?? []).map((p) => p.containerPort);
+  if (!declared.includes(port)) {
+    problems.push(`prometheus.io/port ${annotations["prometheus.io/port"] ?? "(unset)"} is not a declared container port`);
+  }
+  if (!String(annotations["prometheus.io/path"] ?? "").startsWith("/")) problems.push("prometheus.io/path is not an absolute path");
+  return problems;
+}
+
 function referenceProblems(pod, byKindName) {
   const problems = [];
   const need = (kind, name, what) => {
@@ -271,12 +285,25 @@ const allowedCallers = new Map([
   ["inference-service", ["dialogue-service"]],
 ]);
 
+// The management port (container port named "management": HTTP/1.1 /metrics, /healthz, /readyz) is for scrapers
+// such as Prometheus in another namespace, not for callers: a rule that opens that port and nothing else is exempt.
+function opensOnlyManagementPort(rule, workload) {
+  const management = new Set();
+  for (const container of workload.spec?.template?.spec?.containers ?? []) {
+    for (const port of container.ports ?? []) {
+      if (port.name === "management") management.add(port.name).add(port.containerPort);
+    }
+  }
+  return management.size > 0 && (rule.ports?.length ?? 0) > 0 && rule.ports.every((p) => management.has(p.port));
+}
+
 function callerProblems(workload, policies, workloads) {
   const callers = allowedCallers.get(workload.metadata?.name);
   if (!callers) return [];
   const problems = [];
   for (const policy of policies) {
     for (const rule of policy.spec?.ingress ?? []) {
+      if (opensOnlyManagementPort(rule, workload)) continue;
       if (!rule.from?.length) {
         problems.push(`NetworkPolicy/${policy.metadata?.name} admits every source; only ${callers.join(", ")} may call it`);
         continue;
@@ -319,6 +346,7 @@ function projectProblems(objects, overlay) {
       for (const problem of containerProblems(container, pod, images, { init: true })) report(workload, problem);
     }
     for (const problem of referenceProblems(pod, byKindName)) report(workload, problem);
+    for (const problem of scrapeProblems(workload.spec?.template)) report(workload, problem);
     if (pod.automountServiceAccountToken !== false) report(workload, "automountServiceAccountToken is not false");
 
     const isolating = policies.filter(

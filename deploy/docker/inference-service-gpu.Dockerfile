@@ -54,9 +54,9 @@ ENV APP_UID=1654 \
     NVIDIA_VISIBLE_DEVICES=all \
     NVIDIA_DRIVER_CAPABILITIES=compute,utility \
     Kestrel__Endpoints__Grpc__Url=http://0.0.0.0:50052 \
-    Kestrel__Endpoints__Health__Url=http://0.0.0.0:8081 \
-    Kestrel__Endpoints__Health__Protocols=Http1 \
+    Kestrel__Endpoints__Management__Url=http://0.0.0.0:9052 \
+    Kestrel__Endpoints__Management__Protocols=Http1 \
     Inference__ExecutionProvider=cuda
 USER 1654
-EXPOSE 50052 8081
+EXPOSE 50052 9052
 ENTRYPOINT ["dotnet", "InferenceService.dll"]

@@ -1,5 +1,5 @@
 # syntax=docker/dockerfile:1
-# InferenceService on CPU: gRPC over cleartext HTTP/2 on 50052, HTTP/1.1 health on 8081, ONNX Runtime's CPU
+# InferenceService on CPU: gRPC over cleartext HTTP/2 on 50052, HTTP/1.1 management (/metrics, /healthz, /readyz) on 9052, ONNX Runtime's CPU
 # execution provider. Build from the repository root (or run deploy/build-images.sh):
 #   docker build -f deploy/docker/inference-service.Dockerfile -t registry.example.com/chatservices/inference-service:0.1.0 .
 # The model is not in the image: it is mounted at run time (Inference__ModelPath).
@@ -34,10 +34,10 @@ COPY --from=build /app ./
 # appsettings.json binds loopback for local runs; in a container the service listens on all interfaces.
 # HTTP_PORTS (8080 in the .NET images) is cleared: the Kestrel endpoints set here are the only bindings.
 ENV Kestrel__Endpoints__Grpc__Url=http://0.0.0.0:50052 \
-    Kestrel__Endpoints__Health__Url=http://0.0.0.0:8081 \
-    Kestrel__Endpoints__Health__Protocols=Http1 \
+    Kestrel__Endpoints__Management__Url=http://0.0.0.0:9052 \
+    Kestrel__Endpoints__Management__Protocols=Http1 \
     Inference__ExecutionProvider=cpu \
     ASPNETCORE_HTTP_PORTS=""
 USER $APP_UID
-EXPOSE 50052 8081
+EXPOSE 50052 9052
 ENTRYPOINT ["dotnet", "InferenceService.dll"]

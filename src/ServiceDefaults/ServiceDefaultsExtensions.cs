@@ -1,6 +1,7 @@
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Diagnostics.HealthChecks;
 using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Hosting;
@@ -16,6 +17,7 @@ public static class ServiceDefaultsExtensions
 {
     public const string LivenessPath = "/healthz";
     public const string ReadinessPath = "/readyz";
+    public const string MetricsPath = "/metrics";
     private const string ReadyTag = "ready";
 
     public static TBuilder AddServiceDefaults<TBuilder>(this TBuilder builder) where TBuilder : IHostApplicationBuilder
@@ -28,6 +30,7 @@ public static class ServiceDefaultsExtensions
         });
 
         Telemetry.AddOpenTelemetryDefaults(builder);
+        AddManagementEndpoint(builder);
         builder.Services.Configure<ContentLoggingOptions>(builder.Configuration.GetSection("Telemetry"));
 
         builder.Services.AddSingleton<Readiness>();
@@ -38,48 +41,45 @@ public static class ServiceDefaultsExtensions
     }
 
     /// <summary>
-    /// Maps <c>/healthz</c> (liveness: the process answers) and <c>/readyz</c> (readiness: what it serves is
-    /// loaded). Both answer plain text; readiness answers 503 with the reason while not ready.
+    /// Maps <c>/healthz</c> (liveness: the process answers), <c>/readyz</c> (readiness: what it serves is loaded) and
+    /// <c>/metrics</c> (Prometheus text). The health endpoints answer plain text on every endpoint; readiness answers
+    /// 503 with the reason while not ready. <c>/metrics</c> answers only on the management endpoint where one is
+    /// configured (see <see cref="ManagementEndpoint"/>), else on the main one.
     /// </summary>
     public static WebApplication MapDefaultEndpoints(this WebApplication app)
     {
-        app.Use(NameRequestSpan);
         app.MapHealthChecks(LivenessPath, new HealthCheckOptions { Predicate = check => !check.Tags.Contains(ReadyTag) });
         app.MapHealthChecks(ReadinessPath, new HealthCheckOptions
         {
             Predicate = check => check.Tags.Contains(ReadyTag),
             ResponseWriter = WriteReadiness,
         });
+        var management = app.Services.GetRequiredService<ManagementEndpoint>();
+        app.MapPrometheusScrapingEndpoint(MetricsPath, meterProvider: null,
+            configureBranchedPipeline: management.IsConfigured ? metrics => metrics.Use(OnlyOnManagementEndpoint) : null,
+            optionsName: null);
         return app;
     }
 
     /// <summary>
-    /// Names the request's span after what was asked ("POST /v1/chat/completions", "chat.v1.Dialogue/Chat" for
-    /// gRPC) and tags it with the OpenTelemetry HTTP / RPC attributes, which ASP.NET Core's own activity lacks.
+    /// Registers <see cref="ManagementEndpoint"/> and, when <c>Kestrel:Endpoints:Management</c> is configured, marks
+    /// the connections Kestrel accepts on it.
     /// </summary>
-    private static async Task NameRequestSpan(HttpContext context, Func<Task> next)
+    private static void AddManagementEndpoint(IHostApplicationBuilder builder)
     {
-        var activity = System.Diagnostics.Activity.Current;
-        if (activity is not null)
-        {
-            var path = context.Request.Path.Value ?? "/";
-            var grpc = context.Request.ContentType?.StartsWith("application/grpc", StringComparison.Ordinal) == true;
-            activity.DisplayName = grpc ? path.TrimStart('/') : $"{context.Request.Method} {path}";
-            activity.SetTag("http.request.method", context.Request.Method);
-            activity.SetTag("url.path", path);
-            if (grpc)
-            {
-                activity.SetTag("rpc.system", "grpc");
-                var slash = path.LastIndexOf('/');
-                if (slash > 0)
-                {
-                    activity.SetTag("rpc.service", path[1..slash]);
-                    activity.SetTag("rpc.method", path[(slash + 1)..]);
-                }
-            }
-        }
-        await next();
-        activity?.SetTag("http.response.status_code", context.Response.StatusCode);
+        var management = new ManagementEndpoint(builder.Configuration);
+        builder.Services.AddSingleton(management);
+        if (!management.IsConfigured) return;
+        // Runs after the host's own Kestrel setup, which creates the loader for the "Kestrel" configuration section.
+        builder.Services.Configure<KestrelServerOptions>(kestrel =>
+            kestrel.ConfigurationLoader?.Endpoint(ManagementEndpoint.EndpointName, endpoint => management.Attach(endpoint.ListenOptions)));
+    }
+
+    private static Task OnlyOnManagementEndpoint(HttpContext context, Func<Task> next)
+    {
+        if (ManagementEndpoint.IsManagementRequest(context)) return next();
+        context.Response.StatusCode = StatusCodes.Status404NotFound;
+        return Task.CompletedTask;
     }
 
     private static Task WriteReadiness(HttpContext context, HealthReport report)

@@ -190,6 +190,22 @@ public sealed class OverlayTests
     /// Validates the overlay's rendering with <paramref name="original"/> (which must be in it) replaced, expects the
     /// validator to fail, and returns its problem lines.
     /// </summary>
+    [Fact]
+    public void Prometheus_may_reach_the_management_port_but_not_the_grpc_port()
+    {
+        var problems = ProblemsWith("cpu", "- port: 9052", "- port: 50052");
+
+        Assert.Equal(["stdin: Deployment/inference-service: NetworkPolicy/inference-service admits sources other than its pods; only dialogue-service may call it"], problems);
+    }
+
+    [Fact]
+    public void Rejects_a_scrape_annotation_on_a_port_the_pod_does_not_declare()
+    {
+        var problems = ProblemsWith("gpu", "prometheus.io/port: \"9052\"", "prometheus.io/port: \"8081\"");
+
+        Assert.Equal(["stdin: Deployment/inference-service: prometheus.io/port 8081 is not a declared container port"], problems);
+    }
+
     private static string[] ProblemsWith(string overlay, string original, string replacement)
     {
         var rendered = DeployTools.Render(overlay);

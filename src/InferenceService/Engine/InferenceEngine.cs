@@ -353,9 +353,15 @@ public sealed class InferenceEngine : IDisposable
 
     private void Publish()
     {
+        var now = Stopwatch.GetTimestamp();
         for (var i = _active.Count - 1; i >= 0; i--)
         {
             var job = _active[i];
+            if (job.StepTokens.Count > 0)
+            {
+                if (job.LastTokenTimestamp != 0) Metrics.InterTokenLatency(Stopwatch.GetElapsedTime(job.LastTokenTimestamp, now).TotalSeconds);
+                job.LastTokenTimestamp = now;
+            }
             if (job.StepTokens.Count > 0 && job.Beam is null)
                 job.Events.Writer.TryWrite(new TokensGenerated([.. job.StepTokens]));
             job.StepTokens.Clear();
@@ -379,8 +385,8 @@ public sealed class InferenceEngine : IDisposable
         var ttft = Stopwatch.GetElapsedTime(job.StartTimestamp, job.FirstTokenTimestamp).TotalSeconds;
         var perToken = completion > 1 ? Stopwatch.GetElapsedTime(job.FirstTokenTimestamp, now).TotalSeconds / (completion / job.Width - 1 is > 0 and var n ? n : 1) : 0;
         var duration = Stopwatch.GetElapsedTime(job.StartTimestamp, now).TotalSeconds;
-        Metrics.Completed(duration, perToken, prompt, completion);
         var queued = job.AdmittedTimestamp == 0 ? 0 : Stopwatch.GetElapsedTime(job.StartTimestamp, job.AdmittedTimestamp).TotalSeconds;
+        Metrics.Completed(duration, queued, perToken, prompt, completion);
         return new GenerationCompleted(sequences, new GenerationUsage(prompt, completion, job.CachedPromptTokens, ttft, queued, duration));
     }
 

@@ -59,6 +59,7 @@ public sealed class ChatSystem : IAsyncDisposable
         var inference = ServiceProcess.Start("InferenceService", inferencePort, With(extra, new()
         {
             ["Kestrel__Endpoints__Grpc__Url"] = $"http://127.0.0.1:{inferencePort}",
+            ["Kestrel__Endpoints__Management__Url"] = "http://127.0.0.1:0", // not appsettings.json's fixed 9052
             ["Inference__ModelPath"] = model,
             ["Inference__KvCacheBudgetMiB"] = "64",
             ["Inference__IntraOpThreads"] = "1",
@@ -67,6 +68,7 @@ public sealed class ChatSystem : IAsyncDisposable
         var dialogueEnvironment = new Dictionary<string, string>
         {
             ["Kestrel__Endpoints__Grpc__Url"] = $"http://127.0.0.1:{dialoguePort}",
+            ["Kestrel__Endpoints__Management__Url"] = "http://127.0.0.1:0", // not appsettings.json's fixed 9051
             ["Dialogue__ModelPath"] = model,
             ["Dialogue__Inference__Endpoints__0"] = $"http://127.0.0.1:{inferencePort}",
             ["Data__Directory"] = Path.Combine(directory, "data"),

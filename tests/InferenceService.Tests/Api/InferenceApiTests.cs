@@ -24,6 +24,9 @@ public sealed class InferenceServiceFixture : IAsyncLifetime
 
     public GrpcChannel Channel { get; private set; } = null!;
     public Uri Address { get; private set; } = null!;
+
+    /// <summary>The HTTP/1.1 management endpoint (<c>/metrics</c>, <c>/healthz</c>, <c>/readyz</c>).</summary>
+    public Uri ManagementAddress { get; private set; } = null!;
     public Inference.InferenceClient Client { get; private set; } = null!;
 
     public async Task InitializeAsync()
@@ -41,6 +44,7 @@ public sealed class InferenceServiceFixture : IAsyncLifetime
             // The service's appsettings.json (copied beside the tests) names its default port: a port the OS picks instead.
             ["Kestrel:Endpoints:Grpc:Url"] = "http://127.0.0.1:0",
             ["Kestrel:Endpoints:Grpc:Protocols"] = "Http2",
+            ["Kestrel:Endpoints:Management:Url"] = "http://127.0.0.1:0",
         });
         builder.AddServiceDefaults();
         builder.AddGrpcServiceDefaults();
@@ -52,8 +56,9 @@ public sealed class InferenceServiceFixture : IAsyncLifetime
         await _app.StartAsync();
         var readiness = _app.Services.GetRequiredService<Readiness>();
         SpinWait.SpinUntil(() => readiness.IsReady, TimeSpan.FromSeconds(30));
-        var address = _app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
-        Address = new Uri(address);
+        ManagementAddress = _app.Services.GetRequiredService<ManagementEndpoint>().Address!;
+        Address = _app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses
+            .Select(a => new Uri(a)).Single(a => a.Port != ManagementAddress.Port);
         Channel = GrpcChannel.ForAddress(Address);
         Client = new Inference.InferenceClient(Channel);
     }

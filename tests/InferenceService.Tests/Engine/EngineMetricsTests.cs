@@ -31,11 +31,20 @@ public sealed class EngineMetricsTests(TestModel model) : IClassFixture<TestMode
         {
             Assert.Equal(2, measurements.Count(m => m.Name == "gen_ai.server.time_to_first_token" && m.Value > 0));
             Assert.Equal(2, measurements.Count(m => m.Name == "gen_ai.server.time_per_output_token"));
-            Assert.Equal(16, measurements.Where(m => m.Name == "gen_ai.server.token.usage").Sum(m => m.Value) - 24);
-            Assert.Contains(measurements, m => m.Name == "chat.inference.kv_cache.usage" && m.Value == 0);
-            Assert.Contains(measurements, m => m.Name == "chat.inference.kv_cache.tokens" && m.Value > 0); // parked turn
-            Assert.Contains(measurements, m => m.Name == "chat.inference.prefix_cache.hit_rate" && m.Value == 0.5);
-            Assert.Contains(measurements, m => m.Name == "chat.inference.queue.depth" && m.Value == 0);
+            // 8 tokens each, 7 gaps after the first: one inter-token latency per decoding step that gave tokens.
+            Assert.Equal(14, measurements.Count(m => m.Name == "chatservices.inference.inter_token_latency" && m.Value > 0));
+            Assert.Equal(2, measurements.Count(m => m.Name == "chatservices.inference.queue.duration"));
+            Assert.Equal(16, measurements.Where(m => m.Name == "chatservices.inference.tokens").Sum(m => m.Value) - 24);
+            Assert.Contains(measurements, m => m.Name == "chatservices.inference.kv_cache.usage" && m.Value == 0);
+            Assert.Contains(measurements, m => m.Name == "chatservices.inference.kv_cache.slots.used" && m.Value == 0);
+            Assert.Contains(measurements, m => m.Name == "chatservices.inference.kv_cache.slots.cached" && m.Value > 0); // parked turn
+            Assert.Contains(measurements, m => m.Name == "chatservices.inference.kv_cache.slots.total" && m.Value > 0);
+            Assert.Contains(measurements, m => m.Name == "chatservices.inference.kv_cache.tokens" && m.Value > 0);
+            Assert.Contains(measurements, m => m.Name == "chatservices.inference.prefix_cache.lookups" && m.Value == 2);
+            Assert.Contains(measurements, m => m.Name == "chatservices.inference.prefix_cache.hits" && m.Value == 1);
+            Assert.Contains(measurements, m => m.Name == "chatservices.inference.prefix_cache.hit_rate" && m.Value == 0.5);
+            Assert.Contains(measurements, m => m.Name == "chatservices.inference.queue.depth" && m.Value == 0);
+            Assert.Contains(measurements, m => m.Name == "chatservices.inference.sequences.running" && m.Value == 0);
         }
     }
 }

@@ -57,6 +57,8 @@ public sealed class GenerationJob
     /// <summary>When the request was first admitted to the running batch (its queueing ended); 0 before.</summary>
     public long AdmittedTimestamp { get; set; }
     public long FirstTokenTimestamp { get; set; }
+    /// <summary>When a step last gave this request tokens (the inter-token latency's start); 0 before the first.</summary>
+    public long LastTokenTimestamp { get; set; }
 
     /// <summary>Tokens of the current step, published as one <see cref="TokensGenerated"/> event.</summary>
     public List<GeneratedToken> StepTokens { get; } = [];
