@@ -1,8 +1,8 @@
 using System.Globalization;
 using System.Net;
 using System.Text.RegularExpressions;
-using ChatServices.Grpc;
-using ChatServices.Grpc.Client;
+using Grpc.Core;
+using Grpc.Net.Client;
 using ChatServices.Protos.Chat.V1;
 
 namespace ChatServices.InferenceService.Tests.Api;
