@@ -55,9 +55,18 @@ public static class GrpcHealth
         // periodic report computed before a readiness change can never overwrite the change.
         services.RemoveAll<IHealthCheckPublisher>(d => d.ImplementationType?.Assembly == typeof(GrpcHealthChecksOptions).Assembly);
         services.TryAddSingleton<GrpcReadinessHealth>();
-        services.AddSingleton<IHealthCheckPublisher>(sp => sp.GetRequiredService<GrpcReadinessHealth>());
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IHealthCheckPublisher, GrpcReadinessHealth>(sp => sp.GetRequiredService<GrpcReadinessHealth>()));
         services.AddHostedService(sp => sp.GetRequiredService<GrpcReadinessHealth>());
-        services.AddGrpc(o => o.Interceptors.Add<DrainingWatchInterceptor>());
+
+        // Registered in DI so that grpc-dotnet resolves one instance instead of activating one per call.
+        services.TryAddSingleton<DrainingWatchInterceptor>();
+        services.AddGrpc(o =>
+        {
+            if (!o.Interceptors.Any(i => i.Type == typeof(DrainingWatchInterceptor)))
+            {
+                o.Interceptors.Add<DrainingWatchInterceptor>();
+            }
+        });
         return services;
     }
 
