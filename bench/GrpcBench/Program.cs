@@ -153,7 +153,7 @@ compare (the unchanged peers moved too); each run's ratio to the same peer does.
 lower for CPU:
 
 {throughPeers}
-Reproduce: `dotnet run -c Release --project bench/GrpcBench` (about a minute; `--seconds N` changes the measured time).
+Reproduce: `dotnet run -c Release --project bench/GrpcBench{(args.Length > 0 ? " -- " + string.Join(" ", args) : "")}` (this run: {rounds} rounds; 3 rounds take about a minute and a half; `--seconds N` changes the measured time, `--rounds N` the rounds).
 """;
 Console.WriteLine(markdown);
 var results = Path.Combine(FindRepoRoot(), "bench", "results");
