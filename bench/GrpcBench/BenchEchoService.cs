@@ -1,16 +1,17 @@
 using System.Net;
-using ChatServices.Grpc.Server;
 using ChatServices.Grpc.Tests.Interop;
 using Google.Protobuf;
+using Grpc.Core;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 
 namespace ChatServices.Grpc.Bench;
 
-/// <summary>The Echo RPCs the benchmark drives, served by ChatServices.Grpc on Kestrel (HTTP/2 cleartext), in
-/// its own process like the peers' servers.</summary>
+/// <summary>The Echo RPCs the benchmark drives, served by grpc-dotnet (Grpc.AspNetCore) on Kestrel (HTTP/2
+/// cleartext) with the services' message limits, in its own process like the peers' servers.</summary>
 internal sealed class BenchEchoService : Echo.EchoBase
 {
     public override Task<EchoReply> Unary(EchoRequest request, ServerCallContext context) =>
@@ -32,7 +33,12 @@ internal sealed class BenchEchoService : Echo.EchoBase
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
         builder.WebHost.ConfigureKestrel(k => k.Listen(IPAddress.Loopback, 0, l => l.Protocols = HttpProtocols.Http2));
-        builder.Services.AddGrpcServer();
+        builder.Services.AddGrpc(o =>
+        {
+            o.MaxReceiveMessageSize = 4 * 1024 * 1024;
+            o.MaxSendMessageSize = 4 * 1024 * 1024;
+            o.EnableDetailedErrors = false;
+        });
         var app = builder.Build();
         app.MapGrpcService<BenchEchoService>();
         await app.StartAsync();

@@ -2,16 +2,16 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Runtime.CompilerServices;
 using System.Text;
-using ChatServices.Grpc;
 using ChatServices.Grpc.Bench;
-using ChatServices.Grpc.Client;
 using ChatServices.Grpc.Tests.Interop;
 using Google.Protobuf;
 using Google.Protobuf.Reflection;
+using Grpc.Core;
+using Grpc.Net.Client;
 
-// gRPC throughput, side by side in one run: the same Echo RPCs served by ChatServices.Grpc (Kestrel), by
-// @grpc/grpc-js (node) and by grpcio (python, gRPC C-core), each server in its own process, all driven by the
-// same client load from this process (the ChatServices.Grpc client over one channel).
+// gRPC throughput, side by side in one run: the same Echo RPCs served by grpc-dotnet (Grpc.AspNetCore on
+// Kestrel), by @grpc/grpc-js (node) and by grpcio (python, gRPC C-core), each server in its own process, all
+// driven by the same client load from this process (the grpc-dotnet client, Grpc.Net.Client, over one channel).
 if (args.Contains("--serve"))
 {
     await BenchEchoService.ServeAsync();
@@ -33,7 +33,7 @@ var selfArgs = Path.GetFileNameWithoutExtension(self) == "dotnet" ? new[] { type
 
 var servers = new (string Name, string Program, string[] Args)[]
 {
-    ("ChatServices.Grpc (Kestrel, .NET " + Environment.Version + ")", self, selfArgs),
+    ("grpc-dotnet " + GrpcDotnetVersion() + " (Grpc.AspNetCore on Kestrel, .NET " + Environment.Version + ")", self, selfArgs),
     ("@grpc/grpc-js " + NodePackageVersion("@grpc/grpc-js") + " (node " + Run("node", "--version") + ")", "node", ["node_server.js"]),
     ("grpcio " + Run("/usr/bin/python3", "-c", "import grpc; print(grpc.__version__)") + " (python, gRPC C-core)", "/usr/bin/python3", ["python_server.py", descriptorSet, "64", "--no-gzip"]),
 };
@@ -90,13 +90,45 @@ foreach (var r in rows.Skip(1))
         $"- vs {r.Server}: unary throughput ×{ours.Unary / r.Unary:F2} (server CPU per call ×{ours.UnaryCpu / r.UnaryCpu:F2}), server-streaming throughput ×{ours.Stream / r.Stream:F2} (server CPU per message ×{ours.StreamCpu / r.StreamCpu:F2})");
 }
 
+// The project's own gRPC layer (ChatServices.Grpc, removed when the services moved to grpc-dotnet) and the two
+// peers, as the previous version of this benchmark measured them on 2026-11-22 07:05 UTC (same command, same
+// machine type, load average 22.67; the own layer's client drove all three servers then). The layer can no longer
+// run side by side, so it is compared through the peers: its ratio to each peer then against grpc-dotnet's now.
+var previous = new (string Server, double Unary, double P50, double P99, double UnaryCpu, double Stream, double StreamCpu)[]
+{
+    ("ChatServices.Grpc (own layer, Kestrel, .NET 10.0.12)", 30_865, 1.10, 14.51, 15.0, 752_963, 0.78),
+    ("@grpc/grpc-js 1.14.7 (node v20.20.2)", 13_642, 2.09, 23.91, 38.1, 122_357, 3.67),
+    ("grpcio 1.51.1 (python, gRPC C-core)", 8_706, 5.47, 16.63, 123.7, 43_842, 24.18),
+};
+var previousTable = new StringBuilder();
+foreach (var r in previous)
+{
+    previousTable.AppendLine(CultureInfo.InvariantCulture, $"| {r.Server} | {r.Unary:N0} | {r.P50:F2} | {r.P99:F2} | {r.UnaryCpu:F1} | {r.Stream:N0} | {r.StreamCpu:F2} |");
+}
+
+var throughPeers = new StringBuilder();
+throughPeers.AppendLine("| relative to | unary calls/s: own layer then | grpc-dotnet now | server CPU per call: own layer then | grpc-dotnet now | streamed messages/s: own layer then | grpc-dotnet now | server CPU per message: own layer then | grpc-dotnet now |");
+throughPeers.AppendLine("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+foreach (var peer in rows.Skip(1))
+{
+    var then = previous.FirstOrDefault(p => p.Server == peer.Server);
+    if (then.Server is null)
+    {
+        continue;
+    }
+
+    var old = previous[0];
+    throughPeers.AppendLine(CultureInfo.InvariantCulture,
+        $"| {peer.Server} | ×{old.Unary / then.Unary:F2} | ×{ours.Unary / peer.Unary:F2} | ×{old.UnaryCpu / then.UnaryCpu:F2} | ×{ours.UnaryCpu / peer.UnaryCpu:F2} | ×{old.Stream / then.Stream:F2} | ×{ours.Stream / peer.Stream:F2} | ×{old.StreamCpu / then.StreamCpu:F2} | ×{ours.StreamCpu / peer.StreamCpu:F2} |");
+}
+
 var markdown = $"""
-# gRPC throughput: ChatServices.Grpc vs grpc-js vs python grpcio
+# gRPC throughput: grpc-dotnet vs grpc-js vs python grpcio
 
 Measured {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC on {Environment.ProcessorCount} CPUs ({cpu}), Linux, loopback; load average
 at the start {loadAverage} (the machine is shared: throughput figures are noisy, CPU per call much less so).
-Each server runs in its own process; the load comes from one client process using the ChatServices.Grpc client
-(one channel, HTTP/2 cleartext), so the client side is the same for all three servers.
+Each server runs in its own process; the load comes from one client process using the grpc-dotnet client
+(Grpc.Net.Client, one channel, HTTP/2 cleartext), so the client side is the same for all three servers.
 
 - unary: {UnaryConcurrency} concurrent callers, `Echo/Unary` with a 5-byte message, {warmup.TotalSeconds:F0} s warm-up then {measure.TotalSeconds:F0} s measured
 - server streaming: {Streams} concurrent calls of `Echo/ServerStream`, 100,000 replies of 32-byte payload each (repeated until time is up)
@@ -105,9 +137,23 @@ Each server runs in its own process; the load comes from one client process usin
 - server CPU = user + system time of the server process (from /proc) divided by calls or messages; lower is better
 
 {table}
-ChatServices.Grpc relative to the others:
+grpc-dotnet relative to the others:
 {ratios}
-Reproduce: `dotnet run -c Release --project bench/GrpcBench` (about a minute; `--seconds N` changes the measured time).
+## Against the layer grpc-dotnet replaced
+
+The project's own layer (ChatServices.Grpc) as the previous version of this benchmark measured it, with the peers
+in the same run, on 2026-11-22 07:05 UTC (same command and machine type, load average 22.67; the own layer's
+client drove the three servers then, the grpc-dotnet client does now):
+
+| server (2026-11-22) | unary calls/s | unary p50 ms | unary p99 ms | server CPU µs per unary call | server-streaming messages/s | server CPU µs per streamed message |
+| --- | ---: | ---: | ---: | ---: | ---: | ---: |
+{previousTable}
+Absolute figures from two runs on a shared machine, with different clients competing for the same 2 CPUs, do not
+compare (the unchanged peers moved too); each run's ratio to the same peer does. Higher is better for throughput,
+lower for CPU:
+
+{throughPeers}
+Reproduce: `dotnet run -c Release --project bench/GrpcBench{(args.Length > 0 ? " -- " + string.Join(" ", args) : "")}` (this run: {rounds} rounds; 3 rounds take about a minute and a half; `--seconds N` changes the measured time, `--rounds N` the rounds).
 """;
 Console.WriteLine(markdown);
 var results = Path.Combine(FindRepoRoot(), "bench", "results");
@@ -230,6 +276,10 @@ static string Run(string program, params string[] arguments)
     p.WaitForExit();
     return output;
 }
+
+static string GrpcDotnetVersion() =>
+    typeof(GrpcChannel).Assembly.GetCustomAttributes(typeof(System.Reflection.AssemblyInformationalVersionAttribute), false)
+        .OfType<System.Reflection.AssemblyInformationalVersionAttribute>().FirstOrDefault()?.InformationalVersion.Split('+')[0] ?? "?";
 
 static string NodePackageVersion(string package)
 {

@@ -62,7 +62,9 @@ public static class GrpcServerDefaults
         options.ResponseCompressionAlgorithm = settings.ResponseCompressionAlgorithm;
         options.ResponseCompressionLevel = settings.ResponseCompressionLevel;
         options.EnableDetailedErrors = settings.EnableDetailedErrors;
-        options.Interceptors.Add<CallOutcomeInterceptor>();
+        // gzip both ways; a corrupt gzip request is INTERNAL, as the status-code table prescribes.
+        options.CompressionProviders = [new GrpcGzipCompression(settings.ResponseCompressionLevel)];
+        if (!options.Interceptors.Any(i => i.Type == typeof(CallOutcomeInterceptor))) options.Interceptors.Add<CallOutcomeInterceptor>();
     }
 
     /// <summary>Maps health and reflection; call it after the app's own <c>MapGrpcService</c> calls.</summary>

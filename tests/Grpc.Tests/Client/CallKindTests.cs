@@ -1,23 +1,24 @@
-using ChatServices.Grpc.Client;
 using ChatServices.Grpc.Tests.Infrastructure;
 using ChatServices.Grpc.Tests.Interop;
-using Google.Protobuf;
+using Grpc.Net.Client;
 using Microsoft.Extensions.DependencyInjection;
 
 namespace ChatServices.Grpc.Tests.Client;
 
-/// <summary>Our client against our server over real HTTP/2 on loopback, beyond the shared Echo contract
-/// (<see cref="EchoContractTests"/>): handler exceptions, expired deadlines, disposal, server abort, TLS,
-/// several endpoints, an unreachable endpoint.</summary>
+/// <summary>The grpc-dotnet client against our server over real HTTP/2 on loopback, beyond the shared Echo contract
+/// (<see cref="EchoContractTests"/>): handler exceptions, expired deadlines, disposal, server abort, TLS, an
+/// unreachable endpoint.</summary>
 public sealed class CallKindTests(TestServerFixture fixture) : IClassFixture<TestServerFixture>
 {
     private readonly Echo.EchoClient _client = new(fixture.Channel);
 
+    /// <summary>UNKNOWN is what the gRPC status-code table prescribes for "application throws an exception"
+    /// (grpc-dotnet, grpc-js and grpcio all answer it); EnableDetailedErrors=false keeps the exception's text out.</summary>
     [Fact]
-    public async Task Handler_exception_becomes_INTERNAL_without_its_text()
+    public async Task Handler_exception_becomes_UNKNOWN_without_its_text()
     {
         var ex = await Assert.ThrowsAsync<RpcException>(async () => await _client.UnaryAsync(new EchoRequest { ThrowException = true }));
-        Assert.Equal(StatusCode.Internal, ex.StatusCode);
+        Assert.Equal(StatusCode.Unknown, ex.StatusCode);
         Assert.DoesNotContain("hunter2", ex.Status.Detail);
         Assert.DoesNotContain("secret", ex.Status.Detail);
     }
@@ -32,9 +33,11 @@ public sealed class CallKindTests(TestServerFixture fixture) : IClassFixture<Tes
     [Fact]
     public async Task Deadline_already_passed_fails_without_a_request()
     {
+        var before = fixture.Server.Services.GetRequiredService<CallLog>().UnaryCalls;
         var ex = await Assert.ThrowsAsync<RpcException>(async () =>
             await _client.UnaryAsync(new EchoRequest { Message = "late" }, deadline: DateTime.UtcNow.AddSeconds(-1)));
         Assert.Equal(StatusCode.DeadlineExceeded, ex.StatusCode);
+        Assert.Equal(before, fixture.Server.Services.GetRequiredService<CallLog>().UnaryCalls);
     }
 
     [Fact]
@@ -55,37 +58,21 @@ public sealed class CallKindTests(TestServerFixture fixture) : IClassFixture<Tes
     }
 
     [Fact]
-    public async Task Unknown_service_is_UNIMPLEMENTED_and_named()
+    public async Task Unknown_service_is_UNIMPLEMENTED()
     {
-        var unknownService = new Method<EchoRequest, EchoReply>(MethodType.Unary, "no.such.Service", "Call", EchoRequest.Parser, EchoReply.Parser);
-        var ex = await Assert.ThrowsAsync<RpcException>(async () => await fixture.Channel.CreateCallInvoker().AsyncUnaryCall(unknownService, new EchoRequest(), default));
+        var unknownService = EchoMethods.Unary("no.such.Service", "Call");
+        var ex = await Assert.ThrowsAsync<RpcException>(async () => await fixture.Channel.CreateCallInvoker().AsyncUnaryCall(unknownService, null, default, new EchoRequest()));
         Assert.Equal(StatusCode.Unimplemented, ex.StatusCode);
-        Assert.Contains("no.such.Service", ex.Status.Detail);
     }
 
     [Fact]
     public async Task Calls_over_TLS_work()
     {
         await using var server = await TestServer.StartAsync(tls: true);
+        Assert.Equal("https", server.Address.Scheme);
         using var channel = server.CreateChannel();
-        Assert.Equal("https", channel.Endpoints[0].Scheme);
         var reply = await new Echo.EchoClient(channel).UnaryAsync(new EchoRequest { Message = "secure" });
         Assert.Equal("secure", reply.Message);
-    }
-
-    [Fact]
-    public async Task A_channel_over_several_endpoints_spreads_calls_round_robin()
-    {
-        await using var second = await TestServer.StartAsync();
-        var secondLog = second.Services.GetRequiredService<CallLog>();
-        using var channel = GrpcChannel.ForAddresses([fixture.Server.Address, second.Address]);
-        var client = new Echo.EchoClient(channel);
-        for (var i = 0; i < 10; i++)
-        {
-            Assert.Equal("rr", (await client.UnaryAsync(new EchoRequest { Message = "rr" })).Message);
-        }
-
-        Assert.Equal(5, secondLog.UnaryCalls);
     }
 
     [Fact]

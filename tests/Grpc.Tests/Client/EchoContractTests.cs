@@ -1,7 +1,7 @@
-using ChatServices.Grpc.Client;
 using ChatServices.Grpc.Tests.Infrastructure;
 using ChatServices.Grpc.Tests.Interop;
 using Google.Protobuf;
+using Grpc.Net.Client;
 
 namespace ChatServices.Grpc.Tests.Client;
 
@@ -10,13 +10,14 @@ public interface IEchoServerFixture
 {
     GrpcChannel Channel { get; }
 
-    /// <summary>A channel that gzip-compresses its requests.</summary>
-    GrpcChannel GzipChannel { get; }
+    /// <summary>Calls over <see cref="Channel"/> that gzip-compress their requests.</summary>
+    CallInvoker GzipCallInvoker { get; }
 }
 
 /// <summary>
-/// Our client against a server of the Echo contract: ours (<see cref="OwnServerContractTests"/>), python grpcio
-/// and grpc-js (Interop/PeerServerTests.cs). The same behaviour is expected of all three.
+/// The grpc-dotnet client against a server of the Echo contract: ours on grpc-dotnet with the services' configuration
+/// (<see cref="OwnServerContractTests"/>), python grpcio and grpc-js (Interop/PeerServerTests.cs). The same
+/// behaviour is expected of all three.
 /// </summary>
 public abstract class EchoContractTests(IEchoServerFixture fixture)
 {
@@ -105,7 +106,7 @@ public abstract class EchoContractTests(IEchoServerFixture fixture)
     [Fact]
     public async Task Metadata_and_binary_metadata_round_trip()
     {
-        var headers = new Metadata().Add("x-echo", "value-1").Add("x-echo-bin", [1, 2, 3, 0, 255]);
+        var headers = new Metadata { { "x-echo", "value-1" }, { "x-echo-bin", new byte[] { 1, 2, 3, 0, 255 } } };
         using var call = _client.UnaryAsync(new EchoRequest { Message = "md" }, headers);
         var responseHeaders = await call.ResponseHeadersAsync;
         await call;
@@ -148,15 +149,15 @@ public abstract class EchoContractTests(IEchoServerFixture fixture)
     [Fact]
     public async Task Unknown_method_is_UNIMPLEMENTED()
     {
-        var method = new Method<EchoRequest, EchoReply>(MethodType.Unary, Echo.ServiceName, "Nope", EchoRequest.Parser, EchoReply.Parser);
-        var ex = await Assert.ThrowsAsync<RpcException>(async () => await fixture.Channel.CreateCallInvoker().AsyncUnaryCall(method, new EchoRequest(), default));
+        var method = EchoMethods.Unary(Echo.Descriptor.FullName, "Nope");
+        var ex = await Assert.ThrowsAsync<RpcException>(async () => await fixture.Channel.CreateCallInvoker().AsyncUnaryCall(method, null, default, new EchoRequest()));
         Assert.Equal(StatusCode.Unimplemented, ex.StatusCode);
     }
 
     [Fact]
     public async Task Gzip_requests_are_accepted()
     {
-        var reply = await new Echo.EchoClient(fixture.GzipChannel).UnaryAsync(new EchoRequest { Payload = ByteString.CopyFrom(new byte[100_000]), ResponseSize = 100_000 });
+        var reply = await new Echo.EchoClient(fixture.GzipCallInvoker).UnaryAsync(new EchoRequest { Payload = ByteString.CopyFrom(new byte[100_000]), ResponseSize = 100_000 });
         Assert.Equal(100_000, reply.PayloadSize);
         Assert.Equal(100_000, reply.Payload.Length);
     }

@@ -1,8 +1,8 @@
 using System.Collections.Concurrent;
-using ChatServices.Grpc.HealthChecks;
-using ChatServices.Grpc.Server;
 using ChatServices.Grpc.Tests.Interop;
 using Google.Protobuf;
+using Grpc.HealthCheck;
+using Microsoft.AspNetCore.Http.Features;
 using ServingStatus = Grpc.Health.V1.HealthCheckResponse.Types.ServingStatus;
 
 namespace ChatServices.Grpc.Tests.Infrastructure;
@@ -13,7 +13,7 @@ namespace ChatServices.Grpc.Tests.Infrastructure;
 /// Two test hooks on Unary: message "set-health:{service}:{STATUS}" changes a health status;
 /// "was-cancelled:{id}" answers whether the call whose message was {id} saw its token fire.
 /// </summary>
-public sealed class EchoService(CallLog log, HealthStatusRegistry health) : Echo.EchoBase
+public sealed class EchoService(CallLog log, HealthServiceImpl health) : Echo.EchoBase
 {
     public override async Task<EchoReply> Unary(EchoRequest request, ServerCallContext context)
     {
@@ -96,7 +96,8 @@ public sealed class EchoService(CallLog log, HealthStatusRegistry health) : Echo
 
         if (request.Abort)
         {
-            context.Abort();
+            // RST_STREAM with CANCEL (0x8), which a client reports as CANCELLED.
+            context.GetHttpContext().Features.GetRequiredFeature<IHttpResetFeature>().Reset(0x8);
             await Task.Delay(Timeout.Infinite, context.CancellationToken);
         }
 
@@ -120,7 +121,7 @@ public sealed class EchoService(CallLog log, HealthStatusRegistry health) : Echo
     {
         if (request.FailCode != 0)
         {
-            var trailers = new Metadata().Add("x-trailer", "trailer-value").Add("x-trailer-bin", [0, 1, 2, 250, 255]);
+            var trailers = new Metadata { { "x-trailer", "trailer-value" }, { "x-trailer-bin", new byte[] { 0, 1, 2, 250, 255 } } };
             throw new RpcException(new Status((StatusCode)request.FailCode, request.FailMessage), trailers);
         }
     }

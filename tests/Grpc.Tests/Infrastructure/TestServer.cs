@@ -1,8 +1,10 @@
 using System.Net;
 using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
-using ChatServices.Grpc.Client;
-using ChatServices.Grpc.Server;
+using ChatServices.Grpc.Tests.Interop;
+using ChatServices.ServiceDefaults;
+using Grpc.Core.Interceptors;
+using Grpc.Net.Client;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Hosting.Server;
@@ -15,7 +17,8 @@ namespace ChatServices.Grpc.Tests.Infrastructure;
 
 /// <summary>
 /// A real Kestrel server on 127.0.0.1 (port chosen by the OS), HTTP/2 only, serving Echo, health and reflection
-/// through the gRPC layer; optionally TLS with a certificate made for the run.
+/// on grpc-dotnet with the services' configuration (AddGrpcServiceDefaults / MapGrpcServiceDefaults from ServiceDefaults, readiness
+/// health); optionally TLS with a certificate made for the run. It is ready once started.
 /// </summary>
 public sealed class TestServer : IAsyncDisposable
 {
@@ -34,9 +37,10 @@ public sealed class TestServer : IAsyncDisposable
 
     public IServiceProvider Services => _app.Services;
 
-    public static async Task<TestServer> StartAsync(bool tls = false, Action<GrpcServerOptions>? configure = null, Action<WebApplication>? map = null)
+    public static async Task<TestServer> StartAsync(bool tls = false, string? responseCompression = null)
     {
         var builder = WebApplication.CreateSlimBuilder();
+        builder.AddServiceDefaults();
         builder.Logging.ClearProviders();
         var certificate = tls ? CreateCertificate() : null;
         builder.WebHost.ConfigureKestrel(k => k.Listen(IPAddress.Loopback, 0, listen =>
@@ -47,13 +51,13 @@ public sealed class TestServer : IAsyncDisposable
                 listen.UseHttps(certificate);
             }
         }));
-        builder.Services.AddGrpcServer(configure);
+        builder.Configuration["Grpc:ResponseCompressionAlgorithm"] = responseCompression;
+        builder.AddGrpcServiceDefaults();
         builder.Services.AddSingleton<CallLog>();
-        builder.Services.AddSingleton<EchoService>();
         var app = builder.Build();
         app.MapGrpcService<EchoService>();
-        app.MapGrpcHealthAndReflection();
-        map?.Invoke(app);
+        app.MapGrpcServiceDefaults();
+        app.Services.GetRequiredService<Readiness>().MarkReady();
         await app.StartAsync();
         var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
         return new TestServer(app, new Uri(address), certificate);
@@ -65,7 +69,10 @@ public sealed class TestServer : IAsyncDisposable
         if (Certificate is not null)
         {
             var thumbprint = Certificate.Thumbprint;
-            options.RemoteCertificateValidation = (_, cert, _, _) => cert is not null && new X509Certificate2(cert).Thumbprint == thumbprint;
+            options.HttpHandler = new SocketsHttpHandler
+            {
+                SslOptions = { RemoteCertificateValidationCallback = (_, cert, _, _) => cert is not null && new X509Certificate2(cert).Thumbprint == thumbprint },
+            };
         }
 
         return GrpcChannel.ForAddress(Address, options);
@@ -98,19 +105,30 @@ public sealed class TestServerFixture : Client.IEchoServerFixture, IAsyncLifetim
 
     public GrpcChannel Channel { get; private set; } = null!;
 
-    public GrpcChannel GzipChannel { get; private set; } = null!;
+    public CallInvoker GzipCallInvoker { get; private set; } = null!;
 
     public async Task InitializeAsync()
     {
         Server = await TestServer.StartAsync();
         Channel = Server.CreateChannel();
-        GzipChannel = Server.CreateChannel(new GrpcChannelOptions { RequestCompression = "gzip" });
+        GzipCallInvoker = Channel.WithGzipRequests();
     }
 
     public async Task DisposeAsync()
     {
         Channel.Dispose();
-        GzipChannel.Dispose();
         await Server.DisposeAsync();
     }
+}
+
+public static class GzipRequests
+{
+    /// <summary>Calls that gzip-compress their request messages. Grpc.Net.Client is told so per call, by the
+    /// header grpc-internal-encoding-request (it is not sent); this sets it on every call.</summary>
+    public static CallInvoker WithGzipRequests(this GrpcChannel channel) =>
+        channel.Intercept(headers =>
+        {
+            headers.Add("grpc-internal-encoding-request", "gzip");
+            return headers;
+        });
 }

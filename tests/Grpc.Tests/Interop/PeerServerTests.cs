@@ -1,5 +1,6 @@
-using ChatServices.Grpc.Client;
 using ChatServices.Grpc.Tests.Client;
+using ChatServices.Grpc.Tests.Infrastructure;
+using Grpc.Net.Client;
 
 namespace ChatServices.Grpc.Tests.Interop;
 
@@ -10,7 +11,7 @@ public abstract class PeerServerFixture : IEchoServerFixture, IAsyncLifetime
 
     public GrpcChannel Channel { get; private set; } = null!;
 
-    public GrpcChannel GzipChannel { get; private set; } = null!;
+    public CallInvoker GzipCallInvoker { get; private set; } = null!;
 
     protected abstract System.Diagnostics.ProcessStartInfo ServerStartInfo(string descriptorSet);
 
@@ -18,13 +19,12 @@ public abstract class PeerServerFixture : IEchoServerFixture, IAsyncLifetime
     {
         _server = await PeerServer.StartAsync(ServerStartInfo(PeerProcess.WriteDescriptorSet()));
         Channel = GrpcChannel.ForAddress(_server.Address);
-        GzipChannel = GrpcChannel.ForAddress(_server.Address, new GrpcChannelOptions { RequestCompression = "gzip" });
+        GzipCallInvoker = Channel.WithGzipRequests();
     }
 
     public async Task DisposeAsync()
     {
         Channel?.Dispose();
-        GzipChannel?.Dispose();
         if (_server is not null)
         {
             await _server.DisposeAsync();

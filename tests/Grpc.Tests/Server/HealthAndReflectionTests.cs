@@ -1,15 +1,16 @@
-using ChatServices.Grpc.HealthChecks;
 using ChatServices.Grpc.Tests.Infrastructure;
 using ChatServices.Grpc.Tests.Interop;
-using ChatServices.ServiceDefaults;
 using Google.Protobuf.Reflection;
 using Grpc.Health.V1;
+using Grpc.HealthCheck;
 using Grpc.Reflection.V1Alpha;
 using Microsoft.Extensions.DependencyInjection;
 using ServingStatus = Grpc.Health.V1.HealthCheckResponse.Types.ServingStatus;
 
 namespace ChatServices.Grpc.Tests.Server;
 
+/// <summary>grpc.health.v1 (Grpc.AspNetCore.HealthChecks wired by AddGrpcReadinessHealth) and server reflection
+/// v1alpha and v1 (Grpc.AspNetCore.Server.Reflection) on the test server, which is ready.</summary>
 public sealed class HealthAndReflectionTests(TestServerFixture fixture) : IClassFixture<TestServerFixture>
 {
     private readonly Health.HealthClient _health = new(fixture.Channel);
@@ -18,7 +19,7 @@ public sealed class HealthAndReflectionTests(TestServerFixture fixture) : IClass
     public async Task Check_reports_the_server_and_each_mapped_service_as_SERVING()
     {
         Assert.Equal(ServingStatus.Serving, (await _health.CheckAsync(new HealthCheckRequest())).Status);
-        Assert.Equal(ServingStatus.Serving, (await _health.CheckAsync(new HealthCheckRequest { Service = Echo.ServiceName })).Status);
+        Assert.Equal(ServingStatus.Serving, (await _health.CheckAsync(new HealthCheckRequest { Service = Echo.Descriptor.FullName })).Status);
     }
 
     [Fact]
@@ -31,7 +32,7 @@ public sealed class HealthAndReflectionTests(TestServerFixture fixture) : IClass
     [Fact]
     public async Task Watch_streams_the_current_status_then_every_change()
     {
-        var registry = fixture.Server.Services.GetRequiredService<HealthStatusRegistry>();
+        var registry = fixture.Server.Services.GetRequiredService<HealthServiceImpl>();
         using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(10));
         using var call = _health.Watch(new HealthCheckRequest { Service = "watched.Service" }, cancellationToken: cts.Token);
         Assert.True(await call.ResponseStream.MoveNext());
@@ -45,20 +46,6 @@ public sealed class HealthAndReflectionTests(TestServerFixture fixture) : IClass
         Assert.True(await call.ResponseStream.MoveNext());
         Assert.Equal(ServingStatus.NotServing, call.ResponseStream.Current.Status);
         Assert.Equal(ServingStatus.NotServing, (await _health.CheckAsync(new HealthCheckRequest { Service = "watched.Service" })).Status);
-    }
-
-    [Fact]
-    public void Readiness_drives_every_status_to_NOT_SERVING_while_not_ready()
-    {
-        var readiness = new Readiness();
-        var registry = new HealthStatusRegistry(readiness);
-        registry.AddService("a.B");
-        Assert.Equal(ServingStatus.NotServing, registry.GetStatus(""));
-        Assert.Equal(ServingStatus.NotServing, registry.GetStatus("a.B"));
-        readiness.MarkReady();
-        Assert.Equal(ServingStatus.Serving, registry.GetStatus(""));
-        Assert.Equal(ServingStatus.Serving, registry.GetStatus("a.B"));
-        Assert.Null(registry.GetStatus("unknown"));
     }
 
     [Fact]
@@ -87,12 +74,12 @@ public sealed class HealthAndReflectionTests(TestServerFixture fixture) : IClass
         await call.RequestStream.WriteAsync(new ServerReflectionRequest { ListServices = "" });
         Assert.True(await call.ResponseStream.MoveNext());
         var names = call.ResponseStream.Current.ListServicesResponse.Service.Select(s => s.Name).ToList();
-        Assert.Contains(Echo.ServiceName, names);
+        Assert.Contains(Echo.Descriptor.FullName, names);
         Assert.Contains("grpc.health.v1.Health", names);
         Assert.Contains("grpc.reflection.v1alpha.ServerReflection", names);
         Assert.Contains("grpc.reflection.v1.ServerReflection", names);
 
-        await call.RequestStream.WriteAsync(new ServerReflectionRequest { FileContainingSymbol = Echo.ServiceName + ".Duplex" });
+        await call.RequestStream.WriteAsync(new ServerReflectionRequest { FileContainingSymbol = Echo.Descriptor.FullName + ".Duplex" });
         Assert.True(await call.ResponseStream.MoveNext());
         Assert.Null(call.ResponseStream.Current.ErrorResponse);
         var file = FileDescriptorProto.Parser.ParseFrom(call.ResponseStream.Current.FileDescriptorResponse.FileDescriptorProto[0]);
@@ -115,6 +102,6 @@ public sealed class HealthAndReflectionTests(TestServerFixture fixture) : IClass
         await call.RequestStream.WriteAsync(new global::Grpc.Reflection.V1.ServerReflectionRequest { ListServices = "" });
         await call.RequestStream.CompleteAsync();
         Assert.True(await call.ResponseStream.MoveNext());
-        Assert.Contains(Echo.ServiceName, call.ResponseStream.Current.ListServicesResponse.Service.Select(s => s.Name));
+        Assert.Contains(Echo.Descriptor.FullName, call.ResponseStream.Current.ListServicesResponse.Service.Select(s => s.Name));
     }
 }
