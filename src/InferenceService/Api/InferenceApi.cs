@@ -18,6 +18,8 @@ public sealed class InferenceApi(EngineHost host) : Inference.InferenceBase
 {
     public const int MaxRequestIdLength = 128;
 
+    private static readonly WriteOptions BufferedWrite = new(WriteFlags.BufferHint);
+
     public override async Task Generate(GenerateRequest request, IServerStreamWriter<GenerateResponse> responseStream, ServerCallContext context)
     {
         var engine = RequireEngine();
@@ -43,6 +45,9 @@ public sealed class InferenceApi(EngineHost host) : Inference.InferenceBase
         await foreach (var e in events.ReadAllAsync(context.CancellationToken))
         {
             if (e is GenerationCompleted completed) RecordSpans(arrival, completed.Usage, request);
+            // A step whose successor is already waiting is buffered, not flushed: the burst goes out in one write.
+            // Nothing is held back: the last event available is always flushed.
+            responseStream.WriteOptions = events.TryPeek(out _) ? BufferedWrite : null;
             await responseStream.WriteAsync(e switch
             {
                 TokensGenerated step => new GenerateResponse { Step = ToStep(step, withLogprobs) },
