@@ -9,7 +9,10 @@ namespace ChatServices.ServiceDefaults;
 /// How every gRPC call of every service ends, in one place. A call whose client went away (cancelled, reset the
 /// stream, or let its deadline pass) is normal: it ends CANCELLED, is logged at debug level without a stack trace and
 /// is counted in <c>chatservices.rpc.server.abandoned_calls</c>, instead of surfacing as an unhandled handler
-/// exception. Anything else a handler throws is left to grpc-dotnet (logged as an error, INTERNAL to the caller).
+/// exception. A status a handler ends with on purpose (an <see cref="RpcException"/>: INVALID_ARGUMENT,
+/// RESOURCE_EXHAUSTED…) is logged here at debug level without a stack trace; grpc-dotnet's own report of it, an
+/// information entry with the stack trace, is filtered out by <see cref="GrpcServerDefaults"/>. Anything else a
+/// handler throws is left to grpc-dotnet: logged as an error, UNKNOWN to the caller.
 /// </summary>
 public sealed class CallOutcomeInterceptor(ILogger<CallOutcomeInterceptor> logger) : Interceptor
 {
@@ -28,6 +31,11 @@ public sealed class CallOutcomeInterceptor(ILogger<CallOutcomeInterceptor> logge
         {
             throw Abandon(context);
         }
+        catch (RpcException e)
+        {
+            LogStatus(context, e);
+            throw;
+        }
     }
 
     public override async Task ServerStreamingServerHandler<TRequest, TResponse>(
@@ -40,6 +48,11 @@ public sealed class CallOutcomeInterceptor(ILogger<CallOutcomeInterceptor> logge
         catch (Exception e) when (IsAbandoned(e, context))
         {
             throw Abandon(context);
+        }
+        catch (RpcException e)
+        {
+            LogStatus(context, e);
+            throw;
         }
     }
 
@@ -54,6 +67,11 @@ public sealed class CallOutcomeInterceptor(ILogger<CallOutcomeInterceptor> logge
         {
             throw Abandon(context);
         }
+        catch (RpcException e)
+        {
+            LogStatus(context, e);
+            throw;
+        }
     }
 
     public override async Task DuplexStreamingServerHandler<TRequest, TResponse>(
@@ -67,6 +85,11 @@ public sealed class CallOutcomeInterceptor(ILogger<CallOutcomeInterceptor> logge
         {
             throw Abandon(context);
         }
+        catch (RpcException e)
+        {
+            LogStatus(context, e);
+            throw;
+        }
     }
 
     // The call's token fires when the client cancels or resets the stream, when the deadline passes, and when the
@@ -76,6 +99,9 @@ public sealed class CallOutcomeInterceptor(ILogger<CallOutcomeInterceptor> logge
         context.CancellationToken.IsCancellationRequested
         && e is OperationCanceledException or IOException or InvalidOperationException
             or RpcException { StatusCode: StatusCode.Cancelled or StatusCode.DeadlineExceeded };
+
+    private void LogStatus(ServerCallContext context, RpcException e) =>
+        logger.LogDebug("gRPC call {Method} ended with {Status}: {Detail}", context.Method, e.StatusCode, e.Status.Detail);
 
     private RpcException Abandon(ServerCallContext context)
     {

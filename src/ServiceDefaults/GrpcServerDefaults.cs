@@ -4,6 +4,7 @@ using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
 
 namespace ChatServices.ServiceDefaults;
 
@@ -39,6 +40,8 @@ public sealed class GrpcServerSettings
 /// </summary>
 public static class GrpcServerDefaults
 {
+    private const string ServerCallHandlerCategory = "Grpc.AspNetCore.Server.ServerCallHandler";
+
     public static TBuilder AddGrpcServiceDefaults<TBuilder>(this TBuilder builder, Action<GrpcServiceOptions>? configure = null)
         where TBuilder : IHostApplicationBuilder
     {
@@ -51,6 +54,9 @@ public static class GrpcServerDefaults
         });
         builder.Services.AddGrpcReflection();
         builder.Services.AddGrpcReadinessHealth();
+        // grpc-dotnet reports every status a handler throws on purpose at information level with its stack trace;
+        // CallOutcomeInterceptor logs those once, briefly. Handler failures (errors) still come through.
+        builder.Logging.AddFilter(ServerCallHandlerCategory, LogLevel.Warning);
         return builder;
     }
 

@@ -28,6 +28,10 @@ public static class ServiceDefaultsExtensions
             o.TimestampFormat = "HH:mm:ss.fff ";
             o.IncludeScopes = true;
         });
+        // A service that is not ready yet (loading its model) or any more (draining) is not an error, but the
+        // health-check service logs every unhealthy result of every probe as one. Readiness is visible in /readyz,
+        // gRPC health and the logs of whatever loads.
+        builder.Logging.AddFilter("Microsoft.Extensions.Diagnostics.HealthChecks.DefaultHealthCheckService", LogLevel.Critical);
 
         Telemetry.AddOpenTelemetryDefaults(builder);
         AddManagementEndpoint(builder);
