@@ -78,6 +78,13 @@ public sealed class LibraryTokenizer : IChatTokenizer
     public bool IsSpecial(int id) => _addedById.TryGetValue(id, out var t) && t.Special;
     public MLTokenizer AsMLTokenizer() => _full;
 
+    public int[] Encode(string text, bool addSpecialTokens = true, bool parseSpecialTokens = false)
+    {
+        var ids = new List<int>(text.Length / 3 + 4);
+        Encode(text, ids, addSpecialTokens, parseSpecialTokens);
+        return ids.ToArray();
+    }
+
     public void Encode(string text, List<int> ids, bool addSpecialTokens = true, bool parseSpecialTokens = false)
     {
         ArgumentNullException.ThrowIfNull(text);
@@ -142,13 +149,51 @@ public sealed class LibraryTokenizer : IChatTokenizer
         int[] suffix = config.Bool("add_eos_token", false) ? [plain.EndOfSentenceId] : [];
         return new LibraryTokenizer(plain, full,
             text => [.. plain.EncodeToIds(text, addBeginningOfSentence: false, addEndOfSentence: false)],
-            (ids, withSpecial) => full.Decode(ids, considerSpecialTokens: withSpecial),
+            (ids, _) => DecodePieces(ids, idToToken, specialTokens),
             idToToken, added.OrderBy(t => t.Id).ToArray(), prefix, suffix, config)
         {
             Format = "SentencePiece",
             BosToken = config.TokenContent("bos_token") ?? plain.BeginningOfSentenceToken,
             EosToken = config.TokenContent("eos_token") ?? plain.EndOfSentenceToken,
         };
+    }
+
+    /// <summary>
+    /// SentencePiece decoding from the pieces: "▁" is a space, &lt;0xNN&gt; pieces are bytes, added tokens are their
+    /// text, and the dummy prefix (one leading space) is dropped when the first piece starts with "▁" — decided by the
+    /// first piece alone, so that decoding any window of ids is consistent with decoding the whole sequence, which
+    /// streaming detokenization relies on. (The library's Decode also drops a "▁" after leading byte pieces, which
+    /// loses a space when a stream's window starts with a byte such as a newline.)
+    /// </summary>
+    private static string DecodePieces(IEnumerable<int> ids, string?[] pieces, IReadOnlyDictionary<string, int> added)
+    {
+        var addedIds = added.Values.ToHashSet();
+        var bytes = new List<byte>();
+        var first = true;
+        Span<byte> scratch = stackalloc byte[4];
+        foreach (var id in ids)
+        {
+            var piece = id < pieces.Length ? pieces[id] : null;
+            if (piece is null || addedIds.Contains(id))
+            {
+                piece = added.FirstOrDefault(p => p.Value == id).Key ?? "";
+                bytes.AddRange(Encoding.UTF8.GetBytes(piece));
+                first = false;
+                continue;
+            }
+            if (piece.Length == 6 && piece.StartsWith("<0x", StringComparison.Ordinal) && piece[5] == '>'
+                && byte.TryParse(piece.AsSpan(3, 2), System.Globalization.NumberStyles.HexNumber, null, out var b))
+            {
+                bytes.Add(b);
+                first = false;
+                continue;
+            }
+            var text = piece.Replace('\u2581', ' ');
+            if (first && text.StartsWith(' ')) text = text[1..];
+            first = false;
+            bytes.AddRange(Encoding.UTF8.GetBytes(text));
+        }
+        return Encoding.UTF8.GetString(bytes.ToArray());
     }
 
     /// <summary>
@@ -184,7 +229,6 @@ public sealed class LibraryTokenizer : IChatTokenizer
                 $"Known encodings: {string.Join(", ", Encodings.Keys)}; or ship a tokenizer.json.");
         using var configDoc = ReadConfig(configPath);
         var config = configDoc.RootElement;
-        var idToToken = ReadRanks(ranks, encoding);
 
         var added = AddedFromConfig(config);
         foreach (var (token, id) in known.Special)
@@ -201,6 +245,7 @@ public sealed class LibraryTokenizer : IChatTokenizer
         {
             throw new TokenizerFormatException($"{encoding}.tiktoken is not a tiktoken file: {e.Message}", e);
         }
+        var idToToken = TokenStrings(ranks, encoding);
         return new LibraryTokenizer(plain, full,
             text => [.. plain.EncodeToIds(text)],
             (ids, _) => full.Decode(ids),
@@ -212,21 +257,29 @@ public sealed class LibraryTokenizer : IChatTokenizer
         };
     }
 
-    /// <summary>Token strings of a tiktoken file (base64 bytes and rank per line), written in the byte-level alphabet.</summary>
-    private static string?[] ReadRanks(byte[] ranks, string encoding)
+    /// <summary>
+    /// Token strings of a tiktoken file, written in the byte-level alphabet (as GPT-2's tokenizer.json does): lines of
+    /// "base64 rank", or of "base64" alone (rank = line number) after a "Capacity: N" line, as the library's own data
+    /// packages write them. The library parses the file for encoding; this is only for <see cref="IdToToken"/>.
+    /// </summary>
+    private static string?[] TokenStrings(byte[] ranks, string encoding)
     {
         var tokens = new Dictionary<int, string>();
-        foreach (var line in Encoding.UTF8.GetString(ranks).Split('\n'))
+        var next = 0;
+        foreach (var raw in Encoding.UTF8.GetString(ranks).Split('\n'))
         {
-            if (line.Length == 0) continue;
+            var line = raw.TrimEnd('\r');
+            if (line.Length == 0 || line.StartsWith("Capacity:", StringComparison.Ordinal)) continue;
             var space = line.IndexOf(' ');
-            if (space <= 0 || !int.TryParse(line.AsSpan(space + 1), out var rank))
+            var rank = next;
+            if (space > 0 && !int.TryParse(line.AsSpan(space + 1), out rank))
                 throw new TokenizerFormatException($"{encoding}.tiktoken: a line is not '<base64> <rank>'.");
-            var bytes = Convert.FromBase64String(line[..space]);
+            var bytes = Convert.FromBase64String(space > 0 ? line[..space] : line);
             tokens[rank] = string.Create(bytes.Length, bytes, (span, b) =>
             {
                 for (var i = 0; i < b.Length; i++) span[i] = ByteLevelAlphabet.ByteToChar[b[i]];
             });
+            next = rank + 1;
         }
         var result = new string?[tokens.Count == 0 ? 0 : tokens.Keys.Max() + 1];
         foreach (var (id, token) in tokens) result[id] = token;
