@@ -1,10 +1,7 @@
-using System.Buffers;
 using System.Text;
 using System.Text.Json;
 using Microsoft.ML.Tokenizers;
 using MLTokenizer = Microsoft.ML.Tokenizers.Tokenizer;
-using MLNormalizer = Microsoft.ML.Tokenizers.Normalizer;
-using MLPreTokenizer = Microsoft.ML.Tokenizers.PreTokenizer;
 using TextNormalizer = ChatServices.DialogueService.Tokenization.Normalizer;
 using TextPreTokenizer = ChatServices.DialogueService.Tokenization.PreTokenizer;
 
