@@ -16,7 +16,7 @@ log() { printf '\033[1;34m[setup]\033[0m %s\n' "$*"; }
 
 # Debian packages. Each list is what that profile uses; apt-get runs only when one is missing.
 apt_run=()
-apt_test=(python3-grpcio python3-protobuf chromium postgresql)
+apt_test=(python3-grpcio python3-protobuf chromium postgresql python3-sentencepiece)
 apt_train=(python3-torch python3-matplotlib)
 want=("${apt_run[@]}")
 [[ $profile == test ]] && want+=("${apt_test[@]}")

@@ -5,7 +5,6 @@ using ChatServices.DialogueService.Conversations;
 using ChatServices.DialogueService.Model;
 using ChatServices.DialogueService.PostProcessing;
 using ChatServices.DialogueService.Templates;
-using Tokenizer = ChatServices.DialogueService.Tokenization.Tokenizer;
 using ChatServices.DialogueService.Tokenization;
 using Grpc.Core;
 using ChatServices.Protos.Chat.V1;
@@ -344,7 +343,7 @@ public sealed class ChatPipeline(
 
     /// <summary>Token ids to released text for one choice: detokenizer, then stop strings.</summary>
     /// <param name="trim">Trim the reply (chat); a raw completion continues its prompt and keeps every character.</param>
-    private sealed class ChoiceState(int index, Tokenizer tokenizer, string[] stops, bool deferFinished, bool trim)
+    private sealed class ChoiceState(int index, IChatTokenizer tokenizer, string[] stops, bool deferFinished, bool trim)
     {
         private readonly StreamingDetokenizer _detokenizer = tokenizer.CreateStreamingDetokenizer(skipSpecialTokens: true);
         private readonly StopSequenceMatcher _stops = new(stops);

@@ -37,7 +37,7 @@ public sealed class ServedModel
         "{% elif message['role'] == 'assistant' %}{{ ' '  + content.strip() + ' ' + eos_token }}{% endif %}" +
         "{% endfor %}";
 
-    private ServedModel(string id, string folder, Tokenizer tokenizer, ChatTemplate template, bool templateFromModel,
+    private ServedModel(string id, string folder, IChatTokenizer tokenizer, ChatTemplate template, bool templateFromModel,
         IReadOnlyDictionary<string, string> specialTokens, int contextLength, IReadOnlyList<int> eosTokenIds, DateTimeOffset created)
     {
         Id = id;
@@ -55,7 +55,7 @@ public sealed class ServedModel
 
     public string Id { get; }
     public string Folder { get; }
-    public Tokenizer Tokenizer { get; }
+    public IChatTokenizer Tokenizer { get; }
     public ChatTemplate ChatTemplate { get; }
 
     /// <summary>False when the folder has no chat template and <see cref="FallbackChatTemplate"/> is used.</summary>
@@ -99,7 +99,7 @@ public sealed class ServedModel
         if (string.IsNullOrWhiteSpace(options.ModelPath) || !Directory.Exists(folder))
             throw new InvalidOperationException($"Dialogue:ModelPath must name a model folder; '{options.ModelPath}' does not exist.");
 
-        var tokenizer = Tokenizer.LoadFromFolder(folder);
+        var tokenizer = TokenizerLoader.LoadFromFolder(folder);
         var configPath = Path.Combine(folder, "tokenizer_config.json");
         var chatConfig = File.Exists(configPath) ? TokenizerChatConfig.Load(configPath) : null;
         var template = chatConfig?.SelectTemplate();

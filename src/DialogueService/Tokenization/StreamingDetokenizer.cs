@@ -19,7 +19,7 @@ namespace ChatServices.DialogueService.Tokenization;
 /// </summary>
 public sealed class StreamingDetokenizer
 {
-    private readonly Tokenizer _tokenizer;
+    private readonly IChatTokenizer _tokenizer;
     private readonly bool _skipSpecialTokens;
     private readonly List<int> _ids = new();
     private int _prefixStart;
@@ -27,7 +27,7 @@ public sealed class StreamingDetokenizer
     /// <summary>Decode of ids[_prefixStart.._readStart]: text already emitted, the part to subtract.</summary>
     private string _prefixText = "";
 
-    internal StreamingDetokenizer(Tokenizer tokenizer, bool skipSpecialTokens)
+    internal StreamingDetokenizer(IChatTokenizer tokenizer, bool skipSpecialTokens)
     {
         _tokenizer = tokenizer;
         _skipSpecialTokens = skipSpecialTokens;

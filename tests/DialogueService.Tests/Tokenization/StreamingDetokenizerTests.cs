@@ -116,7 +116,7 @@ public sealed class StreamingDetokenizerTests
         Assert.Throws<ArgumentOutOfRangeException>(() => gpt2.CreateStreamingDetokenizer().Push(gpt2.VocabularySize));
     }
 
-    private static List<string> Stream(Tokenizer tokenizer, int[] ids)
+    private static List<string> Stream(HuggingFaceTokenizer tokenizer, int[] ids)
     {
         var detokenizer = tokenizer.CreateStreamingDetokenizer();
         var chunks = ids.Select(detokenizer.Push).ToList();

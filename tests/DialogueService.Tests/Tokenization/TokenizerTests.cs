@@ -116,7 +116,7 @@ public sealed class TokenizerTests
     public void Concurrent_encoding_from_a_cold_cache_matches_sequential_encoding()
     {
         var (path, config) = TokenizerFiles.Get(TestPaths.RepoRoot, "gpt2");
-        var fresh = Tokenizer.Load(path, config); // its piece cache starts empty: threads fill it concurrently
+        var fresh = HuggingFaceTokenizer.Load(path, config); // its piece cache starts empty: threads fill it concurrently
         var texts = TokenizerCorpus.All(TestPaths.RepoRoot);
         var results = new int[texts.Count * 4][];
         Parallel.For(0, results.Length, new ParallelOptions { MaxDegreeOfParallelism = 4 }, i => results[i] = fresh.Encode(texts[i % texts.Count]));
@@ -258,7 +258,7 @@ public sealed class TokenizerTests
         var json = JsonNode.Parse(File.ReadAllText(path))!;
         var split = json["pre_tokenizer"]!["pretokenizers"]![0]!["pattern"]!;
         split["Regex"] = "(?:" + (string)split["Regex"]! + ")";
-        var viaRegex = Tokenizer.Load(new MemoryStream(Encoding.UTF8.GetBytes(json.ToJsonString())), File.OpenRead(config));
+        var viaRegex = HuggingFaceTokenizer.Load(new MemoryStream(Encoding.UTF8.GetBytes(json.ToJsonString())), File.OpenRead(config));
         var viaScanner = LoadedTokenizers.Get(name);
         var compared = 0;
         foreach (var corpusText in TokenizerCorpus.All(TestPaths.RepoRoot))
@@ -295,6 +295,6 @@ public sealed class TokenizerTests
         },
     };
 
-    private static Tokenizer Load(JsonObject json) =>
-        Tokenizer.Load(new MemoryStream(Encoding.UTF8.GetBytes(json.ToJsonString())), null);
+    private static HuggingFaceTokenizer Load(JsonObject json) =>
+        HuggingFaceTokenizer.Load(new MemoryStream(Encoding.UTF8.GetBytes(json.ToJsonString())), null);
 }

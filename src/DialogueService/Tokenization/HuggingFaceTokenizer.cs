@@ -1,5 +1,9 @@
 using System.Text;
 using System.Text.Json;
+using Microsoft.ML.Tokenizers;
+using MLTokenizer = Microsoft.ML.Tokenizers.Tokenizer;
+using TextNormalizer = ChatServices.DialogueService.Tokenization.Normalizer;
+using TextPreTokenizer = ChatServices.DialogueService.Tokenization.PreTokenizer;
 
 namespace ChatServices.DialogueService.Tokenization;
 
@@ -19,12 +23,20 @@ namespace ChatServices.DialogueService.Tokenization;
 /// sequence come from tokenizer.json's post-processor only (as in the reference; tokenizer_config.json's
 /// <c>add_bos_token</c> is not applied on top). Only BPE models load; other model types are refused by name.
 /// </para>
+/// <para>
+/// It is a <see cref="MLTokenizer"/> (Microsoft.ML.Tokenizers), so .NET code that takes the ecosystem's abstraction
+/// can use it. Through that API text is encoded with this class's defaults (<see cref="Encode(string, bool, bool)"/>):
+/// the post-processor's special tokens are added, special-token strings in the text are not parsed; the file decides
+/// normalization and pre-tokenization, so <see cref="EncodeSettings"/>' ConsiderNormalization/ConsiderPreTokenization
+/// are ignored. Offsets index <see cref="EncodeResults{T}.NormalizedText"/> when the normalizer or pre-tokenizer
+/// rewrote the text (Llama 2's "▁"), else the input.
+/// </para>
 /// Thread-safe: one instance serves all requests.
 /// </summary>
-public sealed class Tokenizer
+public sealed partial class HuggingFaceTokenizer : MLTokenizer, IChatTokenizer
 {
-    private readonly Normalizer? _normalizer;
-    private readonly PreTokenizer? _preTokenizer;
+    private readonly TextNormalizer? _normalizer;
+    private readonly TextPreTokenizer? _preTokenizer;
     private readonly BpeModel _model;
     private readonly PostProcessor _postProcessor;
     private readonly Decoder? _decoder;
@@ -65,12 +77,12 @@ public sealed class Tokenizer
     /// <summary>The Jinja chat template of tokenizer_config.json (the "default" one when several are named), if any.</summary>
     public string? ChatTemplate { get; }
 
-    private Tokenizer(JsonElement tokenizer, JsonElement config)
+    private HuggingFaceTokenizer(JsonElement tokenizer, JsonElement config)
     {
         if (!tokenizer.Has("model", out var model)) throw new TokenizerFormatException("tokenizer.json has no model.");
         _model = new BpeModel(model);
-        _normalizer = Normalizer.FromJson(tokenizer.Has("normalizer", out var n) ? n : default);
-        _preTokenizer = PreTokenizer.FromJson(tokenizer.Has("pre_tokenizer", out var p) ? p : default);
+        _normalizer = TextNormalizer.FromJson(tokenizer.Has("normalizer", out var n) ? n : default);
+        _preTokenizer = TextPreTokenizer.FromJson(tokenizer.Has("pre_tokenizer", out var p) ? p : default);
         _byteLevel = _preTokenizer?.IsByteLevel ?? false;
         _postProcessor = PostProcessor.FromJson(tokenizer.Has("post_processor", out var pp) ? pp : default);
 
@@ -126,7 +138,7 @@ public sealed class Tokenizer
 
     /// <summary>Loads tokenizer.json and, when given, tokenizer_config.json.</summary>
     /// <exception cref="TokenizerFormatException">A malformed file or an unsupported component type.</exception>
-    public static Tokenizer Load(string tokenizerJsonPath, string? tokenizerConfigPath = null)
+    public static HuggingFaceTokenizer Load(string tokenizerJsonPath, string? tokenizerConfigPath = null)
     {
         using var tokenizer = File.OpenRead(tokenizerJsonPath);
         using var config = tokenizerConfigPath is not null && File.Exists(tokenizerConfigPath) ? File.OpenRead(tokenizerConfigPath) : null;
@@ -134,16 +146,16 @@ public sealed class Tokenizer
     }
 
     /// <summary>Loads a tokenizer from a model folder (tokenizer.json, and tokenizer_config.json when present).</summary>
-    public static Tokenizer LoadFromFolder(string folder) =>
+    public static HuggingFaceTokenizer LoadFromFolder(string folder) =>
         Load(Path.Combine(folder, "tokenizer.json"), Path.Combine(folder, "tokenizer_config.json"));
 
-    public static Tokenizer Load(Stream tokenizerJson, Stream? tokenizerConfigJson)
+    public static HuggingFaceTokenizer Load(Stream tokenizerJson, Stream? tokenizerConfigJson)
     {
         try
         {
             using var tokenizer = JsonDocument.Parse(tokenizerJson);
             using var config = tokenizerConfigJson is not null ? JsonDocument.Parse(tokenizerConfigJson) : JsonDocument.Parse("{}");
-            return new Tokenizer(tokenizer.RootElement, config.RootElement);
+            return new HuggingFaceTokenizer(tokenizer.RootElement, config.RootElement);
         }
         catch (JsonException e)
         {
@@ -186,7 +198,11 @@ public sealed class Tokenizer
     }
 
     /// <summary>The number of tokens <see cref="Encode(string, bool, bool)"/> returns, without keeping them.</summary>
-    public int CountTokens(string text, bool addSpecialTokens = true, bool parseSpecialTokens = false)
+    /// <remarks>Reached through <see cref="IChatTokenizer"/>: on this class, <c>CountTokens(string, bool, bool)</c> is
+    /// Microsoft.ML.Tokenizers' (whose flags mean pre-tokenization and normalization).</remarks>
+    int IChatTokenizer.CountTokens(string text, bool addSpecialTokens, bool parseSpecialTokens) => CountIds(text, addSpecialTokens, parseSpecialTokens);
+
+    private int CountIds(string text, bool addSpecialTokens, bool parseSpecialTokens)
     {
         var buffer = t_countBuffer ??= new List<int>(1024);
         buffer.Clear();
@@ -196,7 +212,7 @@ public sealed class Tokenizer
         return count;
     }
 
-    private void EncodeText(string text, List<int> ids, bool parseSpecialTokens)
+    private void EncodeText(string text, List<int> ids, bool parseSpecialTokens, OffsetRecorder? offsets = null)
     {
         var sections = t_sections ??= new List<Section>();
         sections.Clear();
@@ -205,7 +221,7 @@ public sealed class Tokenizer
         var pre = t_preTokenized ??= new PreTokenizedText();
         try
         {
-            EncodeSections(text, sections, pre, ids, parseSpecialTokens);
+            EncodeSections(text, sections, pre, ids, parseSpecialTokens, offsets);
         }
         finally
         {
@@ -214,7 +230,7 @@ public sealed class Tokenizer
         }
     }
 
-    private void EncodeSections(string text, List<Section> sections, PreTokenizedText pre, List<int> ids, bool parseSpecialTokens)
+    private void EncodeSections(string text, List<Section> sections, PreTokenizedText pre, List<int> ids, bool parseSpecialTokens, OffsetRecorder? offsets)
     {
         for (var index = 0; index < sections.Count; index++)
         {
@@ -222,13 +238,14 @@ public sealed class Tokenizer
             if (section.Token is not null)
             {
                 ids.Add(section.Token.Id);
+                offsets?.AddedToken(section.Token.Content);
                 continue;
             }
             if (section.Length == 0) continue;
             var sectionStart = ids.Count;
             if (_normalizer is null)
             {
-                EncodeSection(pre, text, new TextRange(section.Start, section.Length), index, ids);
+                EncodeSection(pre, text, new TextRange(section.Start, section.Length), index, ids, offsets);
             }
             else
             {
@@ -236,7 +253,7 @@ public sealed class Tokenizer
                 var matcher = parseSpecialTokens ? _normalizedAll : _normalizedNonSpecial;
                 if (matcher.IsEmpty)
                 {
-                    EncodeSection(pre, normalized, new TextRange(0, normalized.Length), index, ids);
+                    EncodeSection(pre, normalized, new TextRange(0, normalized.Length), index, ids, offsets);
                 }
                 else
                 {
@@ -246,26 +263,40 @@ public sealed class Tokenizer
                     SplitOnAddedTokens(normalized, new TextRange(0, normalized.Length), matcher, sections);
                     for (var j = first; j < sections.Count; j++)
                     {
-                        if (sections[j].Token is { } token) ids.Add(token.Id);
-                        else if (sections[j].Length > 0) EncodeSection(pre, normalized, new TextRange(sections[j].Start, sections[j].Length), index, ids);
+                        if (sections[j].Token is { } token)
+                        {
+                            ids.Add(token.Id);
+                            offsets?.AddedToken(token.Content);
+                        }
+                        else if (sections[j].Length > 0) EncodeSection(pre, normalized, new TextRange(sections[j].Start, sections[j].Length), index, ids, offsets);
                     }
                     sections.RemoveRange(first, sections.Count - first);
                 }
             }
-            if (_model.FuseUnknown) FuseUnknown(ids, sectionStart);
+            if (_model.FuseUnknown) FuseUnknown(ids, sectionStart, offsets);
         }
     }
 
-    private void EncodeSection(PreTokenizedText pre, string text, TextRange range, int sectionIndex, List<int> ids)
+    private void EncodeSection(PreTokenizedText pre, string text, TextRange range, int sectionIndex, List<int> ids, OffsetRecorder? offsets)
     {
         if (_preTokenizer is null)
         {
+            var before = ids.Count;
             _model.Encode(text.AsSpan(range.Start, range.Length), _byteLevel, ids);
+            offsets?.Section(text, range, range);
+            offsets?.Piece(text, range, ids, before);
             return;
         }
         pre.Reset(text, range);
         _preTokenizer.PreTokenize(pre, sectionIndex);
-        foreach (var piece in pre.Pieces) _model.Encode(pre.Text.AsSpan(piece.Start, piece.Length), _byteLevel, ids);
+        // A pre-tokenizer that rewrites (Metaspace) leaves a new text holding only this section's pieces.
+        offsets?.Section(pre.Text, range, ReferenceEquals(pre.Text, text) ? range : new TextRange(0, pre.Text.Length));
+        foreach (var piece in pre.Pieces)
+        {
+            var before = ids.Count;
+            _model.Encode(pre.Text.AsSpan(piece.Start, piece.Length), _byteLevel, ids);
+            offsets?.Piece(pre.Text, piece, ids, before);
+        }
     }
 
     /// <summary>
@@ -306,13 +337,25 @@ public sealed class Tokenizer
     }
 
     /// <summary>fuse_unk: consecutive unknown tokens of a section collapse into one.</summary>
-    private void FuseUnknown(List<int> ids, int start)
+    private void FuseUnknown(List<int> ids, int start, OffsetRecorder? offsets)
     {
         var unk = _model.UnknownId;
         var write = start;
         for (var read = start; read < ids.Count; read++)
-            if (!(ids[read] == unk && write > start && ids[write - 1] == unk)) ids[write++] = ids[read];
+        {
+            if (!(ids[read] == unk && write > start && ids[write - 1] == unk))
+            {
+                ids[write] = ids[read];
+                offsets?.Move(read, write);
+                write++;
+            }
+            else
+            {
+                offsets?.Extend(write - 1, read);
+            }
+        }
         ids.RemoveRange(write, ids.Count - write);
+        offsets?.Truncate(ids.Count);
     }
 
     /// <summary>Decodes token ids to text.</summary>
@@ -348,7 +391,10 @@ public sealed class Tokenizer
     /// <summary>A detokenizer for one generated sequence: feed ids as they come, receive only complete text.</summary>
     public StreamingDetokenizer CreateStreamingDetokenizer(bool skipSpecialTokens = true) => new(this, skipSpecialTokens);
 
-    private static string CleanUpTokenizationSpaces(string text)
+    /// <summary>Itself: this tokenizer is a Microsoft.ML.Tokenizers tokenizer.</summary>
+    MLTokenizer IChatTokenizer.AsMLTokenizer() => this;
+
+    internal static string CleanUpTokenizationSpaces(string text)
     {
         if (!text.Contains(' ')) return text;
         var sb = new StringBuilder(text);
