@@ -14,7 +14,15 @@ public static class GrpcChannels
 
     public static GrpcChannel ForAddress(Uri address, Action<GrpcChannelOptions>? configure = null)
     {
-        var options = new GrpcChannelOptions { HttpHandler = CreateHandler(), DisposeHttpClient = true };
+        var options = new GrpcChannelOptions
+        {
+            HttpHandler = CreateHandler(),
+            DisposeHttpClient = true,
+            // A replica that comes back (restarted, rescheduled) is connected to again within seconds, not after
+            // grpc-dotnet's default backoff of up to two minutes.
+            InitialReconnectBackoff = TimeSpan.FromMilliseconds(250),
+            MaxReconnectBackoff = TimeSpan.FromSeconds(5),
+        };
         configure?.Invoke(options);
         return GrpcChannel.ForAddress(address, options);
     }

@@ -96,9 +96,6 @@ public sealed class InferenceGenerationBackend : IGenerationBackend, IDisposable
             o.ServiceProvider = services.BuildServiceProvider();
             o.Credentials = schemes[0] == "https" ? ChannelCredentials.SecureSsl : ChannelCredentials.Insecure;
             o.ServiceConfig = new ServiceConfig { LoadBalancingConfigs = { new LoadBalancingConfig(ReplicaBalancerFactory.PolicyName) } };
-            // A replica that comes back (restarted, rescheduled) is connected to again within seconds.
-            o.InitialReconnectBackoff = TimeSpan.FromMilliseconds(250);
-            o.MaxReconnectBackoff = TimeSpan.FromSeconds(5);
         });
         _client = new Protos.Chat.V1.Inference.InferenceClient(_channel);
         _retry = new ResiliencePipelineBuilder()
