@@ -1,3 +1,4 @@
+using System.Reflection;
 using System.Text;
 using ChatServices.InferenceService.Engine;
 
@@ -15,12 +16,17 @@ public sealed class Report(Machine machine, long weightBytes, bool quick, string
     private readonly StringBuilder _context = new();
     private readonly StringBuilder _chat = new();
 
+    /// <summary>The versions this process actually loaded: the native ONNX Runtime and the GenAI package's assembly.</summary>
+    private static readonly string OrtVersion = Microsoft.ML.OnnxRuntime.OrtEnv.Instance().GetVersionString();
+    private static readonly string GenAiVersion =
+        (typeof(Microsoft.ML.OnnxRuntimeGenAI.Model).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion ?? "?").Split('+')[0];
+
     private double BoundTokensPerSecond => machine.TriadGBps * 1e9 / weightBytes;
 
     public void SingleStream(DecodeRate ours, DecodeRate theirs)
     {
         _single.AppendLine($"| InferenceService engine | {ours.TokensPerSecond:F1} | {ours.StepMilliseconds:F2} | {ours.TokensPerSecond / BoundTokensPerSecond:P0} |");
-        _single.AppendLine($"| ONNX Runtime GenAI 0.15.2 | {theirs.TokensPerSecond:F1} | {theirs.StepMilliseconds:F2} | {theirs.TokensPerSecond / BoundTokensPerSecond:P0} |");
+        _single.AppendLine($"| ONNX Runtime GenAI {GenAiVersion} | {theirs.TokensPerSecond:F1} | {theirs.StepMilliseconds:F2} | {theirs.TokensPerSecond / BoundTokensPerSecond:P0} |");
         _single.AppendLine($"| memory-bandwidth bound | {BoundTokensPerSecond:F1} | {1000 / BoundTokensPerSecond:F2} | 100% |");
         _single.AppendLine();
         _single.AppendLine($"Engine / GenAI: **{ours.TokensPerSecond / theirs.TokensPerSecond:F2}x**.");
@@ -42,8 +48,8 @@ public sealed class Report(Machine machine, long weightBytes, bool quick, string
     public string ToMarkdown() => $"""
         # InferenceService engine benchmarks{(quick ? " (quick run)" : "")}
 
-        Written by `dotnet run -c Release --project bench/InferenceBench` on {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC.
-        CPU execution provider, ONNX Runtime 1.29.0, float32 random `bench-25m` model from tools/ModelBuilder
+        Written by `dotnet run -c Release --project bench/InferenceBench{(quick ? " -- --quick" : "")}` on {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC.
+        CPU execution provider, ONNX Runtime {OrtVersion}, float32 random `bench-25m` model from tools/ModelBuilder
         (8 layers, hidden 256, 4 heads / 2 KV heads of 64, MLP 1024, vocabulary 32000, context 4096;
         {weightBytes / 1e6:F1} MB of weights). Both systems run greedy decoding on the same model folder in the same
         process, one after the other; each scenario is preceded by a warm-up request.
