@@ -1,5 +1,6 @@
 using System.Reflection;
 using System.Text;
+using System.Text.Json;
 using ChatServices.InferenceService.Engine;
 
 namespace ChatServices.InferenceBench;
@@ -8,18 +9,28 @@ namespace ChatServices.InferenceBench;
 public sealed class Report(Machine machine, long weightBytes, bool quick, string loadAtStart)
 {
     private string _loadAtEnd = "";
+    private string _raw = "";
 
-    public void Finished(string loadAverage) => _loadAtEnd = loadAverage;
+    public void Finished(string loadAverage, string rawOutput) => (_loadAtEnd, _raw) = (loadAverage, rawOutput);
 
     private readonly StringBuilder _single = new();
     private readonly StringBuilder _concurrency = new();
     private readonly StringBuilder _context = new();
     private readonly StringBuilder _chat = new();
 
-    /// <summary>The versions this process actually loaded: the native ONNX Runtime and the GenAI package's assembly.</summary>
+    /// <summary>The versions this process runs: the loaded native ONNX Runtime, and the GenAI package as restored
+    /// (its managed assembly carries no version), read from the program's deps.json.</summary>
     private static readonly string OrtVersion = Microsoft.ML.OnnxRuntime.OrtEnv.Instance().GetVersionString();
-    private static readonly string GenAiVersion =
-        (typeof(Microsoft.ML.OnnxRuntimeGenAI.Model).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion ?? "?").Split('+')[0];
+    private static readonly string GenAiVersion = PackageVersion("Microsoft.ML.OnnxRuntimeGenAI.Managed");
+
+    private static string PackageVersion(string package)
+    {
+        var deps = Path.Combine(AppContext.BaseDirectory, $"{Assembly.GetEntryAssembly()!.GetName().Name}.deps.json");
+        using var json = JsonDocument.Parse(File.ReadAllBytes(deps));
+        var library = json.RootElement.GetProperty("libraries").EnumerateObject()
+            .FirstOrDefault(l => l.Name.StartsWith(package + "/", StringComparison.Ordinal));
+        return library.Value.ValueKind == JsonValueKind.Undefined ? "?" : library.Name.Split('/')[1];
+    }
 
     private double BoundTokensPerSecond => machine.TriadGBps * 1e9 / weightBytes;
 
@@ -102,5 +113,10 @@ public sealed class Report(Machine machine, long weightBytes, bool quick, string
         | prefix caching | requests | wall s | prompt tokens | served from cache | TTFT p50 / p99 ms | output tok/s | hit rate |
         | --- | --- | --- | --- | --- | --- | --- | --- |
         {_chat}
+        ## Raw output
+
+        ```
+        {_raw.TrimEnd()}
+        ```
         """;
 }
