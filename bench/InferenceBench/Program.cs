@@ -13,18 +13,20 @@ using GenAi = Microsoft.ML.OnnxRuntimeGenAI;
 // Usage: dotnet run -c Release --project bench/InferenceBench [-- --quick]
 CultureInfo.DefaultThreadCurrentCulture = CultureInfo.InvariantCulture;
 var quick = args.Contains("--quick");
+var raw = new StringBuilder(); // every [bench] line, kept as the report's raw output
+void Log(string line) { Console.WriteLine(line); raw.AppendLine(line); }
 var repo = FindRepoRoot();
 var modelPath = Path.Combine(repo, ".models", "bench-25m-ctx4096");
 if (!File.Exists(Path.Combine(modelPath, "model.onnx")))
 {
-    Console.WriteLine($"[bench] building the bench-25m random model (context 4096) into {modelPath}");
+    Log($"[bench] building the bench-25m random model (context 4096) into {modelPath}");
     ModelFolderBuilder.FromRandom(RandomModelSpec.Preset("bench-25m") with { ContextLength = 4096, Seed = 25 }, modelPath, new BuildOptions());
 }
 var weightBytes = Directory.GetFiles(modelPath, "model.onnx*").Sum(f => new FileInfo(f).Length);
 
 Console.WriteLine("[bench] measuring memory bandwidth");
 var machine = Machine.Describe();
-Console.WriteLine($"[bench] {machine}");
+Log($"[bench] {machine}");
 var report = new Report(machine, weightBytes, quick, LoadAverage());
 
 // The machine is shared and noisy: each comparison alternates the two systems and keeps each one's best repetition.
@@ -43,7 +45,7 @@ Workloads.GenAi(genAiModel, 1, 1, 16, 16, TimeSpan.FromSeconds(30)); // warm-up
         var t = Workloads.GenAiDecodeRate(genAiModel, prompt: 16, newTokens: quick ? 64 : 128);
         if (ours is null || o.TokensPerSecond > ours.TokensPerSecond) ours = o;
         if (theirs is null || t.TokensPerSecond > theirs.TokensPerSecond) theirs = t;
-        Console.WriteLine($"[bench] single stream: ours {o.TokensPerSecond:F1} tok/s, GenAI {t.TokensPerSecond:F1} tok/s");
+        Log($"[bench] single stream: ours {o.TokensPerSecond:F1} tok/s, GenAI {t.TokensPerSecond:F1} tok/s");
     }
     report.SingleStream(ours!, theirs!);
 }
@@ -61,7 +63,7 @@ foreach (var (streams, rounds, newTokens) in new[] { (1, 2, 64), (4, 2, 64), (16
         var t = Workloads.GenAi(genAiModel, streams, rounds, prompt: 32, newTokens, budget);
         if (ours is null || o.TokensPerSecond > ours.TokensPerSecond) ours = o;
         if (theirs is null || t.TokensPerSecond > theirs.TokensPerSecond) theirs = t;
-        Console.WriteLine($"[bench] {streams} streams: ours {o.TokensPerSecond:F0} tok/s, GenAI {t.TokensPerSecond:F0} tok/s");
+        Log($"[bench] {streams} streams: ours {o.TokensPerSecond:F0} tok/s, GenAI {t.TokensPerSecond:F0} tok/s");
     }
     report.Concurrency(streams, newTokens, ours!, theirs!);
 }
@@ -74,7 +76,7 @@ foreach (var (streams, rounds, newTokens) in new[] { (1, 2, 64), (4, 2, 64), (16
     {
         var rate = await Workloads.EngineDecodeRate(engine, prompt: context - 32, newTokens: 32);
         report.Context(context, rate);
-        Console.WriteLine($"[bench] context {context}: {rate.StepMilliseconds:F2} ms/step");
+        Log($"[bench] context {context}: {rate.StepMilliseconds:F2} ms/step");
     }
 }
 
@@ -85,13 +87,13 @@ foreach (var caching in new[] { true, false })
     await Workloads.Engine(engine, 1, 1, 16, 8, TimeSpan.FromSeconds(30));
     var chat = await Workloads.Chat(engine, conversations: 8, turns: quick ? 3 : 5, system: 96, user: 32, reply: 32);
     report.Chat(caching, chat, engine.Status);
-    Console.WriteLine($"[bench] chat, prefix caching {(caching ? "on" : "off")}: {chat.Seconds:F2} s, TTFT p50 {chat.TtftP50:F1} ms");
+    Log($"[bench] chat, prefix caching {(caching ? "on" : "off")}: {chat.Seconds:F2} s, TTFT p50 {chat.TtftP50:F1} ms");
 }
 
-report.Finished(LoadAverage());
+report.Finished(LoadAverage(), raw.ToString());
 var output = Path.Combine(repo, "bench", "results", quick ? "inference-quick.md" : "inference.md");
 File.WriteAllText(output, report.ToMarkdown());
-Console.WriteLine($"[bench] wrote {output}");
+Log($"[bench] wrote {output}");
 Console.WriteLine(report.ToMarkdown());
 
 static InferenceEngine Start(string model, int maxBatch, int sequenceTokens, bool prefixCaching, int prefillChunk = 256)

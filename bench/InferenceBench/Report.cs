@@ -1,4 +1,6 @@
+using System.Reflection;
 using System.Text;
+using System.Text.Json;
 using ChatServices.InferenceService.Engine;
 
 namespace ChatServices.InferenceBench;
@@ -7,20 +9,35 @@ namespace ChatServices.InferenceBench;
 public sealed class Report(Machine machine, long weightBytes, bool quick, string loadAtStart)
 {
     private string _loadAtEnd = "";
+    private string _raw = "";
 
-    public void Finished(string loadAverage) => _loadAtEnd = loadAverage;
+    public void Finished(string loadAverage, string rawOutput) => (_loadAtEnd, _raw) = (loadAverage, rawOutput);
 
     private readonly StringBuilder _single = new();
     private readonly StringBuilder _concurrency = new();
     private readonly StringBuilder _context = new();
     private readonly StringBuilder _chat = new();
 
+    /// <summary>The versions this process runs: the loaded native ONNX Runtime, and the GenAI package as restored
+    /// (its managed assembly carries no version), read from the program's deps.json.</summary>
+    private static readonly string OrtVersion = Microsoft.ML.OnnxRuntime.OrtEnv.Instance().GetVersionString();
+    private static readonly string GenAiVersion = PackageVersion("Microsoft.ML.OnnxRuntimeGenAI.Managed");
+
+    private static string PackageVersion(string package)
+    {
+        var deps = Path.Combine(AppContext.BaseDirectory, $"{Assembly.GetEntryAssembly()!.GetName().Name}.deps.json");
+        using var json = JsonDocument.Parse(File.ReadAllBytes(deps));
+        var library = json.RootElement.GetProperty("libraries").EnumerateObject()
+            .FirstOrDefault(l => l.Name.StartsWith(package + "/", StringComparison.Ordinal));
+        return library.Value.ValueKind == JsonValueKind.Undefined ? "?" : library.Name.Split('/')[1];
+    }
+
     private double BoundTokensPerSecond => machine.TriadGBps * 1e9 / weightBytes;
 
     public void SingleStream(DecodeRate ours, DecodeRate theirs)
     {
         _single.AppendLine($"| InferenceService engine | {ours.TokensPerSecond:F1} | {ours.StepMilliseconds:F2} | {ours.TokensPerSecond / BoundTokensPerSecond:P0} |");
-        _single.AppendLine($"| ONNX Runtime GenAI 0.15.2 | {theirs.TokensPerSecond:F1} | {theirs.StepMilliseconds:F2} | {theirs.TokensPerSecond / BoundTokensPerSecond:P0} |");
+        _single.AppendLine($"| ONNX Runtime GenAI {GenAiVersion} | {theirs.TokensPerSecond:F1} | {theirs.StepMilliseconds:F2} | {theirs.TokensPerSecond / BoundTokensPerSecond:P0} |");
         _single.AppendLine($"| memory-bandwidth bound | {BoundTokensPerSecond:F1} | {1000 / BoundTokensPerSecond:F2} | 100% |");
         _single.AppendLine();
         _single.AppendLine($"Engine / GenAI: **{ours.TokensPerSecond / theirs.TokensPerSecond:F2}x**.");
@@ -42,8 +59,8 @@ public sealed class Report(Machine machine, long weightBytes, bool quick, string
     public string ToMarkdown() => $"""
         # InferenceService engine benchmarks{(quick ? " (quick run)" : "")}
 
-        Written by `dotnet run -c Release --project bench/InferenceBench` on {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC.
-        CPU execution provider, ONNX Runtime 1.29.0, float32 random `bench-25m` model from tools/ModelBuilder
+        Written by `dotnet run -c Release --project bench/InferenceBench{(quick ? " -- --quick" : "")}` on {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC.
+        CPU execution provider, ONNX Runtime {OrtVersion}, float32 random `bench-25m` model from tools/ModelBuilder
         (8 layers, hidden 256, 4 heads / 2 KV heads of 64, MLP 1024, vocabulary 32000, context 4096;
         {weightBytes / 1e6:F1} MB of weights). Both systems run greedy decoding on the same model folder in the same
         process, one after the other; each scenario is preceded by a warm-up request.
@@ -96,5 +113,10 @@ public sealed class Report(Machine machine, long weightBytes, bool quick, string
         | prefix caching | requests | wall s | prompt tokens | served from cache | TTFT p50 / p99 ms | output tok/s | hit rate |
         | --- | --- | --- | --- | --- | --- | --- | --- |
         {_chat}
+        ## Raw output
+
+        ```
+        {_raw.TrimEnd()}
+        ```
         """;
 }

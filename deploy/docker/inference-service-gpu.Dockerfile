@@ -6,29 +6,23 @@
 # Needs on the node: an NVIDIA driver that supports CUDA 13 (R580 or newer) and the NVIDIA container toolkit /
 # device plugin; the pod asks for nvidia.com/gpu (deploy/k8s/overlays/gpu).
 #
-# libonnxruntime_providers_cuda.so (npm com.github.asus4.onnxruntime.linux-x64-gpu, ORT 1.29.0, CUDA 13) links
-# libcudart.so.13, libcublas.so.13, libcublasLt.so.13 and libcurand.so.10 and loads libcudnn.so.9 and libcufft at
-# run time: all of them are in the cudnn-runtime image. ONNX Runtime loads the provider from the directory of
-# libonnxruntime.so, so it is placed beside it in /app.
+# ONNX Runtime comes from NuGet Microsoft.ML.OnnxRuntime.Gpu.Linux (version in Directory.Packages.props), selected
+# by -p:OnnxRuntimeExecutionProvider=cuda; the publish places libonnxruntime.so and its providers beside the
+# assemblies, where ONNX Runtime looks for them. libonnxruntime_providers_cuda.so links libcudart.so.13,
+# libcublas.so.13, libcublasLt.so.13 and libcurand.so.10 and loads libcudnn.so.9 and libcufft at run time: all of
+# them are in the cudnn-runtime image. scripts/check-cuda-build.sh (run by test.sh) builds the same way and fails
+# if the provider's CUDA major and CUDA_IMAGE's ever differ.
 
 ARG DOTNET_VERSION=10.0
-ARG NODE_VERSION=22
 ARG CUDA_IMAGE=nvidia/cuda:13.0.1-cudnn-runtime-ubuntu24.04
-
-FROM node:${NODE_VERSION}-bookworm-slim AS onnxruntime
-WORKDIR /npm
-# ONNX Runtime and its CUDA provider (about 230 MB more; the CPU image never downloads it), from a lock of their
-# own whose core package has the same version and integrity hash as the repository's package-lock.json.
-COPY deploy/docker/onnxruntime-gpu/package.json deploy/docker/onnxruntime-gpu/package-lock.json ./
-RUN --mount=type=cache,id=chatservices-npm,target=/root/.npm \
-    npm ci --ignore-scripts --no-audit --no-fund
 
 FROM mcr.microsoft.com/dotnet/sdk:${DOTNET_VERSION} AS build
 WORKDIR /src
+# The whole context (see /.dockerignore: no bin/, obj/, node_modules, tests).
 COPY . .
-COPY --from=onnxruntime /npm/node_modules ./node_modules
 RUN --mount=type=cache,id=chatservices-nuget,target=/root/.nuget/packages \
-    dotnet publish src/InferenceService/InferenceService.csproj -c Release -o /app -p:UseAppHost=false
+    dotnet publish src/InferenceService/InferenceService.csproj -c Release -o /app -r linux-x64 --self-contained false \
+      -p:UseAppHost=false -p:OnnxRuntimeExecutionProvider=cuda
 
 # The ASP.NET Core runtime, taken from the official image (Ubuntu 24.04, like the CUDA image).
 FROM mcr.microsoft.com/dotnet/aspnet:${DOTNET_VERSION}-noble AS dotnet
@@ -44,10 +38,6 @@ COPY --from=dotnet /usr/share/dotnet /usr/share/dotnet
 RUN ln -s /usr/share/dotnet/dotnet /usr/bin/dotnet
 WORKDIR /app
 COPY --from=build /app ./
-# The provider and the provider bridge built with it (it replaces the CPU package's copy of the bridge).
-COPY --from=onnxruntime /npm/node_modules/com.github.asus4.onnxruntime.linux-x64-gpu/Plugins/Linux/x64/libonnxruntime_providers_cuda.so \
-     /npm/node_modules/com.github.asus4.onnxruntime.linux-x64-gpu/Plugins/Linux/x64/libonnxruntime_providers_shared.so \
-     ./
 ENV APP_UID=1654 \
     DOTNET_ROOT=/usr/share/dotnet \
     DOTNET_RUNNING_IN_CONTAINER=true \

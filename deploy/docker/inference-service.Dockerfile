@@ -4,32 +4,21 @@
 #   docker build -f deploy/docker/inference-service.Dockerfile -t registry.example.com/chatservices/inference-service:0.1.0 .
 # The model is not in the image: it is mounted at run time (Inference__ModelPath).
 #
-# ONNX Runtime (its C# API sources and libonnxruntime.so) comes from the npm package com.github.asus4.onnxruntime,
-# which src/OnnxRuntime compiles at build time. The image build installs it with `npm ci` from a lock file of its
-# own (deploy/docker/onnxruntime-cpu, same version and integrity hash as the repository's package-lock.json)
-# rather than copying node_modules from the build context: the context stays small and machine-independent,
-# the download is verified against the lock, and this layer is cached until the lock changes. The repository's
-# full lock would pull about 1.4 GB of test-only packages.
+# ONNX Runtime comes from NuGet (Microsoft.ML.OnnxRuntime, CPU, version in Directory.Packages.props): the publish
+# for linux-x64 places libonnxruntime.so and libonnxruntime_providers_shared.so beside the assemblies, and the
+# final image is only that publish output.
 
 ARG DOTNET_VERSION=10.0
-ARG NODE_VERSION=22
-
-FROM node:${NODE_VERSION}-bookworm-slim AS onnxruntime
-WORKDIR /npm
-COPY deploy/docker/onnxruntime-cpu/package.json deploy/docker/onnxruntime-cpu/package-lock.json ./
-RUN --mount=type=cache,id=chatservices-npm,target=/root/.npm \
-    npm ci --ignore-scripts --no-audit --no-fund
 
 FROM mcr.microsoft.com/dotnet/sdk:${DOTNET_VERSION} AS build
 WORKDIR /src
+# The whole context (see /.dockerignore: no bin/, obj/, node_modules, tests): new shared projects need no edit here.
 COPY . .
-COPY --from=onnxruntime /npm/node_modules ./node_modules
 RUN --mount=type=cache,id=chatservices-nuget,target=/root/.nuget/packages \
-    dotnet publish src/InferenceService/InferenceService.csproj -c Release -o /app -p:UseAppHost=false
+    dotnet publish src/InferenceService/InferenceService.csproj -c Release -o /app -r linux-x64 --self-contained false -p:UseAppHost=false
 
 FROM mcr.microsoft.com/dotnet/aspnet:${DOTNET_VERSION}
 WORKDIR /app
-# Includes libonnxruntime.so and libonnxruntime_providers_shared.so beside the assemblies.
 COPY --from=build /app ./
 # appsettings.json binds loopback for local runs; in a container the service listens on all interfaces.
 # HTTP_PORTS (8080 in the .NET images) is cleared: the Kestrel endpoints set here are the only bindings.
