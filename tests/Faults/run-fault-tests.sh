@@ -3,6 +3,7 @@
 # of concurrent chats, while replicas are killed and PostgreSQL is restarted. See tests/Faults/README.md.
 #
 #   tests/Faults/run-fault-tests.sh [--no-build] [--duration SECONDS] [--chats N] [--results FILE]
+#   CHATSERVICES_FAULTS_KEEP=1 keeps the work folder (services' logs, the load generator's records) for a closer look.
 #
 # Hosts (one network namespace each, on a private bridge; traffic stays on this machine):
 #   csf-inference-a 10.231.0.11   csf-inference-b 10.231.0.12      InferenceService :50052
@@ -83,7 +84,11 @@ cleanup() {
       echo "----- last lines of $(basename "$f") -----"; tail -n 15 "$f"
     done
   fi
-  rm -rf "$work"
+  if [[ -n ${CHATSERVICES_FAULTS_KEEP:-} ]]; then
+    echo "work folder kept: $work"
+  else
+    rm -rf "$work"
+  fi
   exit "$status"
 }
 trap cleanup EXIT

@@ -286,10 +286,7 @@ public sealed class ChatPipeline(
             if (m.Status == StoreMessageStatus.InProgress) continue;
             if (m.Role == MessageRole.Assistant && m.Content.Length == 0) continue;
             if (m.Role is not (MessageRole.System or MessageRole.User or MessageRole.Assistant)) continue;
-            var role = m.Role.ToString().ToLowerInvariant();
-            // A regenerated reply replaces the one before it: of consecutive assistant messages, the last counts.
-            if (role == "assistant" && messages.Count > 0 && messages[^1].Role == "assistant") messages[^1] = new(role, m.Content);
-            else messages.Add(new(role, m.Content));
+            AddTurn(messages, new(m.Role.ToString().ToLowerInvariant(), m.Content));
         }
 
         if (request.Regenerate)
@@ -299,9 +296,22 @@ public sealed class ChatPipeline(
         }
         else
         {
-            messages.Add(new("user", request.UserMessage));
+            AddTurn(messages, new("user", request.UserMessage));
         }
         return new Turn(id, messages);
+    }
+
+    /// <summary>
+    /// Appends a stored message to the history the model sees, keeping user and assistant turns alternating (chat
+    /// templates such as Llama 2's refuse anything else): of consecutive assistant messages the last counts (a
+    /// regenerated reply replaces the one before it), and of consecutive user messages the last counts too — the
+    /// earlier one got no reply (it failed before its first token, or the replica serving it died before storing
+    /// one), so it is left out of the model's context; it stays in the stored conversation.
+    /// </summary>
+    private static void AddTurn(List<DialogueMessage> messages, DialogueMessage message)
+    {
+        if (message.Role is "assistant" or "user" && messages.Count > 0 && messages[^1].Role == message.Role) messages[^1] = message;
+        else messages.Add(message);
     }
 
     internal static GenerationParameters ValidateSettings(GenerationSettings s, out string[] stops)

@@ -165,7 +165,7 @@ public sealed class DialogueUpstream(DialogueReplicas replicas, IOptions<Gateway
                 StatusCode.ResourceExhausted => new ApiException(StatusCodes.Status429TooManyRequests, "server_overloaded",
                     rpc.Status.Detail.Length > 0 ? rpc.Status.Detail : "The model is at capacity. Try again shortly.", null, "server_overloaded") { RetryAfterSeconds = 1 },
                 StatusCode.Unavailable => ApiException.Unavailable("DialogueService is unavailable: " + rpc.Status.Detail,
-                    unreachable: rpc.InnerException is HttpRequestException { HttpRequestError: HttpRequestError.ConnectionError }),
+                    unreachable: IsConnectionFailure(rpc)),
                 StatusCode.DeadlineExceeded => new ApiException(StatusCodes.Status504GatewayTimeout, "server_error",
                     "DialogueService did not answer in time.", null, "upstream_timeout"),
                 _ => new ApiException(StatusCodes.Status502BadGateway, "server_error",
@@ -174,6 +174,17 @@ public sealed class DialogueUpstream(DialogueReplicas replicas, IOptions<Gateway
             HttpRequestException or IOException => ApiException.Unavailable("DialogueService is unavailable: " + e.Message),
             _ => null,
         };
+    }
+
+    /// <summary>True when the call never reached a DialogueService process: its connection could not be made
+    /// (grpc-dotnet's "Error connecting to subchannel.", with the socket error as the status's debug exception).</summary>
+    private static bool IsConnectionFailure(RpcException rpc)
+    {
+        for (var e = rpc.Status.DebugException ?? rpc.InnerException; e is not null; e = e.InnerException)
+        {
+            if (e is HttpRequestException { HttpRequestError: HttpRequestError.ConnectionError } or System.Net.Sockets.SocketException) return true;
+        }
+        return false;
     }
 
     /// <summary>

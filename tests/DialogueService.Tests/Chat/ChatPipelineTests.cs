@@ -231,6 +231,25 @@ public sealed class ChatPipelineTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_turn_that_got_no_reply_is_left_out_of_the_next_prompt_so_turns_still_alternate()
+    {
+        var conversation = await _store.CreateAsync("erin", null);
+        var id = conversation.Id.ToString();
+        // The replica fails before its first token: the user message is stored, its reply is empty and failed.
+        await Assert.ThrowsAsync<RpcException>(() =>
+            RunAsync(new ScriptedBackend(Ids("never"), failAfter: 0), new ChatRequest { OwnerId = "erin", ConversationId = id, UserMessage = "Lost question" }));
+
+        var next = new ScriptedBackend(Ids("Answer."));
+        await RunAsync(next, new ChatRequest { OwnerId = "erin", ConversationId = id, UserMessage = "Asked again" });
+
+        var prompt = _model.Tokenizer.Decode(next.Requests[0].PromptTokenIds);
+        Assert.DoesNotContain("Lost question", prompt);
+        Assert.EndsWith("Asked again<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n", prompt);
+        var stored = (await _store.GetAsync("erin", conversation.Id, includeMessages: true)).Messages;
+        Assert.Contains(stored, m => m.Content == "Lost question");
+    }
+
+    [Fact]
     public async Task A_prompt_too_long_for_the_window_is_refused_and_nothing_is_stored()
     {
         var conversation = await _store.CreateAsync("erin", null);

@@ -53,6 +53,35 @@ public sealed class DialogueReplicasTests(GatewayFixture fixture)
     }
 
     [Fact]
+    public async Task When_no_replica_can_serve_the_reason_of_the_one_reached_is_reported_not_the_dead_ones()
+    {
+        var dead = new Uri($"http://127.0.0.1:{ClosedPort()}");
+        var (gateway, address) = await GatewayFixture.StartGatewayAsync(dead, anonymous: false, settings =>
+        {
+            settings["Gateway:DialogueEndpoints:0"] = dead.ToString();
+            settings["Gateway:DialogueEndpoints:1"] = fixture.UpstreamAddress.ToString();
+        });
+        try
+        {
+            using var client = fixture.CreateClient(GatewayFixture.AliceKey, address);
+            // Round-robin: one call tries the dead replica first, the other the live one.
+            for (var i = 0; i < 2; i++)
+            {
+                var response = await client.PostJsonAsync("/v1/chat/completions",
+                    """{"model":"test-model","messages":[{"role":"user","content":"fail:unavailable"}]}""");
+                Assert.Equal(HttpStatusCode.ServiceUnavailable, response.StatusCode);
+                var message = (await response.JsonAsync()).GetProperty("error").GetProperty("message").GetString();
+                Assert.Contains("no inference replica", message);
+            }
+        }
+        finally
+        {
+            await gateway.StopAsync();
+            await gateway.DisposeAsync();
+        }
+    }
+
+    [Fact]
     public async Task A_reply_that_fails_mid_stream_is_not_sent_to_another_replica()
     {
         var (gateway, address) = await GatewayFixture.StartGatewayAsync(fixture.UpstreamAddress, anonymous: false, settings =>
