@@ -17,7 +17,10 @@ int[] concurrencies = [1, 16, 64];
 
 var root = FindRepositoryRoot();
 var configuration = AppContext.BaseDirectory.Contains("/Release/", StringComparison.Ordinal) ? "Release" : "Debug";
-var gatewayDll = Path.Combine(root, "src", "Gateway", "bin", configuration, "net10.0", "Gateway.dll");
+// --gateway PATH measures another build of the Gateway (an older commit's, say) against the same upstream and client;
+// --output FILE writes the table there instead of bench/results/gateway.md.
+var gatewayDll = args.SkipWhile(a => a != "--gateway").Skip(1).FirstOrDefault()
+    ?? Path.Combine(root, "src", "Gateway", "bin", configuration, "net10.0", "Gateway.dll");
 var loadAverage = File.ReadAllText("/proc/loadavg").Split(' ')[0];
 
 var (upstream, upstreamAddress) = await FloodDialogueService.StartAsync();
@@ -162,7 +165,7 @@ foreach (var (concurrency, d, g) in results)
 }
 md.AppendLine();
 md.AppendLine("Reproduce: `dotnet build -c Release src/Gateway && dotnet run -c Release --project bench/GatewayBench` (`--seconds N`, `--rounds N`).");
-var output = Path.Combine(root, "bench", "results", "gateway.md");
+var output = args.SkipWhile(a => a != "--output").Skip(1).FirstOrDefault() ?? Path.Combine(root, "bench", "results", "gateway.md");
 Directory.CreateDirectory(Path.GetDirectoryName(output)!);
 File.WriteAllText(output, md.ToString());
 Console.WriteLine(md);

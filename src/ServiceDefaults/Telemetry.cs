@@ -61,30 +61,33 @@ public static class Telemetry
         var serviceName = builder.Configuration["OTEL_SERVICE_NAME"] ?? builder.Environment.ApplicationName;
         var export = IsOtlpConfigured(builder.Configuration);
 
-        builder.Services.AddOpenTelemetry()
-            .ConfigureResource(resource => resource.AddService(serviceName))
-            .WithTracing(tracing =>
-            {
-                tracing.AddAspNetCoreInstrumentation(o => o.EnrichWithHttpResponse = NameGrpcServerSpan)
-                    .AddHttpClientInstrumentation()
-                    // A gRPC call made with Grpc.Net.Client is one client span: the HTTP/2 request under it would
-                    // only repeat it (same peer, same timing), so the HttpClient span is suppressed.
-                    .AddGrpcClientInstrumentation(o => o.SuppressDownstreamInstrumentation = true)
-                    .AddSource(SourcePrefix + "*");
-                if (export) tracing.AddOtlpExporter();
-            })
-            .WithMetrics(metrics =>
-            {
-                metrics.AddAspNetCoreInstrumentation()
-                    .AddHttpClientInstrumentation()
-                    .AddRuntimeInstrumentation()
-                    .AddMeter(Meters)
-                    .AddView(instrument => BucketsFor(instrument) is { } buckets
-                        ? new ExplicitBucketHistogramConfiguration { Boundaries = buckets }
-                        : null)
-                    .AddPrometheusExporter();
-                if (export) metrics.AddOtlpExporter();
-            });
+        var telemetry = builder.Services.AddOpenTelemetry().ConfigureResource(resource => resource.AddService(serviceName));
+        // Spans exist to be exported: without an OTLP endpoint nothing would read them, and recording them costs
+        // every request (and the trace context need not travel), so tracing is on only with an exporter.
+        if (export)
+        {
+            telemetry.WithTracing(tracing => tracing
+                .AddAspNetCoreInstrumentation(o => o.EnrichWithHttpResponse = NameGrpcServerSpan)
+                .AddHttpClientInstrumentation()
+                // A gRPC call made with Grpc.Net.Client is one client span: the HTTP/2 request under it would
+                // only repeat it (same peer, same timing), so the HttpClient span is suppressed.
+                .AddGrpcClientInstrumentation(o => o.SuppressDownstreamInstrumentation = true)
+                .AddSource(SourcePrefix + "*")
+                .AddOtlpExporter());
+        }
+
+        telemetry.WithMetrics(metrics =>
+        {
+            metrics.AddAspNetCoreInstrumentation()
+                .AddHttpClientInstrumentation()
+                .AddRuntimeInstrumentation()
+                .AddMeter(Meters)
+                .AddView(instrument => BucketsFor(instrument) is { } buckets
+                    ? new ExplicitBucketHistogramConfiguration { Boundaries = buckets }
+                    : null)
+                .AddPrometheusExporter();
+            if (export) metrics.AddOtlpExporter();
+        });
 
         if (export)
         {
