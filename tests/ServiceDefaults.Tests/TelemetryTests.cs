@@ -9,11 +9,13 @@ namespace ChatServices.ServiceDefaults.Tests;
 public sealed class TelemetryTests
 {
     [Fact]
-    public async Task The_projects_activity_sources_are_recorded_once_the_host_has_started()
+    public async Task With_an_OTLP_endpoint_the_projects_activity_sources_are_recorded_once_the_host_has_started()
     {
         using var source = new ActivitySource(Telemetry.SourcePrefix + "Tests");
         var builder = WebApplication.CreateBuilder();
         builder.WebHost.UseTestServer();
+        // A port nothing listens on: the exporter only batches here, the test reads the spans' recording state.
+        builder.Configuration["OTEL_EXPORTER_OTLP_ENDPOINT"] = "http://127.0.0.1:9";
         builder.AddServiceDefaults();
         await using var app = builder.Build();
         await app.StartAsync();
@@ -22,6 +24,21 @@ public sealed class TelemetryTests
         Assert.NotNull(activity);
         Assert.True(activity.Recorded);
         Assert.Equal(ActivityIdFormat.W3C, activity.IdFormat);
+    }
+
+    [Fact]
+    public async Task Without_an_OTLP_endpoint_no_span_is_recorded()
+    {
+        using var source = new ActivitySource(Telemetry.SourcePrefix + "Tests.NoExport");
+        var builder = WebApplication.CreateBuilder();
+        builder.WebHost.UseTestServer();
+        builder.Configuration["OTEL_EXPORTER_OTLP_ENDPOINT"] = "";
+        builder.AddServiceDefaults();
+        await using var app = builder.Build();
+        await app.StartAsync();
+
+        Assert.False(source.HasListeners());
+        Assert.Null(source.StartActivity("probe"));
     }
 
     [Fact]

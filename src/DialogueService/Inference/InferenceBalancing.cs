@@ -13,6 +13,8 @@ internal sealed class ReplicaAttempt(string? affinityKey, IReadOnlyCollection<In
 {
     public const string Header = "chatservices-replica-attempt";
 
+    private readonly Lock _choosing = new();
+
     public string? AffinityKey { get; } = affinityKey;
     public IReadOnlyCollection<InferenceEndpoint> Tried { get; } = tried;
 
@@ -29,7 +31,7 @@ internal sealed class ReplicaAttempt(string? affinityKey, IReadOnlyCollection<In
     public void Choose(InferenceEndpoint endpoint)
     {
         var lease = endpoint.Track();
-        lock (this)
+        lock (_choosing)
         {
             Outstanding?.Dispose();
             Chosen = endpoint;
@@ -85,7 +87,19 @@ internal sealed class ReplicaResolverFactory(InferenceEndpointResolver resolver,
 
         protected override void OnStarted()
         {
-            _timer = new Timer(_ => Refresh(), null, interval, interval);
+            _timer = new Timer(_ => RefreshOnTimer(), null, interval, interval);
+        }
+
+        // A tick can race the channel's disposal; an exception escaping a timer callback would end the process.
+        private void RefreshOnTimer()
+        {
+            try
+            {
+                Refresh();
+            }
+            catch (ObjectDisposedException)
+            {
+            }
         }
 
         protected override async Task ResolveAsync(CancellationToken cancellationToken)

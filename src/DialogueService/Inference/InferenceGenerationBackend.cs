@@ -281,8 +281,8 @@ public sealed class InferenceGenerationBackend : IGenerationBackend, IDisposable
     /// <summary>Connects to every resolved replica and waits until <paramref name="count"/> of them are ready.</summary>
     internal async Task WaitForReadyReplicasAsync(int count, TimeSpan timeout)
     {
-        await _channel.ConnectAsync(new CancellationTokenSource(timeout).Token);
         using var deadline = new CancellationTokenSource(timeout);
+        await _channel.ConnectAsync(deadline.Token);
         while (_balancer.ReadyReplicas < count) await Task.Delay(10, deadline.Token);
     }
 

@@ -23,6 +23,9 @@ const option = (name) => {
 };
 assert.ok(baseUrl, 'usage: node chat-page.mjs <base-url> [--screenshots DIR] [--slow-prompt TEXT] [--scripted]');
 const scripted = args.includes('--scripted');
+// Each step's wait. Against the whole running system a step waits on a real model, on a 2-core machine that may be
+// running other test projects at the same time: a generous bound there, a tight one against the scripted upstream.
+const stepTimeout = scripted ? 15_000 : 60_000;
 const slowPrompt = option('--slow-prompt') ?? 'slow story';
 const oversize = Number(option('--oversize') ?? 1_100_000); // characters: above Gateway:MaxRequestBodyBytes
 const screenshots = option('--screenshots');
@@ -43,7 +46,7 @@ const shot = async (page, name) => {
 
 try {
   const page = context.pages()[0] ?? await context.newPage();
-  page.setDefaultTimeout(15_000);
+  page.setDefaultTimeout(stepTimeout);
   page.on('dialog', (d) => d.accept()); // the delete confirmation
   const pageErrors = [];
   page.on('pageerror', (e) => pageErrors.push(e.message));
@@ -164,7 +167,7 @@ try {
   const keyedUrl = option('--keyed-url');
   if (keyedUrl) {
     const keyed = await context.newPage();
-    keyed.setDefaultTimeout(15_000);
+    keyed.setDefaultTimeout(stepTimeout);
     keyed.on('pageerror', (e) => pageErrors.push(e.message));
     await keyed.goto(keyedUrl);
     await keyed.waitForSelector('#error:not([hidden])');
