@@ -143,6 +143,8 @@ public sealed class InferenceGenerationBackendTests : IAsyncLifetime
         await CollectAsync(backend, new GenerationRequest([1, 2, 3],
             new GenerationParameters { MaxNewTokens = 9, Temperature = 0.5f, TopP = 0.9f, TopK = 40, Seed = 7, N = 1 }, [2, 128009], "conv"));
 
+        // The routing header the balancer reads never leaves the process.
+        Assert.DoesNotContain(healthy.LastHeaders!, h => h.Key.StartsWith("chatservices-", StringComparison.Ordinal));
         var seen = healthy.LastRequest!;
         Assert.Equal([1, 2, 3], seen.PromptTokenIds);
         Assert.Equal(9u, seen.MaxNewTokens);
@@ -200,6 +202,7 @@ public sealed class InferenceGenerationBackendTests : IAsyncLifetime
         public Behaviour Mode { get; }
         public int Calls => Volatile.Read(ref _calls);
         public GenerateRequest? LastRequest { get; private set; }
+        public Metadata? LastHeaders { get; private set; }
         public TaskCompletionSource<bool> Cancelled { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
         public Uri Address { get; private set; } = null!;
 
@@ -223,6 +226,7 @@ public sealed class InferenceGenerationBackendTests : IAsyncLifetime
         {
             Interlocked.Increment(ref _calls);
             LastRequest = request;
+            LastHeaders = context.RequestHeaders;
             if (Mode == Behaviour.Unavailable) throw new RpcException(new Status(StatusCode.Unavailable, "replica is down"));
             context.CancellationToken.Register(() => Cancelled.TrySetResult(true));
             var result = new SequenceResult { Index = 0, FinishReason = FinishReason.Stop };
