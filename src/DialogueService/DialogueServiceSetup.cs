@@ -20,6 +20,8 @@ public static class DialogueServiceSetup
         // Registered before the readiness gate: its hosted service migrates the schema first.
         services.AddConversationStore(builder.Configuration);
 
+        // The generation reads the deadline of the gRPC call it serves (see InferenceGenerationBackend).
+        services.AddHttpContextAccessor();
         services.AddSingleton<InferenceGenerationBackend>();
         services.AddSingleton<IGenerationBackend>(sp => sp.GetRequiredService<InferenceGenerationBackend>());
         services.AddSingleton<ChatPipeline>();

@@ -202,6 +202,9 @@ public sealed class ChatPipeline(
                 new AssistantOutcome(StoreMessageStatus.Cancelled, choice.Content, "cancelled", tokens),
             RpcException { StatusCode: StatusCode.Cancelled } =>
                 new AssistantOutcome(StoreMessageStatus.Cancelled, choice.Content, "cancelled", tokens),
+            // The caller's deadline, passed on to InferenceService, ended the generation there too.
+            RpcException { StatusCode: StatusCode.DeadlineExceeded } when requestToken.IsCancellationRequested =>
+                new AssistantOutcome(StoreMessageStatus.Cancelled, choice.Content, "cancelled", tokens),
             RpcException r => new AssistantOutcome(StoreMessageStatus.Failed, choice.Content, "error", tokens, $"{r.StatusCode}: {r.Status.Detail}"),
             _ => new AssistantOutcome(StoreMessageStatus.Failed, choice.Content, "error", tokens, failure.GetType().Name),
         };

@@ -3,6 +3,7 @@ using System.Runtime.CompilerServices;
 using ChatServices.DialogueService.Chat;
 using ChatServices.Protos.Chat.V1;
 using ChatServices.ServiceDefaults;
+using Grpc.AspNetCore.Server;
 using Grpc.Core;
 using Grpc.Net.Client;
 using Grpc.Net.Client.Balancer;
@@ -74,11 +75,14 @@ public sealed class InferenceGenerationBackend : IGenerationBackend, IDisposable
     private readonly ResiliencePipeline _retry;
     private readonly ConcurrentDictionary<string, ReplicaBreaker> _breakers = new();
     private readonly ILogger<InferenceGenerationBackend> _logger;
+    private readonly IHttpContextAccessor? _serverCall;
 
-    public InferenceGenerationBackend(IOptions<InferenceClientOptions> options, ILogger<InferenceGenerationBackend> logger, ILoggerFactory? loggerFactory = null)
+    public InferenceGenerationBackend(IOptions<InferenceClientOptions> options, ILogger<InferenceGenerationBackend> logger,
+        ILoggerFactory? loggerFactory = null, IHttpContextAccessor? serverCall = null)
     {
         _options = options.Value;
         _logger = logger;
+        _serverCall = serverCall;
         var configured = _options.Endpoints.Select(e => new Uri(e, UriKind.Absolute)).ToArray();
         if (configured.Length == 0) throw new InvalidOperationException("Dialogue:Inference:Endpoints lists no InferenceService address.");
         var schemes = configured.Select(u => u.Scheme).Distinct().ToArray();
@@ -207,7 +211,7 @@ public sealed class InferenceGenerationBackend : IGenerationBackend, IDisposable
     {
         var (id, registration) = _attempts.Register(attempt);
         using var _ = registration;
-        var call = _client.Generate(request, new Metadata { { ReplicaAttempt.Header, id } }, cancellationToken: cancellationToken);
+        var call = _client.Generate(request, new Metadata { { ReplicaAttempt.Header, id } }, InheritedDeadline(), cancellationToken);
         try
         {
             using var firstToken = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
@@ -232,6 +236,17 @@ public sealed class InferenceGenerationBackend : IGenerationBackend, IDisposable
             throw;
         }
     }
+
+    /// <summary>
+    /// The deadline of the gRPC call this generation serves (DialogueService's Chat), passed on to InferenceService as
+    /// its own, as grpc-dotnet's call-context propagation does: the replica then stops at the caller's deadline even
+    /// if the cancellation in between is lost. Null outside a gRPC call or without a deadline.
+    /// </summary>
+    private DateTime? InheritedDeadline() =>
+        _serverCall?.HttpContext?.Features.Get<IServerCallContextFeature>()?.ServerCallContext.Deadline is { } deadline
+        && deadline != DateTime.MaxValue
+            ? deadline
+            : null;
 
     /// <summary>Feeds an attempt's outcome to its replica's circuit breaker (null: it started).</summary>
     private async ValueTask RecordAsync(InferenceEndpoint endpoint, RpcException? failure)

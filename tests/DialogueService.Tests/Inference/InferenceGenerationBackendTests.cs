@@ -1,9 +1,11 @@
 using System.Net;
 using ChatServices.DialogueService.Chat;
 using ChatServices.DialogueService.Inference;
+using Grpc.AspNetCore.Server;
 using Grpc.Core;
 using ChatServices.Protos.Chat.V1;
 using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
@@ -155,6 +157,43 @@ public sealed class InferenceGenerationBackendTests : IAsyncLifetime
         Assert.Equal([2, 128009], seen.StopTokenIds);
     }
 
+    [Fact]
+    public async Task The_deadline_of_the_call_being_served_is_passed_on_to_the_replica()
+    {
+        var healthy = await StartAsync(Behaviour.Healthy);
+        var serving = new HttpContextAccessor { HttpContext = new DefaultHttpContext() };
+        using var backend = new InferenceGenerationBackend(Options(healthy), NullLogger<InferenceGenerationBackend>.Instance, null, serving);
+        await backend.WaitForReadyReplicasAsync(1, TimeSpan.FromSeconds(10));
+
+        // Outside a gRPC call: no deadline.
+        await CollectAsync(backend, Request());
+        Assert.Equal(DateTime.MaxValue, healthy.LastDeadline);
+
+        // Serving a Chat call with a deadline: the replica gets the same one (grpc-timeout is whole milliseconds).
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        serving.HttpContext.Features.Set<IServerCallContextFeature>(new ServingCall(deadline));
+        await CollectAsync(backend, Request());
+        Assert.InRange(healthy.LastDeadline, deadline.AddSeconds(-2), deadline.AddSeconds(1));
+    }
+
+    /// <summary>The server call a generation serves, as grpc-dotnet exposes it on the HttpContext (only its deadline).</summary>
+    private sealed class ServingCall(DateTime deadline) : ServerCallContext, IServerCallContextFeature
+    {
+        public ServerCallContext ServerCallContext => this;
+        protected override DateTime DeadlineCore => deadline;
+        protected override string MethodCore => "/chat.v1.Dialogue/Chat";
+        protected override string HostCore => "localhost";
+        protected override string PeerCore => "ipv4:127.0.0.1:1";
+        protected override Metadata RequestHeadersCore { get; } = [];
+        protected override CancellationToken CancellationTokenCore => CancellationToken.None;
+        protected override Metadata ResponseTrailersCore { get; } = [];
+        protected override Status StatusCore { get; set; }
+        protected override WriteOptions? WriteOptionsCore { get; set; }
+        protected override AuthContext AuthContextCore => new(null, []);
+        protected override ContextPropagationToken CreatePropagationTokenCore(ContextPropagationOptions? options) => throw new NotSupportedException();
+        protected override Task WriteResponseHeadersAsyncCore(Metadata responseHeaders) => Task.CompletedTask;
+    }
+
     private static GenerationRequest Request() => new([1, 2, 3], new GenerationParameters { MaxNewTokens = 3 }, [2], null);
 
     private static async Task<List<GenerationEvent>> CollectAsync(InferenceGenerationBackend backend, GenerationRequest request)
@@ -173,7 +212,9 @@ public sealed class InferenceGenerationBackendTests : IAsyncLifetime
         return backend;
     }
 
-    private static InferenceGenerationBackend Backend(params Replica[] replicas) => new(Options.Create(new InferenceClientOptions
+    private static InferenceGenerationBackend Backend(params Replica[] replicas) => new(Options(replicas), NullLogger<InferenceGenerationBackend>.Instance);
+
+    private static IOptions<InferenceClientOptions> Options(params Replica[] replicas) => Microsoft.Extensions.Options.Options.Create(new InferenceClientOptions
     {
         Endpoints = [.. replicas.Select(r => r.Address.ToString())],
         RetryBaseDelay = TimeSpan.FromMilliseconds(1),
@@ -181,7 +222,7 @@ public sealed class InferenceGenerationBackendTests : IAsyncLifetime
         BreakerMinimumCalls = 2,
         BreakerOpenDuration = TimeSpan.FromMinutes(1),
         FirstTokenTimeout = TimeSpan.FromSeconds(20),
-    }), NullLogger<InferenceGenerationBackend>.Instance);
+    });
 
     private async Task<Replica> StartAsync(Behaviour behaviour)
     {
@@ -203,6 +244,7 @@ public sealed class InferenceGenerationBackendTests : IAsyncLifetime
         public int Calls => Volatile.Read(ref _calls);
         public GenerateRequest? LastRequest { get; private set; }
         public Metadata? LastHeaders { get; private set; }
+        public DateTime LastDeadline { get; private set; }
         public TaskCompletionSource<bool> Cancelled { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
         public Uri Address { get; private set; } = null!;
 
@@ -227,6 +269,7 @@ public sealed class InferenceGenerationBackendTests : IAsyncLifetime
             Interlocked.Increment(ref _calls);
             LastRequest = request;
             LastHeaders = context.RequestHeaders;
+            LastDeadline = context.Deadline;
             if (Mode == Behaviour.Unavailable) throw new RpcException(new Status(StatusCode.Unavailable, "replica is down"));
             context.CancellationToken.Register(() => Cancelled.TrySetResult(true));
             var result = new SequenceResult { Index = 0, FinishReason = FinishReason.Stop };
