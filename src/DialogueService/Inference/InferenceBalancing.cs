@@ -67,22 +67,23 @@ internal sealed class ReplicaAttempts
 /// <summary>
 /// The channel's name resolution (grpc-dotnet <see cref="PollingResolver"/>, scheme <see cref="Scheme"/>): the
 /// configured InferenceService addresses, host names resolved through DNS (a Kubernetes headless Service: one
-/// address per ready pod), refreshed every <c>ResolveInterval</c> and whenever a replica's connection fails. It
-/// also hands the replica set to <see cref="InferenceEndpointPicker"/>, which keeps each replica's load.
+/// address per ready pod), refreshed every <c>ResolveInterval</c> and whenever a replica's connection fails.
+/// Invariant: the channel's addresses are <see cref="InferenceEndpointPicker.Endpoints"/>, which the refresh updates
+/// (and leaves as they were when nothing resolves: a DNS hiccup must not take every replica away), so the picker
+/// and the channel always know the same replicas.
 /// </summary>
-internal sealed class ReplicaResolverFactory(InferenceEndpointResolver resolver, TimeSpan interval) : ResolverFactory
+internal sealed class ReplicaResolverFactory(InferenceEndpointResolver resolver, InferenceEndpointPicker picker, TimeSpan interval) : ResolverFactory
 {
     public const string Scheme = "chatservices-inference";
 
     public override string Name => Scheme;
 
-    public override Resolver Create(ResolverOptions options) => new ReplicaResolver(resolver, interval, options.LoggerFactory);
+    public override Resolver Create(ResolverOptions options) => new ReplicaResolver(resolver, picker, interval, options.LoggerFactory);
 
-    private sealed class ReplicaResolver(InferenceEndpointResolver resolver, TimeSpan interval, ILoggerFactory loggerFactory)
+    private sealed class ReplicaResolver(InferenceEndpointResolver resolver, InferenceEndpointPicker picker, TimeSpan interval, ILoggerFactory loggerFactory)
         : PollingResolver(loggerFactory)
     {
         private readonly ILogger _logger = loggerFactory.CreateLogger<ReplicaResolver>();
-        private IReadOnlyList<BalancerAddress> _last = [];
         private Timer? _timer;
 
         protected override void OnStarted()
@@ -104,13 +105,9 @@ internal sealed class ReplicaResolverFactory(InferenceEndpointResolver resolver,
 
         protected override async Task ResolveAsync(CancellationToken cancellationToken)
         {
-            var resolved = await resolver.RefreshAsync(cancellationToken);
-            // Keep the last known replicas when nothing resolves: a DNS hiccup must not take every replica away.
-            if (resolved.Count > 0) _last = [.. resolved.Select(u => new BalancerAddress(u.DnsSafeHost, u.Port))];
-            else _logger.LogWarning("No InferenceService address resolved; keeping the last known replicas");
-            Listener(_last.Count > 0
-                ? ResolverResult.ForResult(_last)
-                : ResolverResult.ForFailure(new Status(StatusCode.Unavailable, "No InferenceService address resolved.")));
+            if ((await resolver.RefreshAsync(cancellationToken)).Count == 0)
+                _logger.LogWarning("No InferenceService address resolved; keeping the last known replicas");
+            Listener(ResolverResult.ForResult([.. picker.Endpoints.Select(e => new BalancerAddress(e.Address.DnsSafeHost, e.Address.Port))]));
         }
 
         protected override void Dispose(bool disposing)

@@ -92,7 +92,7 @@ public sealed class InferenceGenerationBackend : IGenerationBackend, IDisposable
         _picker = new InferenceEndpointPicker(configured, _options.AffinitySlack);
         _balancer = new ReplicaBalancerFactory(_picker, _attempts, IsUsable);
         var services = new ServiceCollection();
-        services.AddSingleton<ResolverFactory>(new ReplicaResolverFactory(new InferenceEndpointResolver(configured, _picker), _options.ResolveInterval));
+        services.AddSingleton<ResolverFactory>(new ReplicaResolverFactory(new InferenceEndpointResolver(configured, _picker), _picker, _options.ResolveInterval));
         services.AddSingleton<LoadBalancerFactory>(_balancer);
         if (loggerFactory is not null) services.AddSingleton(loggerFactory);
         _channel = GrpcChannels.ForAddress($"{ReplicaResolverFactory.Scheme}:///inference", o =>
