@@ -20,66 +20,28 @@ public sealed class CallOutcomeInterceptor(ILogger<CallOutcomeInterceptor> logge
     private static readonly Counter<long> Abandoned = Meter.CreateCounter<long>(
         "chatservices.rpc.server.abandoned_calls", "{call}", "gRPC calls whose client went away (cancel, reset or deadline) before they completed.");
 
-    public override async Task<TResponse> UnaryServerHandler<TRequest, TResponse>(
-        TRequest request, ServerCallContext context, UnaryServerMethod<TRequest, TResponse> continuation)
-    {
-        try
-        {
-            return await continuation(request, context);
-        }
-        catch (Exception e) when (IsAbandoned(e, context))
-        {
-            throw Abandon(context);
-        }
-        catch (RpcException e)
-        {
-            LogStatus(context, e);
-            throw;
-        }
-    }
+    public override Task<TResponse> UnaryServerHandler<TRequest, TResponse>(
+        TRequest request, ServerCallContext context, UnaryServerMethod<TRequest, TResponse> continuation) =>
+        ObserveAsync(() => continuation(request, context), context);
 
-    public override async Task ServerStreamingServerHandler<TRequest, TResponse>(
-        TRequest request, IServerStreamWriter<TResponse> responseStream, ServerCallContext context, ServerStreamingServerMethod<TRequest, TResponse> continuation)
-    {
-        try
-        {
-            await continuation(request, responseStream, context);
-        }
-        catch (Exception e) when (IsAbandoned(e, context))
-        {
-            throw Abandon(context);
-        }
-        catch (RpcException e)
-        {
-            LogStatus(context, e);
-            throw;
-        }
-    }
+    public override Task ServerStreamingServerHandler<TRequest, TResponse>(
+        TRequest request, IServerStreamWriter<TResponse> responseStream, ServerCallContext context, ServerStreamingServerMethod<TRequest, TResponse> continuation) =>
+        ObserveAsync(async () => { await continuation(request, responseStream, context); return true; }, context);
 
-    public override async Task<TResponse> ClientStreamingServerHandler<TRequest, TResponse>(
-        IAsyncStreamReader<TRequest> requestStream, ServerCallContext context, ClientStreamingServerMethod<TRequest, TResponse> continuation)
-    {
-        try
-        {
-            return await continuation(requestStream, context);
-        }
-        catch (Exception e) when (IsAbandoned(e, context))
-        {
-            throw Abandon(context);
-        }
-        catch (RpcException e)
-        {
-            LogStatus(context, e);
-            throw;
-        }
-    }
+    public override Task<TResponse> ClientStreamingServerHandler<TRequest, TResponse>(
+        IAsyncStreamReader<TRequest> requestStream, ServerCallContext context, ClientStreamingServerMethod<TRequest, TResponse> continuation) =>
+        ObserveAsync(() => continuation(requestStream, context), context);
 
-    public override async Task DuplexStreamingServerHandler<TRequest, TResponse>(
-        IAsyncStreamReader<TRequest> requestStream, IServerStreamWriter<TResponse> responseStream, ServerCallContext context, DuplexStreamingServerMethod<TRequest, TResponse> continuation)
+    public override Task DuplexStreamingServerHandler<TRequest, TResponse>(
+        IAsyncStreamReader<TRequest> requestStream, IServerStreamWriter<TResponse> responseStream, ServerCallContext context, DuplexStreamingServerMethod<TRequest, TResponse> continuation) =>
+        ObserveAsync(async () => { await continuation(requestStream, responseStream, context); return true; }, context);
+
+    /// <summary>Runs one call's handler and decides how its ending is reported (every call kind alike).</summary>
+    private async Task<T> ObserveAsync<T>(Func<Task<T>> handler, ServerCallContext context)
     {
         try
         {
-            await continuation(requestStream, responseStream, context);
+            return await handler();
         }
         catch (Exception e) when (IsAbandoned(e, context))
         {
