@@ -28,20 +28,17 @@ public static class GrpcHealth
     public const string ReadyTag = "ready";
 
     /// <summary>
-    /// Registers the gRPC health service with "" and each of <paramref name="serviceNames"/> mapped to the health
-    /// checks tagged "ready". Watch streams see a readiness change at once (not at the health-check publisher's
+    /// Registers the gRPC health service with the whole server ("") mapped to the health checks tagged "ready"
+    /// (<see cref="MapGrpcReadinessHealth"/> adds each gRPC service the app maps). Watch streams see a readiness change at once (not at the health-check publisher's
     /// next period, 30 s by default). When the host starts stopping, every mapped service turns NOT_SERVING and
     /// every Watch stream receives that and then ends, so that open watches do not hold up a graceful shutdown.
     /// </summary>
-    public static IServiceCollection AddGrpcReadinessHealth(this IServiceCollection services, params string[] serviceNames)
+    public static IServiceCollection AddGrpcReadinessHealth(this IServiceCollection services)
     {
         services.AddGrpcHealthChecks(o =>
         {
             o.Services.Clear();
-            foreach (var name in serviceNames.Prepend("").Distinct(StringComparer.Ordinal))
-            {
-                o.Services.Map(name, check => check.Tags.Contains(ReadyTag));
-            }
+            o.Services.Map("", IsReadinessCheck);
 
             // Check answers from the statuses GrpcReadinessHealth keeps current, so Check and Watch always agree.
             o.UseHealthChecksCache = true;
@@ -84,11 +81,12 @@ public static class GrpcHealth
         if (mapped.Length == 0)
             throw new InvalidOperationException("Map the app's gRPC services before MapGrpcServiceDefaults.");
         var services = app.Services.GetRequiredService<IOptions<GrpcHealthChecksOptions>>().Value.Services;
-        foreach (var name in mapped)
-            if (!services.Any(m => m.Name == name)) services.Map(name, check => check.Tags.Contains(ReadyTag));
+        foreach (var name in mapped) services.Map(name, IsReadinessCheck);
         app.MapGrpcHealthChecksService();
         return app;
     }
+
+    private static bool IsReadinessCheck(HealthCheckMapContext check) => check.Tags.Contains(ReadyTag);
 
     private static void RemoveAll<T>(this IServiceCollection services, Func<ServiceDescriptor, bool> match)
     {

@@ -9,7 +9,7 @@ using ServingStatus = Grpc.Health.V1.HealthCheckResponse.Types.ServingStatus;
 
 namespace ChatServices.Grpc.Tests.Server;
 
-/// <summary>grpc.health.v1 (Grpc.AspNetCore.HealthChecks wired by AddGrpcReadinessHealth) and server reflection
+/// <summary>grpc.health.v1 (Grpc.AspNetCore.HealthChecks wired by AddGrpcServiceDefaults) and server reflection
 /// v1alpha and v1 (Grpc.AspNetCore.Server.Reflection) on the test server, which is ready.</summary>
 public sealed class HealthAndReflectionTests(TestServerFixture fixture) : IClassFixture<TestServerFixture>
 {
