@@ -78,13 +78,6 @@ public sealed class LibraryTokenizer : IChatTokenizer
     public bool IsSpecial(int id) => _addedById.TryGetValue(id, out var t) && t.Special;
     public MLTokenizer AsMLTokenizer() => _full;
 
-    public int[] Encode(string text, bool addSpecialTokens = true, bool parseSpecialTokens = false)
-    {
-        var ids = new List<int>(text.Length / 3 + 4);
-        Encode(text, ids, addSpecialTokens, parseSpecialTokens);
-        return ids.ToArray();
-    }
-
     public void Encode(string text, List<int> ids, bool addSpecialTokens = true, bool parseSpecialTokens = false)
     {
         ArgumentNullException.ThrowIfNull(text);
