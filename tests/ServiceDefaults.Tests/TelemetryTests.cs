@@ -12,13 +12,8 @@ public sealed class TelemetryTests
     public async Task With_an_OTLP_endpoint_the_projects_activity_sources_are_recorded_once_the_host_has_started()
     {
         using var source = new ActivitySource(Telemetry.SourcePrefix + "Tests");
-        var builder = WebApplication.CreateBuilder();
-        builder.WebHost.UseTestServer();
         // A port nothing listens on: the exporter only batches here, the test reads the spans' recording state.
-        builder.Configuration["OTEL_EXPORTER_OTLP_ENDPOINT"] = "http://127.0.0.1:9";
-        builder.AddServiceDefaults();
-        await using var app = builder.Build();
-        await app.StartAsync();
+        await using var app = await StartHostAsync(otlpEndpoint: "http://127.0.0.1:9");
 
         using var activity = source.StartActivity("probe");
         Assert.NotNull(activity);
@@ -30,12 +25,7 @@ public sealed class TelemetryTests
     public async Task Without_an_OTLP_endpoint_no_span_is_recorded()
     {
         using var source = new ActivitySource(Telemetry.SourcePrefix + "Tests.NoExport");
-        var builder = WebApplication.CreateBuilder();
-        builder.WebHost.UseTestServer();
-        builder.Configuration["OTEL_EXPORTER_OTLP_ENDPOINT"] = "";
-        builder.AddServiceDefaults();
-        await using var app = builder.Build();
-        await app.StartAsync();
+        await using var app = await StartHostAsync(otlpEndpoint: "");
 
         Assert.False(source.HasListeners());
         Assert.Null(source.StartActivity("probe"));
@@ -50,5 +40,17 @@ public sealed class TelemetryTests
             .Build();
         Assert.False(Telemetry.IsOtlpConfigured(without));
         Assert.True(Telemetry.IsOtlpConfigured(with));
+    }
+
+    /// <summary>A started host with the service defaults and the given OTLP endpoint ("" for none).</summary>
+    private static async Task<WebApplication> StartHostAsync(string otlpEndpoint)
+    {
+        var builder = WebApplication.CreateBuilder();
+        builder.WebHost.UseTestServer();
+        builder.Configuration["OTEL_EXPORTER_OTLP_ENDPOINT"] = otlpEndpoint;
+        builder.AddServiceDefaults();
+        var app = builder.Build();
+        await app.StartAsync();
+        return app;
     }
 }

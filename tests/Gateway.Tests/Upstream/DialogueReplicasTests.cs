@@ -16,12 +16,7 @@ public sealed class DialogueReplicasTests(GatewayFixture fixture)
     [Fact]
     public async Task Every_call_succeeds_when_one_of_two_replicas_is_unreachable()
     {
-        var dead = new Uri($"http://127.0.0.1:{ClosedPort()}");
-        var (gateway, address) = await GatewayFixture.StartGatewayAsync(dead, anonymous: false, settings =>
-        {
-            settings["Gateway:DialogueEndpoints:0"] = dead.ToString();
-            settings["Gateway:DialogueEndpoints:1"] = fixture.UpstreamAddress.ToString();
-        });
+        var (gateway, address) = await StartWithDeadAndLiveReplicaAsync();
         try
         {
             using var client = fixture.CreateClient(GatewayFixture.AliceKey, address);
@@ -55,12 +50,7 @@ public sealed class DialogueReplicasTests(GatewayFixture fixture)
     [Fact]
     public async Task When_no_replica_can_serve_the_reason_of_the_one_reached_is_reported_not_the_dead_ones()
     {
-        var dead = new Uri($"http://127.0.0.1:{ClosedPort()}");
-        var (gateway, address) = await GatewayFixture.StartGatewayAsync(dead, anonymous: false, settings =>
-        {
-            settings["Gateway:DialogueEndpoints:0"] = dead.ToString();
-            settings["Gateway:DialogueEndpoints:1"] = fixture.UpstreamAddress.ToString();
-        });
+        var (gateway, address) = await StartWithDeadAndLiveReplicaAsync();
         try
         {
             using var client = fixture.CreateClient(GatewayFixture.AliceKey, address);
@@ -133,6 +123,17 @@ public sealed class DialogueReplicasTests(GatewayFixture fixture)
         replicas.ReportUnavailable(c);
         replicas.ReportAvailable(c); // it answered again: back in the rotation at once
         Assert.Contains(Enumerable.Range(0, 6).Select(_ => replicas.Order()[0]), r => r == c);
+    }
+
+    /// <summary>A Gateway over two replicas: one that cannot be reached (first) and the scripted upstream.</summary>
+    private Task<(WebApplication App, Uri Address)> StartWithDeadAndLiveReplicaAsync()
+    {
+        var dead = new Uri($"http://127.0.0.1:{ClosedPort()}");
+        return GatewayFixture.StartGatewayAsync(dead, anonymous: false, settings =>
+        {
+            settings["Gateway:DialogueEndpoints:0"] = dead.ToString();
+            settings["Gateway:DialogueEndpoints:1"] = fixture.UpstreamAddress.ToString();
+        });
     }
 
     private static DialogueReplica Replica(string address) =>
