@@ -42,16 +42,10 @@ public static class GrpcServerDefaults
 {
     private const string ServerCallHandlerCategory = "Grpc.AspNetCore.Server.ServerCallHandler";
 
-    public static TBuilder AddGrpcServiceDefaults<TBuilder>(this TBuilder builder, Action<GrpcServiceOptions>? configure = null)
-        where TBuilder : IHostApplicationBuilder
+    public static TBuilder AddGrpcServiceDefaults<TBuilder>(this TBuilder builder) where TBuilder : IHostApplicationBuilder
     {
         var settings = builder.Configuration.GetSection("Grpc").Get<GrpcServerSettings>() ?? new GrpcServerSettings();
-        builder.Services.AddSingleton(settings);
-        builder.Services.AddGrpc(options =>
-        {
-            Apply(settings, options);
-            configure?.Invoke(options);
-        });
+        builder.Services.AddGrpc(options => Apply(settings, options));
         builder.Services.AddGrpcReflection();
         builder.Services.AddGrpcReadinessHealth();
         // grpc-dotnet reports every status a handler throws on purpose at information level with its stack trace;
