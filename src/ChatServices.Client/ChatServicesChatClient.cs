@@ -28,7 +28,7 @@ namespace ChatServices.Client;
 /// <see cref="TimeoutException"/>, the caller's cancellation an <see cref="OperationCanceledException"/>, and any
 /// other status a <see cref="ChatServicesException"/> carrying it.</para>
 /// </remarks>
-public sealed class ChatServicesChatClient : IChatClient
+public sealed partial class ChatServicesChatClient : IChatClient
 {
     /// <summary>The provider name in <see cref="ChatClientMetadata"/> (and so in OpenTelemetry's <c>gen_ai.provider.name</c>).</summary>
     public const string ProviderName = "chatservices";
@@ -61,7 +61,8 @@ public sealed class ChatServicesChatClient : IChatClient
 
     /// <summary>
     /// A client on your own <paramref name="channel"/> (its address, TLS, retries and limits are yours; it is not
-    /// disposed with this client). <paramref name="options"/> may add credentials, an owner and deadlines, but not an address.
+    /// disposed with this client; put credentials on it with <see cref="ChatServicesCredentials"/>). <paramref name="options"/> may
+    /// add an owner and deadlines, but neither an address nor credentials.
     /// </summary>
     public ChatServicesChatClient(GrpcChannel channel, ChatServicesClientOptions? options = null)
         : this(ChatServicesConnection.ForChannel(channel, options))
@@ -70,7 +71,7 @@ public sealed class ChatServicesChatClient : IChatClient
 
     /// <summary>A client over typed clients from the gRPC client factory, whose channels carry the credentials.</summary>
     internal ChatServicesChatClient(Dialogue.DialogueClient dialogue, Tokenizer.TokenizerClient tokenizer, ChatServicesClientOptions options)
-        : this(new ChatServicesConnection(invoker: null, options, sendsCredentials: false, channel: null, ownsChannel: false), dialogue, tokenizer)
+        : this(new ChatServicesConnection(invoker: null, options, channel: null, ownsChannel: false), dialogue, tokenizer)
     {
     }
 
@@ -111,7 +112,7 @@ public sealed class ChatServicesChatClient : IChatClient
         var request = ChatRequestMapper.Map(this, messages, options, _connection.Options.OwnerId);
         if (options?.ModelId is { } modelId) await CheckModelAsync(modelId, cancellationToken);
 
-        var callOptions = await _connection.CallOptionsAsync(_connection.Options.ChatTimeout, cancellationToken);
+        var callOptions = ChatServicesConnection.CallOptions(_connection.Options.ChatTimeout, cancellationToken);
         // Disposing the call (the caller stops reading, or this method ends) cancels it on the wire if still running.
         using var call = _dialogue.Chat(request, callOptions);
         string? conversationId = null, model = null;

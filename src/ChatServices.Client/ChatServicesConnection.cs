@@ -6,8 +6,9 @@ using Grpc.Net.Client.Configuration;
 namespace ChatServices.Client;
 
 /// <summary>
-/// What every call of the library's clients shares: the call invoker, the settings, and — where the clients send
-/// credentials themselves — the <c>authorization</c> metadata. Owns the <see cref="GrpcChannel"/> when it made it.
+/// What every call of the library's clients shares: the call invoker and the settings. Owns the
+/// <see cref="GrpcChannel"/> when it made it. Credentials travel as gRPC call credentials on the channel (or on the
+/// client factory's clients), so the typed clients handed out carry them too.
 /// </summary>
 internal sealed class ChatServicesConnection : IDisposable
 {
@@ -15,18 +16,13 @@ internal sealed class ChatServicesConnection : IDisposable
 
     /// <param name="invoker">The channel's invoker; null where the clients come from the gRPC client factory.</param>
     /// <param name="options">The settings; copied.</param>
-    /// <param name="sendsCredentials">
-    /// True where this connection adds the <c>authorization</c> metadata to each call; false where the channel
-    /// already carries call credentials (clients registered through the gRPC client factory).
-    /// </param>
     /// <param name="channel">The channel behind the invoker, where known.</param>
     /// <param name="ownsChannel">Dispose <paramref name="channel"/> with this connection.</param>
-    public ChatServicesConnection(CallInvoker? invoker, ChatServicesClientOptions options, bool sendsCredentials, GrpcChannel? channel, bool ownsChannel)
+    public ChatServicesConnection(CallInvoker? invoker, ChatServicesClientOptions options, GrpcChannel? channel, bool ownsChannel)
     {
         ValidateCredentials(options);
         Invoker = invoker;
         Options = options.Clone();
-        SendsCredentials = sendsCredentials;
         Channel = channel;
         _ownedChannel = ownsChannel ? channel : null;
     }
@@ -35,68 +31,50 @@ internal sealed class ChatServicesConnection : IDisposable
     public CallInvoker? Invoker { get; }
     public ChatServicesClientOptions Options { get; }
     public GrpcChannel? Channel { get; }
-    public bool SendsCredentials { get; }
 
-    /// <summary>A connection on a channel of its own to <see cref="ChatServicesClientOptions.Address"/>.</summary>
+    /// <summary>A connection on a channel of its own to <see cref="ChatServicesClientOptions.Address"/>, carrying its credentials.</summary>
     public static ChatServicesConnection ForOptions(ChatServicesClientOptions options)
     {
         var address = options.Address ?? throw new ArgumentException(
             "ChatServicesClientOptions.Address is required (DialogueService's gRPC address, e.g. http://127.0.0.1:50051).", nameof(options));
-        var channel = GrpcChannel.ForAddress(address, ChannelOptions(options));
-        return new ChatServicesConnection(channel.CreateCallInvoker(), options, sendsCredentials: true, channel, ownsChannel: true);
+        ValidateCredentials(options);
+        var channelOptions = ConfigureChannel(new GrpcChannelOptions { HttpHandler = CreateHandler(), DisposeHttpClient = true }, options);
+        if (ChatServicesCredentials.For(options) is { } credentials)
+            channelOptions.Credentials = ChannelCredentials.Create(
+                address.Scheme == Uri.UriSchemeHttps ? ChannelCredentials.SecureSsl : ChannelCredentials.Insecure, credentials);
+        var channel = GrpcChannel.ForAddress(address, channelOptions);
+        return new ChatServicesConnection(channel.CreateCallInvoker(), options, channel, ownsChannel: true);
     }
 
-    /// <summary>A connection on the caller's channel, whose transport, retries and limits are the caller's.</summary>
+    /// <summary>A connection on the caller's channel, whose transport, credentials, retries and limits are the caller's.</summary>
     public static ChatServicesConnection ForChannel(GrpcChannel channel, ChatServicesClientOptions? options)
     {
         ArgumentNullException.ThrowIfNull(channel);
         options ??= new ChatServicesClientOptions();
         if (options.Address is not null)
             throw new ArgumentException("ChatServicesClientOptions.Address must be unset when the client is built on a GrpcChannel: the channel has the address.", nameof(options));
-        return new ChatServicesConnection(channel.CreateCallInvoker(), options, sendsCredentials: true, channel, ownsChannel: false);
+        if (HasCredentials(options))
+            throw new ArgumentException(
+                "Credentials go on your GrpcChannel when the client is built on one: GrpcChannelOptions.Credentials = " +
+                "ChannelCredentials.Create(ChannelCredentials.SecureSsl, ChatServicesCredentials.FromApiKey(key)).", nameof(options));
+        return new ChatServicesConnection(channel.CreateCallInvoker(), options, channel, ownsChannel: false);
     }
 
-    /// <summary>
-    /// Options for a call: the deadline, the caller's cancellation (which cancels the call on the wire), and the
-    /// <c>authorization</c> metadata, asked of the token provider per call.
-    /// </summary>
-    public async ValueTask<CallOptions> CallOptionsAsync(TimeSpan? timeout, CancellationToken cancellationToken)
-    {
-        Metadata? headers = null;
-        if (SendsCredentials && HasCredentials(Options))
-        {
-            headers = [];
-            await AddAuthorizationAsync(Options, headers, cancellationToken);
-        }
-        DateTime? deadline = timeout is { } t ? DateTime.UtcNow + t : null;
-        return new CallOptions(headers, deadline, cancellationToken);
-    }
+    /// <summary>Options for a call: the deadline, and the caller's cancellation (which cancels the call on the wire).</summary>
+    public static CallOptions CallOptions(TimeSpan? timeout, CancellationToken cancellationToken) =>
+        new(deadline: timeout is { } t ? DateTime.UtcNow + t : null, cancellationToken: cancellationToken);
 
     /// <summary>One unary call with <see cref="ChatServicesClientOptions.Timeout"/>, its failure as the library's exception.</summary>
     public async Task<T> UnaryAsync<T>(Func<CallOptions, AsyncUnaryCall<T>> call, CancellationToken cancellationToken)
     {
-        var options = await CallOptionsAsync(Options.Timeout, cancellationToken);
         try
         {
-            return await call(options);
+            return await call(CallOptions(Options.Timeout, cancellationToken));
         }
         catch (RpcException error)
         {
             throw ChatServicesException.From(error, cancellationToken);
         }
-    }
-
-    /// <summary>Adds <c>authorization: Bearer …</c> from the API key or the token provider, if either is set.</summary>
-    public static async ValueTask AddAuthorizationAsync(ChatServicesClientOptions options, Metadata headers, CancellationToken cancellationToken)
-    {
-        string? secret = options.ApiKey;
-        if (options.AccessTokenProvider is { } provider)
-        {
-            secret = await provider(cancellationToken);
-            if (string.IsNullOrWhiteSpace(secret))
-                throw new InvalidOperationException("ChatServicesClientOptions.AccessTokenProvider returned no token.");
-        }
-        if (secret is not null) headers.Add("authorization", "Bearer " + secret);
     }
 
     public static bool HasCredentials(ChatServicesClientOptions options) => options.ApiKey is not null || options.AccessTokenProvider is not null;
@@ -121,17 +99,10 @@ internal sealed class ChatServicesConnection : IDisposable
     }
 
     /// <summary>
-    /// The channel settings of the library's own channels: connections fit for long token streams, and retries of
-    /// UNAVAILABLE. grpc-dotnet commits a call (and stops retrying it) once the server's first response arrives,
-    /// so a chat reply is retried only before its first event.
+    /// Applies the retry policy and reconnect backoff of <paramref name="options"/> to a channel's options. grpc-dotnet
+    /// commits a call (and stops retrying it) once the server's first response arrives, so a chat reply is retried
+    /// only before its first event.
     /// </summary>
-    public static GrpcChannelOptions ChannelOptions(ChatServicesClientOptions options) => ConfigureChannel(new GrpcChannelOptions
-    {
-        HttpHandler = CreateHandler(),
-        DisposeHttpClient = true,
-    }, options);
-
-    /// <summary>Applies the retry policy and reconnect backoff of <paramref name="options"/> to a channel's options.</summary>
     public static GrpcChannelOptions ConfigureChannel(GrpcChannelOptions channel, ChatServicesClientOptions options)
     {
         // A restarted service is connected to again within seconds, not after grpc-dotnet's default backoff (up to 2 minutes).

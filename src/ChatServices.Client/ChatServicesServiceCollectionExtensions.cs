@@ -33,7 +33,7 @@ public static class ChatServicesServiceCollectionExtensions
         AddGrpcClient<Dialogue.DialogueClient>(services);
         AddGrpcClient<Tokenizer.TokenizerClient>(services);
         services.TryAddSingleton(sp => new ChatServicesTokenizer(
-            new ChatServicesConnection(invoker: null, Settings(sp), sendsCredentials: false, channel: null, ownsChannel: false),
+            new ChatServicesConnection(invoker: null, Settings(sp), channel: null, ownsChannel: false),
             sp.GetRequiredService<Tokenizer.TokenizerClient>(), ownsConnection: false));
         return services.AddChatClient(sp => new ChatServicesChatClient(
             sp.GetRequiredService<Dialogue.DialogueClient>(), sp.GetRequiredService<Tokenizer.TokenizerClient>(), Settings(sp)));
@@ -43,7 +43,7 @@ public static class ChatServicesServiceCollectionExtensions
         services.AddGrpcClient<TClient>((sp, o) => o.Address = Settings(sp).Address)
             .ConfigurePrimaryHttpMessageHandler(ChatServicesConnection.CreateHandler)
             .ConfigureChannel((sp, channel) => ChatServicesConnection.ConfigureChannel(channel, Settings(sp)))
-            .AddCallCredentials((context, metadata, sp) => ChatServicesConnection.AddAuthorizationAsync(Settings(sp), metadata, context.CancellationToken).AsTask());
+            .AddCallCredentials((context, metadata, sp) => ChatServicesCredentials.AddAsync(Settings(sp), metadata, context.CancellationToken));
 
     private static ChatServicesClientOptions Settings(IServiceProvider services) =>
         services.GetRequiredService<IOptions<ChatServicesClientOptions>>().Value;

@@ -26,7 +26,7 @@ public sealed class ChatServicesTokenizer : IDisposable
     {
     }
 
-    /// <summary>A tokenizer client on your own <paramref name="channel"/> (not disposed with it).</summary>
+    /// <summary>A tokenizer client on your own <paramref name="channel"/> (not disposed with it; credentials go on it, see <see cref="ChatServicesCredentials"/>).</summary>
     public ChatServicesTokenizer(GrpcChannel channel, ChatServicesClientOptions? options = null)
         : this(ChatServicesConnection.ForChannel(channel, options), ownsConnection: true)
     {

@@ -1,5 +1,7 @@
 using ChatServices.Client.Tests.Infrastructure;
 using ChatServices.Protos.Chat.V1;
+using Grpc.Core;
+using Grpc.Net.Client;
 using Microsoft.Extensions.AI;
 using Microsoft.Extensions.DependencyInjection;
 
@@ -24,6 +26,34 @@ public sealed class AuthenticationTests : IAsyncLifetime
 
         Assert.Equal(2, _server.Calls.Count);
         Assert.All(_server.Calls, c => Assert.Equal("Bearer csk_test_123", c.Authorization));
+    }
+
+    [Fact]
+    public async Task The_typed_clients_handed_out_send_the_key_too()
+    {
+        using var client = new ChatServicesChatClient(_server.Address, apiKey: "csk_test_123");
+
+        await client.GetService<Dialogue.DialogueClient>()!.CreateConversationAsync(new CreateConversationRequest());
+        await client.GetService<Tokenizer.TokenizerClient>()!.EncodeAsync(new EncodeRequest { Text = "a" });
+
+        Assert.Equal(2, _server.Calls.Count);
+        Assert.All(_server.Calls, c => Assert.Equal("Bearer csk_test_123", c.Authorization));
+    }
+
+    [Fact]
+    public async Task On_the_caller_s_channel_credentials_go_on_the_channel()
+    {
+        using var channel = GrpcChannel.ForAddress(_server.Address, new GrpcChannelOptions
+        {
+            Credentials = ChannelCredentials.Create(ChannelCredentials.Insecure, ChatServicesCredentials.FromApiKey("csk_channel")),
+            UnsafeUseInsecureChannelCallCredentials = true, // loopback
+        });
+        using var client = new ChatServicesChatClient(channel);
+
+        await client.GetResponseAsync([new(ChatRole.User, "hi")]);
+
+        Assert.Equal("Bearer csk_channel", Assert.Single(_server.Calls).Authorization);
+        Assert.Throws<ArgumentException>(() => new ChatServicesChatClient(channel, new ChatServicesClientOptions { ApiKey = "csk_x" }));
     }
 
     [Fact]

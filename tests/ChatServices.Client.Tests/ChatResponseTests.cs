@@ -87,12 +87,18 @@ public sealed class ChatResponseTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task The_typed_dialogue_client_reaches_the_same_service()
+    public async Task Conversation_calls_carry_the_client_s_owner_and_the_typed_client_reaches_the_same_service()
     {
-        var conversation = await _client.Dialogue.CreateConversationAsync(new CreateConversationRequest { Title = "Notes" });
+        using var client = new ChatServicesChatClient(new ChatServicesClientOptions { Address = _server.Address, OwnerId = "end-user-7", ApiKey = "csk_svc" });
+
+        var conversation = await client.CreateConversationAsync("Notes", "Be brief.");
+        await client.Dialogue.CreateConversationAsync(new CreateConversationRequest { Title = "Raw" });
 
         Assert.Equal("Notes", conversation.Title);
-        Assert.Single(_server.CallsTo("/chat.v1.Dialogue/CreateConversation"));
+        var calls = _server.CallsTo("/chat.v1.Dialogue/CreateConversation");
+        var viaHelper = Assert.IsType<CreateConversationRequest>(calls[0].Request);
+        Assert.Equal(("end-user-7", "Notes", "Be brief.", "Bearer csk_svc"), (viaHelper.OwnerId, viaHelper.Title, viaHelper.SystemPrompt, calls[0].Authorization));
+        Assert.Equal("Raw", Assert.IsType<CreateConversationRequest>(calls[1].Request).Title);
     }
 
     [Fact]

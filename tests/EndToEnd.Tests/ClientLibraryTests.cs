@@ -47,7 +47,7 @@ public sealed class ClientLibraryTests(ChatSystemFixture fixture) : IDisposable
     [Fact]
     public async Task The_chat_client_continues_a_stored_conversation()
     {
-        var conversation = await _client.Dialogue.CreateConversationAsync(new CreateConversationRequest { OwnerId = Owner, Title = "Client library" });
+        var conversation = await _client.CreateConversationAsync("Client library", systemPrompt: "You are a travel agent.");
         var options = new ChatOptions { ConversationId = conversation.Id, MaxOutputTokens = 8, Temperature = 0 };
 
         var first = await _client.GetResponseAsync([new(ChatRole.User, "Plan a day in Lisbon.")], options);
@@ -57,10 +57,15 @@ public sealed class ClientLibraryTests(ChatSystemFixture fixture) : IDisposable
         Assert.Equal(conversation.Id, second.ConversationId);
         Assert.True(second.Usage?.InputTokenCount > first.Usage?.InputTokenCount + first.Usage?.OutputTokenCount, "the second turn's prompt carries the first turn");
         Assert.True(second.Usage?.CachedInputTokenCount > 0, "the stored history's KV was reused");
-        var stored = await _client.Dialogue.GetConversationAsync(new GetConversationRequest { OwnerId = Owner, ConversationId = conversation.Id, IncludeMessages = true });
+        var stored = await _client.GetConversationAsync(conversation.Id);
         Assert.Equal(["user:Plan a day in Lisbon.", $"assistant:{first.Text}", "user:And the evening?", $"assistant:{second.Text}"],
             stored.Messages.Select(m => $"{m.Role}:{m.Content}"));
         Assert.Equal(stored.Messages[3].Id, second.AdditionalProperties?["assistant_message_id"]);
+        Assert.Contains((await _client.ListConversationsAsync(pageSize: 100)).Conversations, c => c.Id == conversation.Id);
+
+        await _client.DeleteConversationAsync(conversation.Id);
+        var gone = await Assert.ThrowsAsync<ChatServicesException>(() => _client.GetConversationAsync(conversation.Id));
+        Assert.Equal(StatusCode.NotFound, gone.StatusCode);
     }
 
     [Fact]
