@@ -8,42 +8,36 @@ using Microsoft.Extensions.DependencyInjection;
 namespace ChatServices.Client.Tests;
 
 /// <summary>The <c>authorization: Bearer …</c> metadata, as the server receives it, from an API key or a token provider.</summary>
-public sealed class AuthenticationTests : IAsyncLifetime
+public sealed class AuthenticationTests : RecordingServerTests
 {
-    private RecordingDialogueServer _server = null!;
-
-    public async Task InitializeAsync() => _server = await RecordingDialogueServer.StartAsync();
-
-    public async Task DisposeAsync() => await _server.DisposeAsync();
-
     [Fact]
     public async Task An_api_key_is_sent_as_a_bearer_token_on_chat_and_tokenizer_calls()
     {
-        using var client = new ChatServicesChatClient(_server.Address, apiKey: "csk_test_123");
+        using var client = new ChatServicesChatClient(Server.Address, apiKey: "csk_test_123");
 
         await client.GetResponseAsync([new(ChatRole.User, "hi")]);
         await client.Tokenizer.CountTokensAsync("hello");
 
-        Assert.Equal(2, _server.Calls.Count);
-        Assert.All(_server.Calls, c => Assert.Equal("Bearer csk_test_123", c.Authorization));
+        Assert.Equal(2, Server.Calls.Count);
+        Assert.All(Server.Calls, c => Assert.Equal("Bearer csk_test_123", c.Authorization));
     }
 
     [Fact]
     public async Task The_typed_clients_handed_out_send_the_key_too()
     {
-        using var client = new ChatServicesChatClient(_server.Address, apiKey: "csk_test_123");
+        using var client = new ChatServicesChatClient(Server.Address, apiKey: "csk_test_123");
 
         await client.GetService<Dialogue.DialogueClient>()!.CreateConversationAsync(new CreateConversationRequest());
         await client.GetService<Tokenizer.TokenizerClient>()!.EncodeAsync(new EncodeRequest { Text = "a" });
 
-        Assert.Equal(2, _server.Calls.Count);
-        Assert.All(_server.Calls, c => Assert.Equal("Bearer csk_test_123", c.Authorization));
+        Assert.Equal(2, Server.Calls.Count);
+        Assert.All(Server.Calls, c => Assert.Equal("Bearer csk_test_123", c.Authorization));
     }
 
     [Fact]
     public async Task On_the_caller_s_channel_credentials_go_on_the_channel()
     {
-        using var channel = GrpcChannel.ForAddress(_server.Address, new GrpcChannelOptions
+        using var channel = GrpcChannel.ForAddress(Server.Address, new GrpcChannelOptions
         {
             Credentials = ChannelCredentials.Create(ChannelCredentials.Insecure, ChatServicesCredentials.FromApiKey("csk_channel")),
             UnsafeUseInsecureChannelCallCredentials = true, // loopback
@@ -52,18 +46,18 @@ public sealed class AuthenticationTests : IAsyncLifetime
 
         await client.GetResponseAsync([new(ChatRole.User, "hi")]);
 
-        Assert.Equal("Bearer csk_channel", Assert.Single(_server.Calls).Authorization);
+        Assert.Equal("Bearer csk_channel", Assert.Single(Server.Calls).Authorization);
         Assert.Throws<ArgumentException>(() => new ChatServicesChatClient(channel, new ChatServicesClientOptions { ApiKey = "csk_x" }));
     }
 
     [Fact]
     public async Task Without_credentials_no_authorization_metadata_is_sent()
     {
-        using var client = new ChatServicesChatClient(_server.Address);
+        using var client = new ChatServicesChatClient(Server.Address);
 
         await client.GetResponseAsync([new(ChatRole.User, "hi")]);
 
-        Assert.Null(Assert.Single(_server.Calls).Authorization);
+        Assert.Null(Assert.Single(Server.Calls).Authorization);
     }
 
     [Fact]
@@ -72,29 +66,29 @@ public sealed class AuthenticationTests : IAsyncLifetime
         var issued = 0;
         using var client = new ChatServicesChatClient(new ChatServicesClientOptions
         {
-            Address = _server.Address,
+            Address = Server.Address,
             AccessTokenProvider = _ => ValueTask.FromResult($"jwt-{Interlocked.Increment(ref issued)}"),
         });
 
         await client.GetResponseAsync([new(ChatRole.User, "hi")]);
         await client.GetResponseAsync([new(ChatRole.User, "hi")]);
 
-        Assert.Equal(["Bearer jwt-1", "Bearer jwt-2"], _server.Calls.Select(c => c.Authorization));
+        Assert.Equal(["Bearer jwt-1", "Bearer jwt-2"], Server.Calls.Select(c => c.Authorization));
     }
 
     [Fact]
     public async Task Clients_registered_with_dependency_injection_send_the_key_on_every_call()
     {
         var services = new ServiceCollection();
-        services.AddChatServicesClient(o => { o.Address = _server.Address; o.ApiKey = "csk_di"; });
+        services.AddChatServicesClient(o => { o.Address = Server.Address; o.ApiKey = "csk_di"; });
         await using var provider = services.BuildServiceProvider();
 
         await provider.GetRequiredService<IChatClient>().GetResponseAsync([new(ChatRole.User, "hi")]);
         await provider.GetRequiredService<Dialogue.DialogueClient>().CreateConversationAsync(new CreateConversationRequest());
         await provider.GetRequiredService<ChatServicesTokenizer>().EncodeAsync("a");
 
-        Assert.Equal(["/chat.v1.Dialogue/Chat", "/chat.v1.Dialogue/CreateConversation", "/chat.v1.Tokenizer/Encode"], _server.Calls.Select(c => c.Method));
-        Assert.All(_server.Calls, c => Assert.Equal("Bearer csk_di", c.Authorization)); // once each, not twice
+        Assert.Equal(["/chat.v1.Dialogue/Chat", "/chat.v1.Dialogue/CreateConversation", "/chat.v1.Tokenizer/Encode"], Server.Calls.Select(c => c.Method));
+        Assert.All(Server.Calls, c => Assert.Equal("Bearer csk_di", c.Authorization)); // once each, not twice
     }
 
     [Fact]
@@ -104,7 +98,7 @@ public sealed class AuthenticationTests : IAsyncLifetime
         var services = new ServiceCollection();
         services.AddChatServicesClient(o =>
         {
-            o.Address = _server.Address;
+            o.Address = Server.Address;
             o.AccessTokenProvider = _ => ValueTask.FromResult($"jwt-{Interlocked.Increment(ref issued)}");
         });
         await using var provider = services.BuildServiceProvider();
@@ -113,7 +107,7 @@ public sealed class AuthenticationTests : IAsyncLifetime
         await chat.GetResponseAsync([new(ChatRole.User, "hi")]);
         await chat.GetResponseAsync([new(ChatRole.User, "hi")]);
 
-        Assert.Equal(["Bearer jwt-1", "Bearer jwt-2"], _server.Calls.Select(c => c.Authorization));
+        Assert.Equal(["Bearer jwt-1", "Bearer jwt-2"], Server.Calls.Select(c => c.Authorization));
     }
 
     [Fact]
@@ -135,10 +129,10 @@ public sealed class AuthenticationTests : IAsyncLifetime
     {
         Assert.Throws<ArgumentException>(() => new ChatServicesChatClient(new ChatServicesClientOptions
         {
-            Address = _server.Address, ApiKey = "csk_a", AccessTokenProvider = _ => ValueTask.FromResult("t"),
+            Address = Server.Address, ApiKey = "csk_a", AccessTokenProvider = _ => ValueTask.FromResult("t"),
         }));
-        Assert.Throws<ArgumentException>(() => new ChatServicesChatClient(new ChatServicesClientOptions { Address = _server.Address, ApiKey = " " }));
+        Assert.Throws<ArgumentException>(() => new ChatServicesChatClient(new ChatServicesClientOptions { Address = Server.Address, ApiKey = " " }));
         Assert.Throws<ArgumentException>(() => new ChatServicesChatClient(new ChatServicesClientOptions()));
-        Assert.Throws<ArgumentException>(() => new ChatServicesChatClient(new ChatServicesClientOptions { Address = _server.Address, MaxRetries = -1 }));
+        Assert.Throws<ArgumentException>(() => new ChatServicesChatClient(new ChatServicesClientOptions { Address = Server.Address, MaxRetries = -1 }));
     }
 }

@@ -6,29 +6,20 @@ using AiChatMessage = Microsoft.Extensions.AI.ChatMessage;
 namespace ChatServices.Client.Tests;
 
 /// <summary>What <see cref="ChatServicesChatClient"/> sends for messages and ChatOptions, as the server receives it, and what it refuses to send.</summary>
-public sealed class ChatOptionsMappingTests : IAsyncLifetime
+public sealed class ChatOptionsMappingTests : RecordingServerTests
 {
-    private RecordingDialogueServer _server = null!;
-    private ChatServicesChatClient _client = null!;
-
-    public async Task InitializeAsync()
+    protected override ChatServicesClientOptions Configure(ChatServicesClientOptions options)
     {
-        _server = await RecordingDialogueServer.StartAsync();
-        _client = new ChatServicesChatClient(new ChatServicesClientOptions { Address = _server.Address, OwnerId = "team-a" });
+        options.OwnerId = "team-a";
+        return options;
     }
 
-    public async Task DisposeAsync()
-    {
-        _client.Dispose();
-        await _server.DisposeAsync();
-    }
-
-    private ChatRequest SentRequest() => (ChatRequest)Assert.Single(_server.CallsTo("/chat.v1.Dialogue/Chat")).Request;
+    private ChatRequest SentRequest() => (ChatRequest)Assert.Single(Server.CallsTo("/chat.v1.Dialogue/Chat")).Request;
 
     [Fact]
     public async Task Every_supported_option_reaches_the_chat_settings()
     {
-        await _client.GetResponseAsync([new(ChatRole.User, "hi")], new ChatOptions
+        await Client.GetResponseAsync([new(ChatRole.User, "hi")], new ChatOptions
         {
             Temperature = 0.5f, TopP = 0.9f, TopK = 40, MaxOutputTokens = 64, StopSequences = ["END", "STOP"], Seed = 42,
             FrequencyPenalty = 0.25f, PresencePenalty = -0.5f,
@@ -51,7 +42,7 @@ public sealed class ChatOptionsMappingTests : IAsyncLifetime
     [Fact]
     public async Task Without_options_nothing_is_set_so_the_service_defaults_apply()
     {
-        await _client.GetResponseAsync([new(ChatRole.User, "hi")]);
+        await Client.GetResponseAsync([new(ChatRole.User, "hi")]);
 
         var settings = SentRequest().Settings;
         Assert.False(settings.HasTemperature);
@@ -62,7 +53,7 @@ public sealed class ChatOptionsMappingTests : IAsyncLifetime
     [Fact]
     public async Task A_stateless_call_sends_the_whole_history_with_instructions_first_and_the_owner()
     {
-        await _client.GetResponseAsync(
+        await Client.GetResponseAsync(
             [new(ChatRole.System, "Be brief."), new(ChatRole.User, "Hi"), new(ChatRole.Assistant, "Hello."), new(ChatRole.User, "Bye")],
             new ChatOptions { Instructions = "Answer in French." });
 
@@ -76,7 +67,7 @@ public sealed class ChatOptionsMappingTests : IAsyncLifetime
     [Fact]
     public async Task A_conversation_call_sends_only_the_new_user_message_with_the_conversation_id()
     {
-        var response = await _client.GetResponseAsync([new(ChatRole.User, "And then?")], new ChatOptions { ConversationId = "c-1" });
+        var response = await Client.GetResponseAsync([new(ChatRole.User, "And then?")], new ChatOptions { ConversationId = "c-1" });
 
         var request = SentRequest();
         Assert.Equal("c-1", request.ConversationId);
@@ -88,7 +79,7 @@ public sealed class ChatOptionsMappingTests : IAsyncLifetime
     [Fact]
     public async Task Regenerate_asks_the_service_to_generate_the_stored_reply_again()
     {
-        await _client.GetResponseAsync([], new ChatOptions { ConversationId = "c-2", AdditionalProperties = new() { ["regenerate"] = true } });
+        await Client.GetResponseAsync([], new ChatOptions { ConversationId = "c-2", AdditionalProperties = new() { ["regenerate"] = true } });
 
         var request = SentRequest();
         Assert.True(request.Regenerate);
@@ -98,7 +89,7 @@ public sealed class ChatOptionsMappingTests : IAsyncLifetime
     [Fact]
     public async Task A_raw_request_from_the_factory_is_the_base_and_options_fill_what_it_leaves_unset()
     {
-        await _client.GetResponseAsync([], new ChatOptions
+        await Client.GetResponseAsync([], new ChatOptions
         {
             RawRepresentationFactory = _ => new ChatRequest { Prompt = "Once upon a time", Settings = new GenerationSettings { MaxTokens = 5 } },
             MaxOutputTokens = 99, Temperature = 0,
@@ -129,10 +120,10 @@ public sealed class ChatOptionsMappingTests : IAsyncLifetime
     [MemberData(nameof(RefusedOptions))]
     public async Task An_option_the_service_cannot_honour_is_refused_before_any_call(string what, Func<ChatOptions> options, Type exception)
     {
-        var error = await Assert.ThrowsAnyAsync<Exception>(() => _client.GetResponseAsync([new(ChatRole.User, "hi")], options()));
+        var error = await Assert.ThrowsAnyAsync<Exception>(() => Client.GetResponseAsync([new(ChatRole.User, "hi")], options()));
 
         Assert.IsType(exception, error);
-        Assert.Empty(_server.Calls);
+        Assert.Empty(Server.Calls);
         Assert.False(string.IsNullOrWhiteSpace(error.Message), what);
     }
 
@@ -151,21 +142,21 @@ public sealed class ChatOptionsMappingTests : IAsyncLifetime
     [MemberData(nameof(RefusedMessages))]
     public async Task Messages_the_service_cannot_take_are_refused_before_any_call(string what, AiChatMessage[] messages, ChatOptions? options, Type exception)
     {
-        var error = await Assert.ThrowsAnyAsync<Exception>(() => _client.GetResponseAsync(messages, options));
+        var error = await Assert.ThrowsAnyAsync<Exception>(() => Client.GetResponseAsync(messages, options));
 
         Assert.IsType(exception, error);
-        Assert.Empty(_server.Calls);
+        Assert.Empty(Server.Calls);
         Assert.False(string.IsNullOrWhiteSpace(error.Message), what);
     }
 
     [Fact]
     public async Task A_model_id_other_than_the_served_model_is_refused_and_the_served_one_is_accepted()
     {
-        var wrong = await Assert.ThrowsAsync<ArgumentException>(() => _client.GetResponseAsync([new(ChatRole.User, "hi")], new ChatOptions { ModelId = "gpt-4o" }));
-        await _client.GetResponseAsync([new(ChatRole.User, "hi")], new ChatOptions { ModelId = "test-model" });
+        var wrong = await Assert.ThrowsAsync<ArgumentException>(() => Client.GetResponseAsync([new(ChatRole.User, "hi")], new ChatOptions { ModelId = "gpt-4o" }));
+        await Client.GetResponseAsync([new(ChatRole.User, "hi")], new ChatOptions { ModelId = "test-model" });
 
         Assert.Contains("test-model", wrong.Message);
-        Assert.Single(_server.CallsTo("/chat.v1.Dialogue/Chat"));
-        Assert.Single(_server.CallsTo("/chat.v1.Dialogue/GetModel")); // asked once, then remembered
+        Assert.Single(Server.CallsTo("/chat.v1.Dialogue/Chat"));
+        Assert.Single(Server.CallsTo("/chat.v1.Dialogue/GetModel")); // asked once, then remembered
     }
 }

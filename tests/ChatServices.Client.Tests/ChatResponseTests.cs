@@ -7,27 +7,12 @@ using Microsoft.Extensions.AI;
 namespace ChatServices.Client.Tests;
 
 /// <summary>How the Chat stream becomes IChatClient updates and responses, and what GetService hands out.</summary>
-public sealed class ChatResponseTests : IAsyncLifetime
+public sealed class ChatResponseTests : RecordingServerTests
 {
-    private RecordingDialogueServer _server = null!;
-    private ChatServicesChatClient _client = null!;
-
-    public async Task InitializeAsync()
-    {
-        _server = await RecordingDialogueServer.StartAsync();
-        _client = new ChatServicesChatClient(_server.Address.ToString());
-    }
-
-    public async Task DisposeAsync()
-    {
-        _client.Dispose();
-        await _server.DisposeAsync();
-    }
-
     [Fact]
     public async Task A_streamed_reply_comes_as_started_text_finish_and_usage_updates()
     {
-        var updates = await _client.GetStreamingResponseAsync([new(ChatRole.User, "hi")]).ToListAsync();
+        var updates = await Client.GetStreamingResponseAsync([new(ChatRole.User, "hi")]).ToListAsync();
 
         Assert.Equal(5, updates.Count);
         Assert.All(updates, u => Assert.Equal(ChatRole.Assistant, u.Role));
@@ -43,7 +28,7 @@ public sealed class ChatResponseTests : IAsyncLifetime
     [Fact]
     public async Task A_whole_response_has_the_text_the_finish_reason_and_the_usage()
     {
-        var response = await _client.GetResponseAsync([new(ChatRole.User, "hi")]);
+        var response = await Client.GetResponseAsync([new(ChatRole.User, "hi")]);
 
         Assert.Equal("Hello world", response.Text);
         Assert.Equal(ChatRole.Assistant, Assert.Single(response.Messages).Role);
@@ -58,13 +43,13 @@ public sealed class ChatResponseTests : IAsyncLifetime
     [InlineData("cancelled")]
     public async Task Finish_reasons_keep_the_service_s_meaning(string reason)
     {
-        _server.Chat = async (request, output, _) =>
+        Server.Chat = async (request, output, _) =>
         {
             await output.WriteAsync(new ChatEvent { Started = new ChatStarted { Model = "m" } });
             await output.WriteAsync(new ChatEvent { Finished = new ChatFinished { FinishReason = reason } });
         };
 
-        var response = await _client.GetResponseAsync([new(ChatRole.User, "hi")]);
+        var response = await Client.GetResponseAsync([new(ChatRole.User, "hi")]);
 
         Assert.Equal(reason, response.FinishReason?.Value);
         Assert.Equal(reason == "length" ? ChatFinishReason.Length : new ChatFinishReason("cancelled"), response.FinishReason);
@@ -73,29 +58,29 @@ public sealed class ChatResponseTests : IAsyncLifetime
     [Fact]
     public void GetService_returns_the_typed_grpc_clients_the_channel_and_the_metadata()
     {
-        Assert.Same(_client, _client.GetService<ChatServicesChatClient>());
-        Assert.Same(_client.Dialogue, _client.GetService<Dialogue.DialogueClient>());
-        Assert.Same(_client.Tokenizer, _client.GetService<ChatServicesTokenizer>());
-        Assert.Same(_client.Tokenizer.Client, _client.GetService<Tokenizer.TokenizerClient>());
-        Assert.NotNull(_client.GetService<GrpcChannel>());
-        Assert.NotNull(_client.GetService<CallInvoker>());
-        var metadata = _client.GetService<ChatClientMetadata>();
+        Assert.Same(Client, Client.GetService<ChatServicesChatClient>());
+        Assert.Same(Client.Dialogue, Client.GetService<Dialogue.DialogueClient>());
+        Assert.Same(Client.Tokenizer, Client.GetService<ChatServicesTokenizer>());
+        Assert.Same(Client.Tokenizer.Client, Client.GetService<Tokenizer.TokenizerClient>());
+        Assert.NotNull(Client.GetService<GrpcChannel>());
+        Assert.NotNull(Client.GetService<CallInvoker>());
+        var metadata = Client.GetService<ChatClientMetadata>();
         Assert.Equal(ChatServicesChatClient.ProviderName, metadata?.ProviderName);
-        Assert.Equal(_server.Address, metadata?.ProviderUri);
-        Assert.Null(_client.GetService<ChatClientMetadata>("some key"));
-        Assert.Null(_client.GetService<string>());
+        Assert.Equal(Server.Address, metadata?.ProviderUri);
+        Assert.Null(Client.GetService<ChatClientMetadata>("some key"));
+        Assert.Null(Client.GetService<string>());
     }
 
     [Fact]
     public async Task Conversation_calls_carry_the_client_s_owner_and_the_typed_client_reaches_the_same_service()
     {
-        using var client = new ChatServicesChatClient(new ChatServicesClientOptions { Address = _server.Address, OwnerId = "end-user-7", ApiKey = "csk_svc" });
+        using var client = new ChatServicesChatClient(new ChatServicesClientOptions { Address = Server.Address, OwnerId = "end-user-7", ApiKey = "csk_svc" });
 
         var conversation = await client.CreateConversationAsync("Notes", "Be brief.");
         await client.Dialogue.CreateConversationAsync(new CreateConversationRequest { Title = "Raw" });
 
         Assert.Equal("Notes", conversation.Title);
-        var calls = _server.CallsTo("/chat.v1.Dialogue/CreateConversation");
+        var calls = Server.CallsTo("/chat.v1.Dialogue/CreateConversation");
         var viaHelper = Assert.IsType<CreateConversationRequest>(calls[0].Request);
         Assert.Equal(("end-user-7", "Notes", "Be brief.", "Bearer csk_svc"), (viaHelper.OwnerId, viaHelper.Title, viaHelper.SystemPrompt, calls[0].Authorization));
         Assert.Equal("Raw", Assert.IsType<CreateConversationRequest>(calls[1].Request).Title);
@@ -104,12 +89,12 @@ public sealed class ChatResponseTests : IAsyncLifetime
     [Fact]
     public async Task A_client_on_the_caller_s_channel_uses_it_and_leaves_it_open()
     {
-        using var channel = GrpcChannel.ForAddress(_server.Address);
+        using var channel = GrpcChannel.ForAddress(Server.Address);
         using (var client = new ChatServicesChatClient(channel))
             Assert.Equal("Hello world", (await client.GetResponseAsync([new(ChatRole.User, "hi")])).Text);
 
         using var again = new ChatServicesChatClient(channel);
         Assert.Equal("Hello world", (await again.GetResponseAsync([new(ChatRole.User, "hi")])).Text);
-        Assert.Throws<ArgumentException>(() => new ChatServicesChatClient(channel, new ChatServicesClientOptions { Address = _server.Address }));
+        Assert.Throws<ArgumentException>(() => new ChatServicesChatClient(channel, new ChatServicesClientOptions { Address = Server.Address }));
     }
 }

@@ -7,14 +7,8 @@ using Microsoft.Extensions.Options;
 namespace ChatServices.Client.Tests;
 
 /// <summary><c>AddChatServicesClient</c>: the IChatClient with Microsoft.Extensions.AI middleware, and bad settings refused.</summary>
-public sealed class DependencyInjectionTests : IAsyncLifetime
+public sealed class DependencyInjectionTests : RecordingServerTests
 {
-    private RecordingDialogueServer _server = null!;
-
-    public async Task InitializeAsync() => _server = await RecordingDialogueServer.StartAsync();
-
-    public async Task DisposeAsync() => await _server.DisposeAsync();
-
     [Fact]
     public async Task The_chat_client_composes_with_function_invocation_and_opentelemetry_middleware()
     {
@@ -28,7 +22,7 @@ public sealed class DependencyInjectionTests : IAsyncLifetime
         };
         ActivitySource.AddActivityListener(listener);
         var services = new ServiceCollection();
-        services.AddChatServicesClient(o => o.Address = _server.Address)
+        services.AddChatServicesClient(o => o.Address = Server.Address)
             .UseFunctionInvocation()
             .UseOpenTelemetry(sourceName: source);
         await using var provider = services.BuildServiceProvider();

@@ -6,17 +6,11 @@ using Microsoft.Extensions.AI;
 namespace ChatServices.Client.Tests;
 
 /// <summary>Retries of UNAVAILABLE before the first event, deadlines, cancellation on the wire, and statuses as .NET exceptions.</summary>
-public sealed class ResilienceAndErrorTests : IAsyncLifetime
+public sealed class ResilienceAndErrorTests : RecordingServerTests
 {
-    private RecordingDialogueServer _server = null!;
-
-    public async Task InitializeAsync() => _server = await RecordingDialogueServer.StartAsync();
-
-    public async Task DisposeAsync() => await _server.DisposeAsync();
-
-    private ChatServicesChatClient Client(Action<ChatServicesClientOptions>? configure = null)
+    private ChatServicesChatClient ClientWith(Action<ChatServicesClientOptions>? configure = null)
     {
-        var options = new ChatServicesClientOptions { Address = _server.Address };
+        var options = new ChatServicesClientOptions { Address = Server.Address };
         configure?.Invoke(options);
         return new ChatServicesChatClient(options);
     }
@@ -24,39 +18,39 @@ public sealed class ResilienceAndErrorTests : IAsyncLifetime
     [Fact]
     public async Task A_chat_refused_as_unavailable_before_its_first_event_is_retried()
     {
-        _server.Failures.Enqueue(new Status(StatusCode.Unavailable, "draining"));
-        _server.Failures.Enqueue(new Status(StatusCode.Unavailable, "draining"));
-        using var client = Client();
+        Server.Failures.Enqueue(new Status(StatusCode.Unavailable, "draining"));
+        Server.Failures.Enqueue(new Status(StatusCode.Unavailable, "draining"));
+        using var client = ClientWith();
 
         var response = await client.GetResponseAsync([new(ChatRole.User, "hi")]);
 
         Assert.Equal("Hello world", response.Text);
-        Assert.Equal(3, _server.CallsTo("/chat.v1.Dialogue/Chat").Count);
+        Assert.Equal(3, Server.CallsTo("/chat.v1.Dialogue/Chat").Count);
     }
 
     [Fact]
     public async Task Retries_stop_after_max_retries_with_a_clear_error()
     {
-        for (var i = 0; i < 3; i++) _server.Failures.Enqueue(new Status(StatusCode.Unavailable, "no inference replica"));
-        using var client = Client(o => o.MaxRetries = 1);
+        for (var i = 0; i < 3; i++) Server.Failures.Enqueue(new Status(StatusCode.Unavailable, "no inference replica"));
+        using var client = ClientWith(o => o.MaxRetries = 1);
 
         var error = await Assert.ThrowsAsync<ChatServicesException>(() => client.GetResponseAsync([new(ChatRole.User, "hi")]));
 
         Assert.Equal(StatusCode.Unavailable, error.StatusCode);
         Assert.Contains("no inference replica", error.Message);
-        Assert.Equal(2, _server.CallsTo("/chat.v1.Dialogue/Chat").Count);
+        Assert.Equal(2, Server.CallsTo("/chat.v1.Dialogue/Chat").Count);
     }
 
     [Fact]
     public async Task A_chat_that_fails_after_its_first_event_is_not_retried()
     {
-        _server.Chat = async (_, output, _) =>
+        Server.Chat = async (_, output, _) =>
         {
             await output.WriteAsync(new ChatEvent { Started = new ChatStarted { Model = "m" } });
             await output.WriteAsync(new ChatEvent { Delta = new ChatDelta { Text = "partial" } });
             throw new RpcException(new Status(StatusCode.Unavailable, "inference replica lost"));
         };
-        using var client = Client();
+        using var client = ClientWith();
         var texts = new List<string>();
 
         var error = await Assert.ThrowsAsync<ChatServicesException>(async () =>
@@ -66,25 +60,25 @@ public sealed class ResilienceAndErrorTests : IAsyncLifetime
 
         Assert.Equal(StatusCode.Unavailable, error.StatusCode);
         Assert.Equal(["", "partial"], texts);
-        Assert.Single(_server.CallsTo("/chat.v1.Dialogue/Chat"));
+        Assert.Single(Server.CallsTo("/chat.v1.Dialogue/Chat"));
     }
 
     [Fact]
     public async Task Other_statuses_are_not_retried()
     {
-        _server.Failures.Enqueue(new Status(StatusCode.ResourceExhausted, "queue full"));
-        using var client = Client();
+        Server.Failures.Enqueue(new Status(StatusCode.ResourceExhausted, "queue full"));
+        using var client = ClientWith();
 
         var error = await Assert.ThrowsAsync<ChatServicesException>(() => client.GetResponseAsync([new(ChatRole.User, "hi")]));
 
         Assert.Equal(StatusCode.ResourceExhausted, error.StatusCode);
-        Assert.Single(_server.Calls);
+        Assert.Single(Server.Calls);
     }
 
     [Fact]
     public async Task Cancelling_mid_stream_cancels_the_call_on_the_server()
     {
-        _server.Chat = async (_, output, context) =>
+        Server.Chat = async (_, output, context) =>
         {
             await output.WriteAsync(new ChatEvent { Started = new ChatStarted { Model = "m" } });
             for (var i = 0; ; i++)
@@ -93,7 +87,7 @@ public sealed class ResilienceAndErrorTests : IAsyncLifetime
                 await Task.Delay(20, context.CancellationToken);
             }
         };
-        using var client = Client();
+        using var client = ClientWith();
         using var cancel = new CancellationTokenSource();
         var deltas = 0;
 
@@ -104,13 +98,13 @@ public sealed class ResilienceAndErrorTests : IAsyncLifetime
         });
 
         Assert.Equal(cancel.Token, error.CancellationToken);
-        await _server.ChatCancelled.Task.WaitAsync(TimeSpan.FromSeconds(10));
+        await Server.ChatCancelled.Task.WaitAsync(TimeSpan.FromSeconds(10));
     }
 
     [Fact]
     public async Task A_caller_that_stops_reading_ends_the_call_on_the_server()
     {
-        _server.Chat = async (_, output, context) =>
+        Server.Chat = async (_, output, context) =>
         {
             await output.WriteAsync(new ChatEvent { Started = new ChatStarted { Model = "m" } });
             while (true)
@@ -119,26 +113,26 @@ public sealed class ResilienceAndErrorTests : IAsyncLifetime
                 await Task.Delay(20, context.CancellationToken);
             }
         };
-        using var client = Client();
+        using var client = ClientWith();
 
         await foreach (var update in client.GetStreamingResponseAsync([new(ChatRole.User, "hi")]))
             if (update.Text.Length > 0) break;
 
-        await _server.ChatCancelled.Task.WaitAsync(TimeSpan.FromSeconds(10));
+        await Server.ChatCancelled.Task.WaitAsync(TimeSpan.FromSeconds(10));
     }
 
     [Fact]
     public async Task A_reply_slower_than_the_chat_timeout_fails_with_a_timeout()
     {
-        _server.Chat = async (_, output, context) =>
+        Server.Chat = async (_, output, context) =>
         {
             await output.WriteAsync(new ChatEvent { Started = new ChatStarted { Model = "m" } });
             await Task.Delay(Timeout.Infinite, context.CancellationToken);
         };
-        using var client = Client(o => o.ChatTimeout = TimeSpan.FromMilliseconds(300));
+        using var client = ClientWith(o => o.ChatTimeout = TimeSpan.FromMilliseconds(300));
 
         await Assert.ThrowsAsync<TimeoutException>(() => client.GetResponseAsync([new(ChatRole.User, "hi")]));
-        await _server.ChatCancelled.Task.WaitAsync(TimeSpan.FromSeconds(10));
+        await Server.ChatCancelled.Task.WaitAsync(TimeSpan.FromSeconds(10));
     }
 
     public static TheoryData<StatusCode, Type> Mapped => new()
@@ -155,9 +149,9 @@ public sealed class ResilienceAndErrorTests : IAsyncLifetime
     [MemberData(nameof(Mapped))]
     public async Task A_status_becomes_a_dotnet_exception_that_keeps_the_service_s_message(StatusCode status, Type expected)
     {
-        _server.Failures.Enqueue(new Status(status, "settings.top_p is 1.5; expected (0, 1]"));
-        _server.Failures.Enqueue(new Status(status, "settings.top_p is 1.5; expected (0, 1]"));
-        using var client = Client();
+        Server.Failures.Enqueue(new Status(status, "settings.top_p is 1.5; expected (0, 1]"));
+        Server.Failures.Enqueue(new Status(status, "settings.top_p is 1.5; expected (0, 1]"));
+        using var client = ClientWith();
 
         var chat = await Assert.ThrowsAnyAsync<Exception>(() => client.GetResponseAsync([new(ChatRole.User, "hi")]));
         var tokenizer = await Assert.ThrowsAnyAsync<Exception>(() => client.Tokenizer.CountTokensAsync("hi"));
@@ -174,13 +168,13 @@ public sealed class ResilienceAndErrorTests : IAsyncLifetime
     [Fact]
     public async Task An_unreachable_service_is_unavailable_after_the_retries()
     {
-        var address = _server.Address;
-        await _server.DisposeAsync();
+        var address = Server.Address;
+        await Server.DisposeAsync();
         using var client = new ChatServicesChatClient(new ChatServicesClientOptions { Address = address, MaxRetries = 1 });
 
         var error = await Assert.ThrowsAsync<ChatServicesException>(() => client.GetResponseAsync([new(ChatRole.User, "hi")]));
 
         Assert.Equal(StatusCode.Unavailable, error.StatusCode);
-        _server = await RecordingDialogueServer.StartAsync(); // for DisposeAsync
+        Server = await RecordingDialogueServer.StartAsync(); // for DisposeAsync
     }
 }

@@ -89,12 +89,7 @@ public sealed class ClientLibraryTests(ChatSystemFixture fixture) : IDisposable
         Assert.NotNull(during);
         Assert.Equal(1u, during.Running + during.Waiting);
         Assert.True(during.KvCache.UsedSlots > 0);
-        var after = during;
-        for (var i = 0; i < 100 && (after.Running > 0 || after.KvCache.UsedSlots > 0); i++)
-        {
-            await Task.Delay(100);
-            after = await System.InferenceClient.GetModelInfoAsync(new GetModelInfoRequest());
-        }
+        var after = await System.InferenceClient.WaitUntilIdleAsync();
         Assert.Equal(0u, after.Running);
         Assert.Equal(0u, after.KvCache.UsedSlots);
     }
