@@ -3,6 +3,7 @@ using ChatServices.EndToEnd.Tests.Infrastructure;
 using ChatServices.Protos.Chat.V1;
 using Grpc.Core;
 using Microsoft.Extensions.AI;
+using Microsoft.Extensions.DependencyInjection;
 using ChatMessage = Microsoft.Extensions.AI.ChatMessage;
 
 namespace ChatServices.EndToEnd.Tests;
@@ -42,6 +43,24 @@ public sealed class ClientLibraryTests(ChatSystemFixture fixture) : IDisposable
         Assert.Equal(Convert.ToInt64(updates[0].AdditionalProperties?["prompt_tokens"]), response.Usage?.InputTokenCount);
         Assert.Null(response.ConversationId);
         Assert.False(string.IsNullOrEmpty(response.ModelId));
+    }
+
+    [Fact]
+    public async Task The_registered_chat_client_with_middleware_answers_through_the_system()
+    {
+        var services = new ServiceCollection();
+        services.AddChatServicesClient(o => { o.Address = System.Dialogue.Address; o.OwnerId = Owner; })
+            .UseFunctionInvocation()
+            .UseOpenTelemetry();
+        await using var provider = services.BuildServiceProvider();
+        var chat = provider.GetRequiredService<IChatClient>();
+
+        var response = await chat.GetResponseAsync([new(ChatRole.User, "Hello!")], new ChatOptions { MaxOutputTokens = 6, Temperature = 0 });
+        var tokens = await provider.GetRequiredService<ChatServicesTokenizer>().CountTokensAsync("Hello!");
+
+        Assert.False(string.IsNullOrEmpty(response.Text));
+        Assert.Equal(6, response.Usage?.OutputTokenCount);
+        Assert.True(tokens > 0);
     }
 
     [Fact]
