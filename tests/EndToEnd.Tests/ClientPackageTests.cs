@@ -27,7 +27,8 @@ public sealed class ClientPackageTests(ChatSystemFixture fixture) : IDisposable
     {
         var feed = Path.Combine(_directory, "feed");
         foreach (var project in new[] { "src/Contracts", "src/ChatServices.Client" })
-            await RunAsync("dotnet", TestPaths.RepoRoot, null, "pack", project, "--no-build", "-c", Configuration, "-o", feed, $"-p:Version={_version}", "-nologo");
+            await RunAsync("dotnet", TestPaths.RepoRoot, null, "pack", project, "--no-build", "-c", Configuration, "-o", feed, $"-p:Version={_version}",
+                $"-p:NuspecOutputPath={Path.Combine(_directory, "nuspec")}/", "-nologo"); // nothing of the run left in obj/
 
         using (var package = ZipFile.OpenRead(Path.Combine(feed, $"ChatServices.Client.{_version}.nupkg")))
         {
