@@ -20,7 +20,7 @@ internal sealed class ChatServicesConnection : IDisposable
     /// <param name="ownsChannel">Dispose <paramref name="channel"/> with this connection.</param>
     public ChatServicesConnection(CallInvoker? invoker, ChatServicesClientOptions options, GrpcChannel? channel, bool ownsChannel)
     {
-        ValidateCredentials(options);
+        Validate(options);
         Invoker = invoker;
         Options = options.Clone();
         Channel = channel;
@@ -37,7 +37,7 @@ internal sealed class ChatServicesConnection : IDisposable
     {
         var address = options.Address ?? throw new ArgumentException(
             "ChatServicesClientOptions.Address is required (DialogueService's gRPC address, e.g. http://127.0.0.1:50051).", nameof(options));
-        ValidateCredentials(options);
+        Validate(options);
         var channelOptions = ConfigureChannel(new GrpcChannelOptions { HttpHandler = CreateHandler(), DisposeHttpClient = true }, options);
         if (ChatServicesCredentials.For(options) is { } credentials)
             channelOptions.Credentials = ChannelCredentials.Create(
@@ -83,7 +83,7 @@ internal sealed class ChatServicesConnection : IDisposable
     /// Refuses settings that cannot work: both an API key and a token provider, an empty key, and credentials that
     /// would cross the network unencrypted (see <see cref="ChatServicesClientOptions.AllowCredentialsOverCleartext"/>).
     /// </summary>
-    public static void ValidateCredentials(ChatServicesClientOptions options)
+    public static void Validate(ChatServicesClientOptions options)
     {
         if (options.ApiKey is not null && options.AccessTokenProvider is not null)
             throw new ArgumentException("Set ChatServicesClientOptions.ApiKey or AccessTokenProvider, not both.", nameof(options));
@@ -108,7 +108,7 @@ internal sealed class ChatServicesConnection : IDisposable
         // A restarted service is connected to again within seconds, not after grpc-dotnet's default backoff (up to 2 minutes).
         channel.InitialReconnectBackoff = TimeSpan.FromMilliseconds(250);
         channel.MaxReconnectBackoff = TimeSpan.FromSeconds(5);
-        // Credentials over cleartext were allowed by ValidateCredentials (loopback, or explicitly); grpc-dotnet would
+        // Credentials over cleartext were allowed by Validate (loopback, or explicitly); grpc-dotnet would
         // otherwise leave call credentials out without an error.
         if (options.Address?.Scheme == Uri.UriSchemeHttp) channel.UnsafeUseInsecureChannelCallCredentials = true;
         if (options.MaxRetries > 0)

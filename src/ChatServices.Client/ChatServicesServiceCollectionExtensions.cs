@@ -26,7 +26,7 @@ public static class ChatServicesServiceCollectionExtensions
         {
             if (o.Address is null) throw new OptionsValidationException(Options.DefaultName, typeof(ChatServicesClientOptions),
                 ["ChatServicesClientOptions.Address is required (DialogueService's gRPC address, e.g. http://127.0.0.1:50051)."]);
-            ChatServicesConnection.ValidateCredentials(o);
+            ChatServicesConnection.Validate(o);
             return true;
         });
 
