@@ -41,6 +41,8 @@ internal static class ChatRequestMapper
             MapStatelessChat(request, messages, options?.Instructions);
         }
         if (options is not null) MapSettings(settings, options);
+        if (settings.N > 1)
+            throw new NotSupportedException($"n = {settings.N}: an IChatClient response is one choice; ask for several with the typed Dialogue client.");
         return request;
     }
 

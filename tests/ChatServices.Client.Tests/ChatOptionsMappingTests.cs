@@ -114,6 +114,7 @@ public sealed class ChatOptionsMappingTests : RecordingServerTests
         { "zero max output tokens", () => new ChatOptions { MaxOutputTokens = 0 }, typeof(ArgumentException) },
         { "regenerate without a conversation", () => new ChatOptions { AdditionalProperties = new() { ["regenerate"] = true } }, typeof(ArgumentException) },
         { "instructions in a stored conversation", () => new ChatOptions { ConversationId = "c", Instructions = "x" }, typeof(NotSupportedException) },
+        { "several choices in a raw request", () => new ChatOptions { RawRepresentationFactory = _ => new ChatRequest { Settings = new GenerationSettings { N = 2 } } }, typeof(NotSupportedException) },
     };
 
     [Theory]
