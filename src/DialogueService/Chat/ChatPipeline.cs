@@ -93,8 +93,9 @@ public sealed class ChatPipeline(
         if (turn.ConversationId is Guid conversationId)
         {
             if (!request.Regenerate)
-                userMessage = await store.AppendMessageAsync(request.OwnerId, conversationId, MessageRole.User, request.UserMessage, cancellationToken: cancellationToken);
-            reply = await store.BeginAssistantMessageAsync(request.OwnerId, conversationId, cancellationToken);
+                userMessage = await store.AppendMessageAsync(request.OwnerId, conversationId, MessageRole.User, request.UserMessage,
+                    parentId: turn.Anchor ?? Guid.Empty, cancellationToken: cancellationToken);
+            reply = await store.BeginAssistantMessageAsync(request.OwnerId, conversationId, userMessage?.Id ?? turn.Anchor, cancellationToken);
         }
 
         await output.WriteAsync(new ChatEvent
@@ -236,7 +237,9 @@ public sealed class ChatPipeline(
     }
 
     /// <summary>What the turn answers: a stored conversation, a stateless message list, or a raw prompt.</summary>
-    private sealed record Turn(Guid? ConversationId, List<DialogueMessage> Messages, string? RawPrompt = null);
+    /// <param name="Anchor">Stored conversations: the message the new user message follows (null: it is a first
+    /// message), or with regenerate the user message answered again.</param>
+    private sealed record Turn(Guid? ConversationId, List<DialogueMessage> Messages, string? RawPrompt = null, Guid? Anchor = null);
 
     private async Task<Turn> GatherAsync(ChatRequest request, CancellationToken cancellationToken)
     {
@@ -282,9 +285,10 @@ public sealed class ChatPipeline(
             throw Invalid(e.ParamName ?? "request", e.Message);
         }
 
+        var anchor = FindAnchor(request, detail.Messages);
         var messages = new List<DialogueMessage>();
         if (!string.IsNullOrEmpty(detail.Conversation.SystemPrompt)) messages.Add(new("system", detail.Conversation.SystemPrompt));
-        foreach (var m in detail.Messages)
+        foreach (var m in PathTo(anchor, detail.Messages))
         {
             if (m.Status == StoreMessageStatus.InProgress) continue;
             if (m.Role == MessageRole.Assistant && m.Content.Length == 0) continue;
@@ -292,16 +296,49 @@ public sealed class ChatPipeline(
             AddTurn(messages, new(m.Role.ToString().ToLowerInvariant(), m.Content));
         }
 
-        if (request.Regenerate)
+        if (!request.Regenerate) AddTurn(messages, new("user", request.UserMessage));
+        return new Turn(id, messages, Anchor: anchor?.Id);
+    }
+
+    /// <summary>
+    /// Where the turn attaches in the conversation's tree (see <see cref="ChatRequest.ParentMessageId"/>): for a new
+    /// user message the message it follows (null: none), for regenerate the user message to answer again.
+    /// </summary>
+    private static ConversationMessage? FindAnchor(ChatRequest request, IReadOnlyList<ConversationMessage> stored)
+    {
+        ConversationMessage? Find(Guid? id) => id is null ? null : stored.FirstOrDefault(m => m.Id == id);
+        ConversationMessage? anchor;
+        if (!request.HasParentMessageId)
         {
-            while (messages.Count > 0 && messages[^1].Role == "assistant") messages.RemoveAt(messages.Count - 1);
-            if (messages.Count == 0 || messages[^1].Role != "user") throw Invalid("regenerate", "the conversation has no user message to answer.");
+            anchor = stored.Count == 0 ? null : stored[^1];
+        }
+        else if (request.ParentMessageId.Length == 0 && !request.Regenerate)
+        {
+            anchor = null;
         }
         else
         {
-            AddTurn(messages, new("user", request.UserMessage));
+            anchor = Guid.TryParse(request.ParentMessageId, out var parentId) ? Find(parentId) : null;
+            if (anchor is null) throw Invalid("parent_message_id", $"parent_message_id '{request.ParentMessageId}' is not a message of this conversation.");
         }
-        return new Turn(id, messages);
+        if (!request.Regenerate) return anchor;
+
+        // Taking a reply again answers the message it answered.
+        if (anchor?.Role == MessageRole.Assistant) anchor = Find(anchor.ParentId);
+        return anchor?.Role == MessageRole.User
+            ? anchor
+            : throw Invalid("regenerate", "there is no user message to answer there.");
+    }
+
+    /// <summary>The messages from the first one down to <paramref name="last"/>, following parents.</summary>
+    private static List<ConversationMessage> PathTo(ConversationMessage? last, IReadOnlyList<ConversationMessage> stored)
+    {
+        var byId = stored.ToDictionary(m => m.Id);
+        var path = new List<ConversationMessage>();
+        // A parent always has a smaller sequence number than its child, so the walk ends.
+        for (var m = last; m is not null; m = m.ParentId is { } p ? byId.GetValueOrDefault(p) : null) path.Add(m);
+        path.Reverse();
+        return path;
     }
 
     /// <summary>
