@@ -116,8 +116,9 @@ public static class ConversationsApi
             ConversationId = id,
             UserMessage = body.Content ?? "",
             Regenerate = regenerate,
-            Settings = GenerationSettingsMapping.Build(body.Temperature, null, body.MaxTokens, "max_tokens", null, null, null, null, null, false, null),
+            Settings = GenerationSettingsMapping.Build(body.Temperature, body.TopP, body.MaxTokens, "max_tokens", null, null, null, null, null, false, null),
         };
+        if (body.ParentMessageId is not null) request.ParentMessageId = body.ParentMessageId;
         await using var call = await upstream.StartChatAsync(request, budgets.Charge(http.GetCaller(), TokenEstimate.ForChat(request)), http.RequestAborted);
         var ct = http.RequestAborted;
 
@@ -210,6 +211,10 @@ public static class ConversationsApi
         },
         FinishReason = m.FinishReason,
         CreatedAt = Time(m.CreatedAt),
+        ParentId = m.ParentId.Length == 0 ? null : m.ParentId,
+        Usage = m.PromptTokens == 0 && m.CompletionTokens == 0
+            ? null
+            : new MessageUsage { PromptTokens = m.PromptTokens, CompletionTokens = m.CompletionTokens },
     };
 
     private static DateTimeOffset? Time(Timestamp? t) => t is null ? null : t.ToDateTimeOffset();
