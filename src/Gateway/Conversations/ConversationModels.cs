@@ -59,11 +59,15 @@ public sealed class RenameConversationBody
     public string? Title { get; set; }
 }
 
-/// <summary>A new user message (or, with <c>regenerate</c>, a new take on a reply) and how to generate.</summary>
+/// <summary>
+/// A new user message (or, with <c>regenerate</c>, a new take on a reply; with <c>continue</c>, more of the reply named
+/// by <c>parent_message_id</c>) and how to generate.
+/// </summary>
 public sealed class SendMessageBody
 {
     public string? Content { get; set; }
     public bool? Regenerate { get; set; }
+    public bool? Continue { get; set; }
 
     /// <summary>
     /// Where the turn goes in the conversation's tree: the message the new one follows ("" for a new first message,

@@ -93,7 +93,7 @@ public static class ConversationsApi
     }
 
     /// <summary>
-    /// Sends a message and streams the reply as named SSE events: <c>started</c>, <c>delta</c> ({text}),
+    /// Sends a message (or regenerates or continues a reply) and streams the reply as named SSE events: <c>started</c>, <c>delta</c> ({text}),
     /// <c>finished</c> ({finish_reason, assistant_message_id}), <c>usage</c>, or <c>error</c>; then
     /// <c>data: [DONE]</c>. Closing the connection cancels the generation; what was produced is kept, marked cancelled.
     /// </summary>
@@ -101,11 +101,17 @@ public static class ConversationsApi
     {
         var body = await OpenAiJson.ReadBodyAsync(http.Request, ConversationsJsonContext.Default.SendMessageBody);
         var regenerate = body.Regenerate == true;
-        if (regenerate && !string.IsNullOrEmpty(body.Content))
+        var continueReply = body.Continue == true;
+        if ((regenerate || continueReply) && !string.IsNullOrEmpty(body.Content))
         {
-            throw ApiException.InvalidRequest("'content' must be empty when 'regenerate' is true.", "content");
+            throw ApiException.InvalidRequest($"'content' must be empty when '{(regenerate ? "regenerate" : "continue")}' is true.", "content");
         }
-        if (!regenerate && string.IsNullOrWhiteSpace(body.Content))
+        if (regenerate && continueReply) throw ApiException.InvalidRequest("'regenerate' and 'continue' exclude each other.", "continue");
+        if (continueReply && string.IsNullOrEmpty(body.ParentMessageId))
+        {
+            throw ApiException.InvalidRequest("'parent_message_id' must name the reply to continue.", "parent_message_id");
+        }
+        if (!regenerate && !continueReply && string.IsNullOrWhiteSpace(body.Content))
         {
             throw ApiException.InvalidRequest("'content' is required.", "content");
         }
@@ -116,6 +122,7 @@ public static class ConversationsApi
             ConversationId = id,
             UserMessage = body.Content ?? "",
             Regenerate = regenerate,
+            ContinueReply = continueReply,
             Settings = GenerationSettingsMapping.Build(body.Temperature, body.TopP, body.MaxTokens, "max_tokens", null, null, null, null, null, false, null),
         };
         if (body.ParentMessageId is not null) request.ParentMessageId = body.ParentMessageId;

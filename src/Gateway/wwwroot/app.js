@@ -418,9 +418,11 @@ function startEdit(div, message) {
   });
 }
 
-/** Asks for more of a reply cut at the token limit: a new turn that asks the model to go on. */
+/** Asks for more of a reply cut at the token limit: the model goes on from its last word; the longer reply is
+ *  stored beside the cut one. */
 function continueReply(div) {
-  generate({ content: 'Continue exactly where your last reply stopped.', parentId: div.dataset.id });
+  const message = state.messages.find((m) => m.id === div.dataset.id);
+  if (message) generate({ continueReply: true, parentId: message.id, fork: message.parent_id ?? '', from: div, continued: message.content });
 }
 
 function scrollToEnd() {
@@ -525,11 +527,12 @@ function tailId() {
  * `parentId` places the turn in the tree (see the API's parent_message_id); `from` is the message element the turn
  * replaces on screen (an edited message, a regenerated reply), which goes with everything below it.
  */
-async function generate({ content, regenerate = false, parentId, from } = {}) {
+async function generate({ content, regenerate = false, continueReply = false, continued = '', parentId, fork, from } = {}) {
   if (state.streaming) return;
-  const fromComposer = content === undefined && !regenerate;
+  const generateOnly = regenerate || continueReply;
+  const fromComposer = content === undefined && !generateOnly;
   const text = fromComposer ? els.prompt.value.trim() : content ?? '';
-  if (!regenerate && !text) return;
+  if (!generateOnly && !text) return;
   showError('');
 
   const controller = new AbortController();
@@ -539,7 +542,7 @@ async function generate({ content, regenerate = false, parentId, from } = {}) {
   let finished = null;
   let finishReason = null;
   let usage = null;
-  let produced = '';
+  let produced = continued;
   let frame = 0;
   const parent = fromComposer ? tailId() : parentId;
   try {
@@ -555,7 +558,7 @@ async function generate({ content, regenerate = false, parentId, from } = {}) {
       while (from.nextElementSibling) from.nextElementSibling.remove();
       from.remove();
     }
-    if (!regenerate) {
+    if (!generateOnly) {
       els.empty.hidden = true;
       sent = newMessage('user');
       setContent(sent, text);
@@ -568,7 +571,7 @@ async function generate({ content, regenerate = false, parentId, from } = {}) {
     }
 
     const settings = chatSettings();
-    const body = regenerate ? { regenerate: true } : { content: text };
+    const body = regenerate ? { regenerate: true } : continueReply ? { continue: true } : { content: text };
     if (parent !== undefined) body.parent_message_id = parent;
     body.temperature = settings.temperature;
     if (settings.topP < 1) body.top_p = settings.topP;
@@ -589,6 +592,7 @@ async function generate({ content, regenerate = false, parentId, from } = {}) {
     }
 
     reply = newMessage('assistant');
+    if (produced) setContent(reply, produced);
     reply.classList.add('streaming');
     reply.setAttribute('aria-busy', 'true');
     els.messages.append(reply);
@@ -636,7 +640,7 @@ async function generate({ content, regenerate = false, parentId, from } = {}) {
     if (finished) {
       // Stored: show the conversation as the server has it, on the branch just written.
       try {
-        await reloadConversation(parent ?? '');
+        await reloadConversation(fork ?? parent ?? '');
       } catch (e) {
         showError(describe(e));
       }

@@ -233,6 +233,45 @@ public sealed class ChatPipelineTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Continuing_a_reply_leaves_its_turn_open_and_stores_the_whole_text_beside_it()
+    {
+        var conversation = await _store.CreateAsync("bob", null);
+        var id = conversation.Id.ToString();
+        await RunAsync(new ScriptedBackend(Ids("The answer")), new ChatRequest { OwnerId = "bob", ConversationId = id, UserMessage = "What is it?" });
+        var cut = (await _store.GetAsync("bob", conversation.Id, includeMessages: true)).Messages[^1];
+
+        var more = new ScriptedBackend(Ids(" is 42."));
+        var events = await RunAsync(more, new ChatRequest { OwnerId = "bob", ConversationId = id, ContinueReply = true, ParentMessageId = cut.Id.ToString() });
+
+        // The prompt ends with the reply's text: no end of turn, no new assistant header.
+        Assert.EndsWith("assistant<|end_header_id|>\n\nThe answer", _model.Tokenizer.Decode(more.Requests[0].PromptTokenIds));
+        Assert.Equal(" is 42.", Text(events));
+        var stored = (await _store.GetAsync("bob", conversation.Id, includeMessages: true)).Messages;
+        Assert.Equal(3, stored.Count);
+        Assert.Equal("The answer", stored[1].Content);
+        Assert.Equal("The answer is 42.", stored[2].Content);
+        Assert.Equal(cut.ParentId, stored[2].ParentId);
+        Assert.Equal(stored[2].Id.ToString(), events.Single(e => e.Finished is not null).Finished.AssistantMessageId);
+    }
+
+    [Theory]
+    [InlineData("user message")]
+    [InlineData("no parent")]
+    public async Task Continue_reply_without_a_reply_to_continue_is_refused(string problem)
+    {
+        var conversation = await _store.CreateAsync("bob", null);
+        await RunAsync(new ScriptedBackend(Ids("Hi.")), new ChatRequest { OwnerId = "bob", ConversationId = conversation.Id.ToString(), UserMessage = "Hello" });
+        var question = (await _store.GetAsync("bob", conversation.Id, includeMessages: true)).Messages[0];
+        var request = new ChatRequest { OwnerId = "bob", ConversationId = conversation.Id.ToString(), ContinueReply = true };
+        if (problem == "user message") request.ParentMessageId = question.Id.ToString();
+
+        var error = await Assert.ThrowsAsync<RpcException>(() => RunAsync(new ScriptedBackend(Ids("Never.")), request));
+
+        Assert.Equal(StatusCode.InvalidArgument, error.StatusCode);
+        Assert.Equal(2, (await _store.GetAsync("bob", conversation.Id, includeMessages: true)).Messages.Count);
+    }
+
+    [Fact]
     public async Task A_parent_that_is_not_in_the_conversation_is_refused_with_nothing_stored()
     {
         var conversation = await _store.CreateAsync("bob", null);

@@ -21,7 +21,8 @@ namespace ChatServices.Gateway.Tests.Infrastructure;
 /// </list>
 /// Anything else: "Hello! You said: {text}" (choice i &gt; 0 prefixed "[i] "), cut at max_tokens words.
 /// Stored conversations branch as DialogueService's do: each message has a parent (parent_message_id, or the latest
-/// message), and a regenerated reply is added beside the earlier ones.
+/// message), a regenerated reply is added beside the earlier ones, and a continued reply goes on with the rest of the
+/// known reply, stored beside the one it continues.
 /// </summary>
 public sealed class ScriptedDialogueService : Dialogue.DialogueBase
 {
@@ -59,7 +60,7 @@ public sealed class ScriptedDialogueService : Dialogue.DialogueBase
         {
             conversation = Find(request.OwnerId, request.ConversationId);
             anchor = conversation.Anchor(request);
-            if (request.Regenerate)
+            if (request.Regenerate || request.ContinueReply)
             {
                 text = anchor?.Content ?? "";
             }
@@ -88,7 +89,7 @@ public sealed class ScriptedDialogueService : Dialogue.DialogueBase
         }
 
         Message? userMessage = null;
-        if (conversation is not null && !request.Regenerate)
+        if (conversation is not null && !request.Regenerate && !request.ContinueReply)
         {
             userMessage = conversation.Add("user", text, MessageStatus.Complete, "", anchor?.Id ?? "", ref _sequence);
             if (conversation.Title == "New chat") conversation.Title = text.Length > 40 ? text[..40] : text;
@@ -107,13 +108,16 @@ public sealed class ScriptedDialogueService : Dialogue.DialogueBase
         });
 
         var slow = text.StartsWith("slow", StringComparison.Ordinal);
+        // A continued reply goes on with the rest of the reply to the question it answers.
+        var continued = request.ContinueReply ? text : "";
+        if (request.ContinueReply) text = conversation!.Messages.Single(m => m.Id == anchor!.ParentId).Content;
         var words = slow ? Enumerable.Range(0, SlowWords).Select(i => $"word{i} ").ToArray()
             : text.StartsWith("fixture:", StringComparison.Ordinal) ? AwkwardPieces(Fixture(text["fixture:".Length..]))
-            : Words("Hello! You said: " + text);
-        var replyParent = userMessage?.Id ?? anchor?.Id ?? "";
+            : Words(("Hello! You said: " + text)[continued.Length..]);
+        var replyParent = request.ContinueReply ? anchor!.ParentId : userMessage?.Id ?? anchor?.Id ?? "";
         var choices = request.Settings?.N is > 0 ? request.Settings.N : 1;
         var maxTokens = request.Settings?.MaxTokens ?? 0;
-        var produced = new StringBuilder();
+        var produced = new StringBuilder(continued);
         var completionTokens = 0;
         Interlocked.Increment(ref _running);
         try
@@ -270,6 +274,8 @@ public sealed class ScriptedDialogueService : Dialogue.DialogueBase
                     : request.ParentMessageId.Length == 0 && !request.Regenerate ? null
                     : Messages.FirstOrDefault(m => m.Id == request.ParentMessageId)
                       ?? throw new RpcException(new Status(StatusCode.InvalidArgument, $"parent_message_id: '{request.ParentMessageId}' is not a message of this conversation."));
+                if (request.ContinueReply)
+                    return anchor?.Role == "assistant" ? anchor : throw new RpcException(new Status(StatusCode.InvalidArgument, "continue_reply: not a reply."));
                 if (!request.Regenerate) return anchor;
                 if (anchor?.Role == "assistant") anchor = Messages.FirstOrDefault(m => m.Id == anchor.ParentId);
                 return anchor?.Role == "user" ? anchor : throw new RpcException(new Status(StatusCode.InvalidArgument, "regenerate: there is no user message to answer there."));

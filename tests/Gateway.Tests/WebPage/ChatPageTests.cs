@@ -48,7 +48,7 @@ public sealed class ChatPageTests(GatewayFixture fixture)
         Assert.True(edit.HasParentMessageId);
         Assert.Equal("", edit.ParentMessageId);
         Assert.NotEqual("", requests.Single(r => r.UserMessage == "second question").ParentMessageId);
-        Assert.NotEqual("", requests.Single(r => r.UserMessage.StartsWith("Continue", StringComparison.Ordinal)).ParentMessageId);
+        Assert.NotEqual("", requests.Single(r => r.ContinueReply).ParentMessageId);
         Assert.All(["chat-light.png", "chat-dark.png"], name => Assert.True(new FileInfo(Path.Combine(readmeScreenshots, name)).Length > 10_000, name));
         Assert.All(fixture.Upstream.ChatRequests.Where(r => r.UserMessage == "Hello from the browser"), r => Assert.Equal("anonymous-local", r.OwnerId));
         // The key entered in the page's settings acted as its owner.

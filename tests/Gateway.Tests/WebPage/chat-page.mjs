@@ -153,11 +153,15 @@ try {
   await page.fill('#max-tokens', '');
   await page.click('#settings-save');
   if (scripted) {
-    // A reply cut at the token limit can be continued: the next turn follows it.
+    // A reply cut at the token limit can be continued: the model goes on from its last word, and the longer reply
+    // takes the cut one's place (which stays reachable with ‹ ›).
     await assistants.last().locator('.continue').click();
-    await page.waitForFunction(() => document.querySelectorAll('.message.assistant').length === 3);
     await idle();
-    assert.match(await page.locator('.message.user').last().textContent(), /Continue/);
+    await page.waitForSelector('.message.assistant:last-child .branch-index');
+    assert.equal(await assistants.count(), 2);
+    assert.equal(await replyText(), 'Hello! You said: settings check one two three four five six');
+    assert.equal(await branchOf(assistants.last()), '2/2');
+    assert.equal(await assistants.last().locator('.status').count(), 0, 'no longer cut off');
   }
 
   // 4. Stop: a slow reply is stopped mid-stream; the page says so and the text stops growing.
