@@ -623,7 +623,7 @@ async function generate({ content, regenerate = false, continueReply = false, co
     paint();
     showUsage(reply, usage, finishReason);
     if (finishReason && finishReason !== 'stop') markStatus(reply, finishReason);
-    els.announcer.textContent = reply.querySelector('.content').textContent;
+    els.announcer.textContent = reply.querySelector('.content').innerText;
   } catch (e) {
     cancelAnimationFrame(frame);
     if (reply) setContent(reply, produced);
