@@ -276,6 +276,7 @@ try {
   await page.keyboard.press('Control+K');
   await page.click('#settings-button');
   await page.fill('#system-prompt', '');
+  await page.fill('#max-tokens', '');
   await page.click('#settings-save');
 
   // 6. An error is shown to the person: a message over the gateway's body limit (any gateway), and a failure in
