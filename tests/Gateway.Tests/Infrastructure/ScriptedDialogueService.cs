@@ -17,7 +17,8 @@ namespace ChatServices.Gateway.Tests.Infrastructure;
 /// <item>"fail:unavailable", "fail:invalid", "fail:exhausted", "fail:notfound": that gRPC status before starting;</item>
 /// <item>"fail:midstream": three words, then INTERNAL.</item>
 /// <item>"fixture:NAME": the text of WebPage/fixtures/NAME.md, in pieces of 1, 2, 3, 5, 7, 11 and 13 characters (so
-/// that pieces end inside tags, attributes, entities and Markdown syntax).</item>
+/// that pieces end inside tags, attributes, entities and Markdown syntax); "fixture-slow:NAME" the same, 10 ms apart
+/// (so that a page renders it over many frames).</item>
 /// </list>
 /// Anything else: "Hello! You said: {text}" (choice i &gt; 0 prefixed "[i] "), cut at max_tokens words.
 /// Stored conversations branch as DialogueService's do: each message has a parent (parent_message_id, or the latest
@@ -112,7 +113,7 @@ public sealed class ScriptedDialogueService : Dialogue.DialogueBase
         var continued = request.ContinueReply ? text : "";
         if (request.ContinueReply) text = conversation!.Messages.Single(m => m.Id == anchor!.ParentId).Content;
         var words = slow ? Enumerable.Range(0, SlowWords).Select(i => $"word{i} ").ToArray()
-            : text.StartsWith("fixture:", StringComparison.Ordinal) ? AwkwardPieces(Fixture(text["fixture:".Length..]))
+            : text.StartsWith("fixture", StringComparison.Ordinal) ? AwkwardPieces(Fixture(text[(text.IndexOf(':') + 1)..]))
             : Words(("Hello! You said: " + text)[continued.Length..]);
         var replyParent = request.ContinueReply ? anchor!.ParentId : userMessage?.Id ?? anchor?.Id ?? "";
         var choices = request.Settings?.N is > 0 ? request.Settings.N : 1;
@@ -129,6 +130,7 @@ public sealed class ScriptedDialogueService : Dialogue.DialogueBase
                 for (var i = 0; i < limit; i++)
                 {
                     if (slow) await Task.Delay(40, ct);
+                    else if (text.StartsWith("fixture-slow:", StringComparison.Ordinal)) await Task.Delay(10, ct);
                     if (text == "fail:midstream" && i == 3) throw new RpcException(new Status(StatusCode.Internal, "the model runner failed"));
                     ct.ThrowIfCancellationRequested();
                     var delta = new ChatDelta { Index = choice, Text = choiceWords[i] };

@@ -300,10 +300,31 @@ try {
   if (scripted) {
     // 8. Markdown: the fixture, streamed in awkward pieces, renders as headings, a table, nested lists, task lists
     //    and highlighted code with its language and a copy button.
+    //    While it streams, a block that another block follows keeps its node: only the block being written is
+    //    rendered again (no flicker, no jumps).
     await page.keyboard.press('Control+K');
     const markdown = fixture('markdown');
-    await send('fixture:markdown');
+    await page.evaluate(() => {
+      window.__streamedFrames = 0;
+      window.__replacedBlocks = [];
+      let previous = [];
+      const watch = () => {
+        const content = document.querySelector('.message.assistant.streaming .content');
+        if (content) {
+          window.__streamedFrames++;
+          for (const block of previous.slice(0, -1)) if (!block.isConnected) window.__replacedBlocks.push(block.textContent.slice(0, 40));
+          previous = [...content.children];
+        } else previous = [];
+        requestAnimationFrame(watch);
+      };
+      requestAnimationFrame(watch);
+    });
+    await send('fixture-slow:markdown');
     await idle();
+    const streamedFrames = await page.evaluate(() => window.__streamedFrames);
+    assert.ok(streamedFrames >= 10, `the reply streamed over many frames (${streamedFrames})`);
+    assert.deepEqual(await page.evaluate(() => window.__replacedBlocks), [], 'finished blocks are never rendered again');
+    summary.streamedFrames = streamedFrames;
     await page.waitForSelector('.message.assistant .usage');
     const reply = assistants.last().locator('.content');
     assert.equal((await reply.locator('h1').textContent()).trim(), 'Trip plan');
