@@ -40,7 +40,7 @@ public sealed class ChatPageTests(GatewayFixture fixture)
 
         // Regenerate named the question answered again; the edit of a first message asked for a new first message;
         // the continuation followed the cut reply.
-        var requests = fixture.Upstream.ChatRequests.ToArray();
+        var requests = fixture.Upstream.ChatRequests.Where(r => r.OwnerId == "anonymous-local").ToArray();
         var regenerate = requests.First(r => r.Regenerate);
         Assert.True(regenerate.HasParentMessageId);
         Assert.NotEqual("", regenerate.ParentMessageId);
