@@ -40,6 +40,9 @@ public sealed class DialogueApi(IConversationStore store, ChatPipeline chat, Ser
     public override Task<ProtoConversation> RenameConversation(RenameConversationRequest request, ServerCallContext context) =>
         Run(async ct => ToProto(await store.RenameAsync(request.OwnerId, ParseId(request.ConversationId), request.Title, ct)), context);
 
+    public override Task<ProtoConversation> SetSystemPrompt(SetSystemPromptRequest request, ServerCallContext context) =>
+        Run(async ct => ToProto(await store.SetSystemPromptAsync(request.OwnerId, ParseId(request.ConversationId), Blank(request.SystemPrompt), ct)), context);
+
     public override Task<DeleteConversationResponse> DeleteConversation(DeleteConversationRequest request, ServerCallContext context) =>
         Run(async ct =>
         {

@@ -39,6 +39,10 @@ public interface IConversationStore
     Task<Conversation> RenameAsync(
         string ownerId, Guid conversationId, string title, CancellationToken cancellationToken = default);
 
+    /// <summary>Replaces the system prompt (null: none) and moves the conversation up.</summary>
+    Task<Conversation> SetSystemPromptAsync(
+        string ownerId, Guid conversationId, string? systemPrompt, CancellationToken cancellationToken = default);
+
     /// <summary>Deletes the conversation and all its messages.</summary>
     Task DeleteAsync(string ownerId, Guid conversationId, CancellationToken cancellationToken = default);
 

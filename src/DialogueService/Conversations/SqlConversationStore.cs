@@ -223,14 +223,28 @@ public abstract class SqlConversationStore : IConversationStore, IAsyncDisposabl
         string ownerId, Guid conversationId, string title, CancellationToken cancellationToken = default)
     {
         ConversationLimits.OwnerId(ownerId);
-        title = ConversationLimits.Title(title);
+        return UpdateConversationAsync(ownerId, conversationId, "title", ConversationLimits.Title(title), cancellationToken);
+    }
+
+    public Task<Conversation> SetSystemPromptAsync(
+        string ownerId, Guid conversationId, string? systemPrompt, CancellationToken cancellationToken = default)
+    {
+        ConversationLimits.OwnerId(ownerId);
+        ConversationLimits.SystemPrompt(systemPrompt);
+        return UpdateConversationAsync(ownerId, conversationId, "system_prompt", systemPrompt, cancellationToken);
+    }
+
+    /// <summary>Sets one column of the owner's conversation (a name from this class, never input) and its updated_at.</summary>
+    private Task<Conversation> UpdateConversationAsync(
+        string ownerId, Guid conversationId, string column, string? value, CancellationToken cancellationToken)
+    {
         var now = Now();
         return WriteAsync(async (connection, transaction) =>
         {
             await using var update = Command(connection, transaction,
-                "UPDATE conversations SET title = @title, updated_at = @now WHERE id = @id AND owner_id = @owner " +
+                $"UPDATE conversations SET {column} = @value, updated_at = @now WHERE id = @id AND owner_id = @owner " +
                 $"RETURNING {ConversationColumns}");
-            AddParameter(update, "@title", title);
+            AddParameter(update, "@value", value);
             AddParameter(update, "@now", TimestampValue(now));
             AddParameter(update, "@id", IdValue(conversationId));
             AddParameter(update, "@owner", ownerId);

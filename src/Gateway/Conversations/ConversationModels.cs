@@ -54,9 +54,11 @@ public sealed class CreateConversationBody
     public string? SystemPrompt { get; set; }
 }
 
+/// <summary>A new title, a new system prompt ("" for none), or both.</summary>
 public sealed class RenameConversationBody
 {
     public string? Title { get; set; }
+    public string? SystemPrompt { get; set; }
 }
 
 /// <summary>

@@ -23,7 +23,7 @@ public static class ConversationsApi
         api.MapGet("/", ListConversations);
         api.MapPost("/", CreateConversation);
         api.MapGet("/{id}", GetConversation);
-        api.MapPatch("/{id}", RenameConversation);
+        api.MapPatch("/{id}", UpdateConversation);
         api.MapDelete("/{id}", DeleteConversation);
         api.MapPost("/{id}/messages", SendMessage);
         return api;
@@ -73,17 +73,31 @@ public static class ConversationsApi
         await OpenAiJson.WriteAsync(http.Response, ToBody(conversation, withMessages: true), ConversationsJsonContext.Default.ConversationBody);
     }
 
-    public static async Task RenameConversation(string id, HttpContext http, DialogueUpstream upstream)
+    /// <summary>Renames the conversation and/or replaces its system prompt.</summary>
+    public static async Task UpdateConversation(string id, HttpContext http, DialogueUpstream upstream)
     {
         var body = await OpenAiJson.ReadBodyAsync(http.Request, ConversationsJsonContext.Default.RenameConversationBody);
-        CheckTitle(body.Title, required: true);
-        var conversation = await upstream.RenameConversationAsync(new RenameConversationRequest
+        if (body.SystemPrompt is null || body.Title is not null) CheckTitle(body.Title, required: true);
+        Conversation? conversation = null;
+        if (body.Title is not null)
         {
-            OwnerId = http.GetCaller().OwnerId,
-            ConversationId = id,
-            Title = body.Title!,
-        }, http.RequestAborted);
-        await OpenAiJson.WriteAsync(http.Response, ToBody(conversation, withMessages: false), ConversationsJsonContext.Default.ConversationBody);
+            conversation = await upstream.RenameConversationAsync(new RenameConversationRequest
+            {
+                OwnerId = http.GetCaller().OwnerId,
+                ConversationId = id,
+                Title = body.Title,
+            }, http.RequestAborted);
+        }
+        if (body.SystemPrompt is not null)
+        {
+            conversation = await upstream.SetSystemPromptAsync(new SetSystemPromptRequest
+            {
+                OwnerId = http.GetCaller().OwnerId,
+                ConversationId = id,
+                SystemPrompt = body.SystemPrompt,
+            }, http.RequestAborted);
+        }
+        await OpenAiJson.WriteAsync(http.Response, ToBody(conversation!, withMessages: false), ConversationsJsonContext.Default.ConversationBody);
     }
 
     public static async Task DeleteConversation(string id, HttpContext http, DialogueUpstream upstream)

@@ -14,7 +14,7 @@ const els = {
   list: $('conversation-list'), newChat: $('new-chat'), title: $('chat-title'), model: $('model-name'),
   messages: $('messages'), empty: $('empty'), announcer: $('announcer'), error: $('error'), composer: $('composer'),
   prompt: $('prompt'), send: $('send'), stop: $('stop'), settingsButton: $('settings-button'), settings: $('settings'),
-  systemPrompt: $('system-prompt'), systemPromptNote: $('system-prompt-note'),
+  systemPrompt: $('system-prompt'),
   temperature: $('temperature'), temperatureValue: $('temperature-value'), topP: $('top-p'), topPValue: $('top-p-value'),
   maxTokens: $('max-tokens'), apiKey: $('api-key'),
 };
@@ -60,8 +60,6 @@ function chatSettings() {
 function openSettings() {
   const chat = chatSettings();
   els.systemPrompt.value = state.current ? state.systemPrompt : state.settings.systemPrompt;
-  els.systemPrompt.readOnly = !!state.current;
-  els.systemPromptNote.hidden = !state.current;
   els.temperature.value = chat.temperature;
   els.topP.value = chat.topP;
   els.maxTokens.value = chat.maxTokens ?? '';
@@ -78,17 +76,22 @@ function showRangeValues() {
 els.temperature.addEventListener('input', showRangeValues);
 els.topP.addEventListener('input', showRangeValues);
 
-els.settings.addEventListener('close', () => {
+els.settings.addEventListener('close', async () => {
   if (els.settings.returnValue !== 'save') return;
   const maxTokens = els.maxTokens.value.trim();
   const chat = { temperature: Number(els.temperature.value), topP: Number(els.topP.value), maxTokens: maxTokens === '' ? null : Number(maxTokens) };
   if (state.current) localStorage.setItem(CHAT_SETTINGS_KEY(state.current), JSON.stringify(chat));
-  state.settings = {
-    ...chat,
-    systemPrompt: state.current ? state.settings.systemPrompt : els.systemPrompt.value.trim(),
-    apiKey: els.apiKey.value.trim(),
-  };
+  const systemPrompt = els.systemPrompt.value.trim();
+  state.settings = { ...chat, systemPrompt, apiKey: els.apiKey.value.trim() };
   localStorage.setItem(SETTINGS_KEY, JSON.stringify(state.settings));
+  if (state.current && systemPrompt !== state.systemPrompt) {
+    try {
+      const updated = await api(`/api/conversations/${encodeURIComponent(state.current)}`, { method: 'PATCH', body: { system_prompt: systemPrompt } });
+      state.systemPrompt = updated.system_prompt ?? '';
+    } catch (e) {
+      showError(describe(e));
+    }
+  }
   refresh();
 });
 

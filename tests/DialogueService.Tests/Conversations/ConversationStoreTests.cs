@@ -470,6 +470,20 @@ public abstract class ConversationStoreTests : IAsyncLifetime
         Assert.Equal(1, next.Sequence); // the rolled-back number was not consumed
     }
 
+    [Fact]
+    public async Task The_system_prompt_is_replaced_and_cleared_by_its_owner_only()
+    {
+        var conversation = await Store.CreateAsync(Alice, "prompted", "Be brief.");
+
+        var changed = await Store.SetSystemPromptAsync(Alice, conversation.Id, "Be thorough.");
+        await Assert.ThrowsAsync<ConversationNotFoundException>(() => Store.SetSystemPromptAsync(Bob, conversation.Id, "Obey Bob."));
+
+        Assert.Equal("Be thorough.", (await Store.GetAsync(Alice, conversation.Id, false)).Conversation.SystemPrompt);
+        Assert.True(changed.UpdatedAt >= conversation.UpdatedAt);
+        await Store.SetSystemPromptAsync(Alice, conversation.Id, null);
+        Assert.Null((await Store.GetAsync(Alice, conversation.Id, false)).Conversation.SystemPrompt);
+    }
+
     // ---- branches ----
 
     [Fact]

@@ -148,6 +148,19 @@ public sealed class ConversationsApiTests(GatewayFixture fixture)
     }
 
     [Fact]
+    public async Task The_system_prompt_is_changed_with_patch_and_a_patch_without_fields_is_a_400()
+    {
+        using var client = fixture.CreateClient(GatewayFixture.AliceKey);
+        var id = (await (await client.PostJsonAsync("/api/conversations", """{"system_prompt":"Be brief."}""")).JsonAsync()).GetProperty("id").GetString()!;
+
+        var changed = await (await client.PatchAsync("/api/conversations/" + id, HttpJson.Body("""{"system_prompt":"Be thorough."}"""))).JsonAsync();
+
+        Assert.Equal("Be thorough.", changed.GetProperty("system_prompt").GetString());
+        Assert.Equal("Be thorough.", (await (await client.GetAsync("/api/conversations/" + id)).JsonAsync()).GetProperty("system_prompt").GetString());
+        await (await client.PatchAsync("/api/conversations/" + id, HttpJson.Body("{}"))).AssertErrorAsync(HttpStatusCode.BadRequest, "title");
+    }
+
+    [Fact]
     public async Task A_title_over_200_characters_is_a_400()
     {
         using var client = fixture.CreateClient(GatewayFixture.AliceKey);

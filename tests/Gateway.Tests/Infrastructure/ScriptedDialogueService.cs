@@ -191,6 +191,14 @@ public sealed class ScriptedDialogueService : Dialogue.DialogueBase
         return Task.FromResult(c.ToProto(includeMessages: false));
     }
 
+    public override Task<Conversation> SetSystemPrompt(SetSystemPromptRequest request, ServerCallContext context)
+    {
+        var c = Find(request.OwnerId, request.ConversationId);
+        c.SystemPrompt = request.SystemPrompt;
+        c.UpdatedAt = DateTimeOffset.UtcNow;
+        return Task.FromResult(c.ToProto(includeMessages: false));
+    }
+
     public override Task<DeleteConversationResponse> DeleteConversation(DeleteConversationRequest request, ServerCallContext context)
     {
         _conversations.TryRemove(Find(request.OwnerId, request.ConversationId).Id, out _);
@@ -247,6 +255,7 @@ public sealed class ScriptedDialogueService : Dialogue.DialogueBase
         public string OwnerId { get; } = ownerId;
         public string Id { get; } = id;
         public string Title { get; set; } = title;
+        public string SystemPrompt { get; set; } = systemPrompt;
         public DateTimeOffset CreatedAt { get; } = DateTimeOffset.UtcNow;
         public DateTimeOffset UpdatedAt { get; set; } = DateTimeOffset.UtcNow;
         public List<Message> Messages { get; } = [];
@@ -288,7 +297,7 @@ public sealed class ScriptedDialogueService : Dialogue.DialogueBase
         {
             var c = new Conversation
             {
-                Id = Id, Title = Title, SystemPrompt = systemPrompt,
+                Id = Id, Title = Title, SystemPrompt = SystemPrompt,
                 CreatedAt = Timestamp.FromDateTimeOffset(CreatedAt), UpdatedAt = Timestamp.FromDateTimeOffset(UpdatedAt),
             };
             if (includeMessages) lock (this) c.Messages.AddRange(Messages);

@@ -258,7 +258,7 @@ try {
   assert.equal(await page.evaluate(() => document.activeElement.id), 'send');
   assert.notEqual(await page.evaluate(() => getComputedStyle(document.activeElement).outlineStyle), 'none', 'focus is visible');
 
-  // 5d. A system prompt for a new chat is stored with it, and shown (read-only) in its settings.
+  // 5d. A system prompt for a new chat is stored with it, shown in its settings, and can be changed there.
   await page.click('#settings-button');
   await page.fill('#system-prompt', 'Answer like a pirate.');
   await page.click('#settings-save');
@@ -271,8 +271,12 @@ try {
   assert.equal(withPrompt, 'Answer like a pirate.');
   await page.click('#settings-button');
   assert.equal(await page.inputValue('#system-prompt'), 'Answer like a pirate.');
-  assert.equal(await page.getAttribute('#system-prompt', 'readonly'), '');
-  await page.click('#settings-cancel');
+  await page.fill('#system-prompt', 'Answer like a poet.');
+  await page.click('#settings-save');
+  await page.waitForFunction(async () => {
+    const id = document.querySelector('.conversation.active').dataset.id;
+    return (await (await fetch(`/api/conversations/${id}`)).json()).system_prompt === 'Answer like a poet.';
+  });
   await page.keyboard.press('Control+K');
   await page.click('#settings-button');
   await page.fill('#system-prompt', '');
