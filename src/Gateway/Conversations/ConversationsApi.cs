@@ -78,24 +78,13 @@ public static class ConversationsApi
     {
         var body = await OpenAiJson.ReadBodyAsync(http.Request, ConversationsJsonContext.Default.RenameConversationBody);
         if (body.SystemPrompt is null || body.Title is not null) CheckTitle(body.Title, required: true);
-        Conversation? conversation = null;
-        if (body.Title is not null)
-        {
-            conversation = await upstream.RenameConversationAsync(new RenameConversationRequest
-            {
-                OwnerId = http.GetCaller().OwnerId,
-                ConversationId = id,
-                Title = body.Title,
-            }, http.RequestAborted);
-        }
+        var owner = http.GetCaller().OwnerId;
+        var conversation = body.Title is null ? null : await upstream.RenameConversationAsync(
+            new RenameConversationRequest { OwnerId = owner, ConversationId = id, Title = body.Title }, http.RequestAborted);
         if (body.SystemPrompt is not null)
         {
-            conversation = await upstream.SetSystemPromptAsync(new SetSystemPromptRequest
-            {
-                OwnerId = http.GetCaller().OwnerId,
-                ConversationId = id,
-                SystemPrompt = body.SystemPrompt,
-            }, http.RequestAborted);
+            conversation = await upstream.SetSystemPromptAsync(
+                new SetSystemPromptRequest { OwnerId = owner, ConversationId = id, SystemPrompt = body.SystemPrompt }, http.RequestAborted);
         }
         await OpenAiJson.WriteAsync(http.Response, ToBody(conversation!, withMessages: false), ConversationsJsonContext.Default.ConversationBody);
     }
