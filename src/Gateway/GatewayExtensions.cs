@@ -51,7 +51,7 @@ public static class GatewayExtensions
     {
         app.UseMiddleware<ApiErrorMiddleware>();
         app.UseDefaultFiles();
-        app.UseStaticFiles(WebPageHeaders.StaticFileOptions);
+        app.UseStaticFiles(WebPageHeaders.CreateStaticFileOptions());
         app.UseCors(CorsPolicy);
         app.UseAuthentication();
         app.UseAuthorization();

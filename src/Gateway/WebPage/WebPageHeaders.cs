@@ -16,7 +16,7 @@ public static class WebPageHeaders
         "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; font-src 'self'; " +
         "connect-src 'self'; manifest-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'; object-src 'none'";
 
-    public static StaticFileOptions StaticFileOptions { get; } = new()
+    public static StaticFileOptions CreateStaticFileOptions() => new()
     {
         OnPrepareResponse = context =>
         {
