@@ -6,10 +6,18 @@
 
 ARG DOTNET_VERSION=10.0
 
+# The web page's libraries (marked, DOMPurify, highlight.js), pinned by package-lock.json; the Gateway build copies
+# them from node_modules into wwwroot/vendor.
+FROM node:22-bookworm-slim AS web
+WORKDIR /src
+COPY package.json package-lock.json ./
+RUN npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+
 FROM mcr.microsoft.com/dotnet/sdk:${DOTNET_VERSION} AS build
 WORKDIR /src
 # The whole context (see /.dockerignore: no bin/, obj/, node_modules, tests): new shared projects need no edit here.
 COPY . .
+COPY --from=web /src/node_modules ./node_modules
 RUN --mount=type=cache,id=chatservices-nuget,target=/root/.nuget/packages \
     dotnet publish src/Gateway/Gateway.csproj -c Release -o /app -p:UseAppHost=false
 

@@ -3,6 +3,7 @@ using ChatServices.Gateway.Conversations;
 using ChatServices.Gateway.Limits;
 using ChatServices.Gateway.OpenAi;
 using ChatServices.Gateway.Upstream;
+using ChatServices.Gateway.WebPage;
 using ChatServices.Protos.Chat.V1;
 using ChatServices.ServiceDefaults;
 using Microsoft.AspNetCore.Authentication;
@@ -50,7 +51,7 @@ public static class GatewayExtensions
     {
         app.UseMiddleware<ApiErrorMiddleware>();
         app.UseDefaultFiles();
-        app.UseStaticFiles();
+        app.UseStaticFiles(WebPageHeaders.CreateStaticFileOptions());
         app.UseCors(CorsPolicy);
         app.UseAuthentication();
         app.UseAuthorization();

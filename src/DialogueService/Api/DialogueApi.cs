@@ -40,6 +40,9 @@ public sealed class DialogueApi(IConversationStore store, ChatPipeline chat, Ser
     public override Task<ProtoConversation> RenameConversation(RenameConversationRequest request, ServerCallContext context) =>
         Run(async ct => ToProto(await store.RenameAsync(request.OwnerId, ParseId(request.ConversationId), request.Title, ct)), context);
 
+    public override Task<ProtoConversation> SetSystemPrompt(SetSystemPromptRequest request, ServerCallContext context) =>
+        Run(async ct => ToProto(await store.SetSystemPromptAsync(request.OwnerId, ParseId(request.ConversationId), Blank(request.SystemPrompt), ct)), context);
+
     public override Task<DeleteConversationResponse> DeleteConversation(DeleteConversationRequest request, ServerCallContext context) =>
         Run(async ct =>
         {
@@ -58,7 +61,12 @@ public sealed class DialogueApi(IConversationStore store, ChatPipeline chat, Ser
                 "assistant" => MessageRole.Assistant,
                 var other => throw ApiErrors.InvalidArgument("message.role", $"message.role is '{other}'; expected system, user or assistant."),
             };
-            return ToProto(await store.AppendMessageAsync(request.OwnerId, ParseId(request.ConversationId), role, request.Message.Content, cancellationToken: ct));
+            Guid? parent = !request.HasParentMessageId ? null
+                : request.ParentMessageId.Length == 0 ? Guid.Empty
+                : Guid.TryParse(request.ParentMessageId, out var id) ? id
+                : throw ApiErrors.InvalidArgument("parent_message_id", $"parent_message_id '{request.ParentMessageId}' is not a message id.");
+            return ToProto(await store.AppendMessageAsync(request.OwnerId, ParseId(request.ConversationId), role, request.Message.Content,
+                parentId: parent, cancellationToken: ct));
         }, context);
 
     public override Task Chat(ChatRequest request, IServerStreamWriter<ChatEvent> responseStream, ServerCallContext context) =>
@@ -119,6 +127,7 @@ public sealed class DialogueApi(IConversationStore store, ChatPipeline chat, Ser
         "conversationId" => "conversation_id",
         "content" => "message.content",
         "role" => "message.role",
+        "parentId" => "parent_message_id",
         null => "request",
         var other => other,
     };
@@ -147,5 +156,8 @@ public sealed class DialogueApi(IConversationStore store, ChatPipeline chat, Ser
         FinishReason = m.FinishReason ?? "",
         CreatedAt = Timestamp.FromDateTimeOffset(m.CreatedAt),
         Sequence = m.Sequence,
+        ParentId = m.ParentId?.ToString() ?? "",
+        PromptTokens = m.Usage?.PromptTokens ?? 0,
+        CompletionTokens = m.Usage?.CompletionTokens ?? 0,
     };
 }

@@ -68,9 +68,10 @@ public sealed class ChatPipeline(
             }
             else
             {
+                var continuing = turn.ContinuedText is not null;
                 fitted = ContextWindowFitter.Fit(turn.Messages, model.ContextLength, parameters.MaxNewTokens,
-                    messages => Tokenize(messages, cancellationToken).Length);
-                promptIds = Tokenize(fitted.Messages, cancellationToken);
+                    messages => Tokenize(messages, continuing, cancellationToken).Length);
+                promptIds = Tokenize(fitted.Messages, continuing, cancellationToken);
             }
         }
         catch (ContextWindowExceededException e)
@@ -92,9 +93,10 @@ public sealed class ChatPipeline(
         ConversationMessage? userMessage = null, reply = null;
         if (turn.ConversationId is Guid conversationId)
         {
-            if (!request.Regenerate)
-                userMessage = await store.AppendMessageAsync(request.OwnerId, conversationId, MessageRole.User, request.UserMessage, cancellationToken: cancellationToken);
-            reply = await store.BeginAssistantMessageAsync(request.OwnerId, conversationId, cancellationToken);
+            if (!request.Regenerate && !request.ContinueReply)
+                userMessage = await store.AppendMessageAsync(request.OwnerId, conversationId, MessageRole.User, request.UserMessage,
+                    parentId: turn.Anchor ?? Guid.Empty, cancellationToken: cancellationToken);
+            reply = await store.BeginAssistantMessageAsync(request.OwnerId, conversationId, userMessage?.Id ?? turn.Anchor, cancellationToken);
         }
 
         await output.WriteAsync(new ChatEvent
@@ -112,7 +114,7 @@ public sealed class ChatPipeline(
         var choices = new ChoiceState[parameters.N];
         // A stored reply's Finished event waits until the reply is committed: it carries the stored message's id and
         // tells the client the reply is durable, so it must never precede a commit that could still fail.
-        for (var i = 0; i < choices.Length; i++) choices[i] = new ChoiceState(i, model.Tokenizer, stops, deferFinished: i == 0 && reply is not null, trim: turn.RawPrompt is null);
+        for (var i = 0; i < choices.Length; i++) choices[i] = new ChoiceState(i, model.Tokenizer, stops, deferFinished: i == 0 && reply is not null, trim: turn.RawPrompt is null, turn.ContinuedText ?? "");
         GenerationUsage? usage = null;
         Exception? failure = null;
         var recorded = false;
@@ -178,7 +180,9 @@ public sealed class ChatPipeline(
         }
     }
 
-    private int[] Tokenize(IReadOnlyList<DialogueMessage> messages, CancellationToken cancellationToken)
+    /// <param name="continueLast">Leave the last (assistant) message open for the model to go on with, instead of
+    /// opening a new assistant turn after it.</param>
+    private int[] Tokenize(IReadOnlyList<DialogueMessage> messages, bool continueLast, CancellationToken cancellationToken)
     {
         var templateMessages = new List<TemplateMessage>(messages.Count);
         var contents = new List<string>(messages.Count);
@@ -187,8 +191,21 @@ public sealed class ChatPipeline(
             templateMessages.Add(new TemplateMessage(m.Role, m.Content));
             contents.Add(m.Content);
         }
-        var prompt = model.RenderPrompt(templateMessages, addGenerationPrompt: true, cancellationToken);
+        var prompt = model.RenderPrompt(templateMessages, addGenerationPrompt: !continueLast, cancellationToken);
+        if (continueLast) prompt = OpenLastTurn(prompt, messages[^1].Content);
         return PromptEncoder.Encode(model, prompt, contents);
+    }
+
+    /// <summary>
+    /// The rendered chat cut right after the text of its last message, so that the template's end of that turn is not
+    /// in the prompt and the model continues the message (as Hugging Face's continue_final_message does).
+    /// </summary>
+    private static string OpenLastTurn(string prompt, string lastContent)
+    {
+        var at = prompt.LastIndexOf(lastContent, StringComparison.Ordinal);
+        return at >= 0
+            ? prompt[..(at + lastContent.Length)]
+            : throw Invalid("continue_reply", "the chat template changes the reply's text, so the model cannot continue it.");
     }
 
     private async Task RecordReplyAsync(string owner, Guid conversationId, Guid replyId, ChoiceState choice,
@@ -236,14 +253,17 @@ public sealed class ChatPipeline(
     }
 
     /// <summary>What the turn answers: a stored conversation, a stateless message list, or a raw prompt.</summary>
-    private sealed record Turn(Guid? ConversationId, List<DialogueMessage> Messages, string? RawPrompt = null);
+    /// <param name="Anchor">Stored conversations: the message the new user message follows (null: it is a first
+    /// message), or with regenerate the user message answered again.</param>
+    /// <param name="ContinuedText">With continue_reply: the text of the reply being continued (the last message).</param>
+    private sealed record Turn(Guid? ConversationId, List<DialogueMessage> Messages, string? RawPrompt = null, Guid? Anchor = null, string? ContinuedText = null);
 
     private async Task<Turn> GatherAsync(ChatRequest request, CancellationToken cancellationToken)
     {
         if (request.Prompt.Length > 0)
         {
-            if (request.ConversationId.Length > 0 || request.UserMessage.Length > 0 || request.Messages.Count > 0 || request.Regenerate)
-                throw Invalid("prompt", "prompt excludes conversation_id, user_message, messages and regenerate.");
+            if (request.ConversationId.Length > 0 || request.UserMessage.Length > 0 || request.Messages.Count > 0 || request.Regenerate || request.ContinueReply)
+                throw Invalid("prompt", "prompt excludes conversation_id, user_message, messages, regenerate and continue_reply.");
             return new Turn(null, [], request.Prompt);
         }
         if (string.IsNullOrEmpty(request.ConversationId))
@@ -251,6 +271,7 @@ public sealed class ChatPipeline(
             if (request.Messages.Count == 0) throw Invalid("messages", "messages must not be empty (or give a conversation_id).");
             if (request.Messages.Count > MaxMessages) throw Invalid("messages", $"messages has {request.Messages.Count} entries; at most {MaxMessages} are accepted.");
             if (request.Regenerate) throw Invalid("regenerate", "regenerate needs a conversation_id.");
+            if (request.ContinueReply) throw Invalid("continue_reply", "continue_reply needs a conversation_id.");
             var list = new List<DialogueMessage>(request.Messages.Count);
             for (var i = 0; i < request.Messages.Count; i++)
             {
@@ -265,7 +286,10 @@ public sealed class ChatPipeline(
 
         if (request.Messages.Count > 0) throw Invalid("messages", "give either conversation_id or messages, not both.");
         if (request.Regenerate && request.UserMessage.Length > 0) throw Invalid("user_message", "user_message must be empty when regenerating.");
-        if (!request.Regenerate && string.IsNullOrWhiteSpace(request.UserMessage)) throw Invalid("user_message", "user_message must not be empty.");
+        if (request.ContinueReply && (request.Regenerate || request.UserMessage.Length > 0))
+            throw Invalid("continue_reply", "continue_reply excludes user_message and regenerate.");
+        if (request.ContinueReply && !request.HasParentMessageId) throw Invalid("parent_message_id", "parent_message_id must name the reply to continue.");
+        if (!request.Regenerate && !request.ContinueReply && string.IsNullOrWhiteSpace(request.UserMessage)) throw Invalid("user_message", "user_message must not be empty.");
 
         var id = Api.DialogueApi.ParseId(request.ConversationId);
         ConversationDetail detail;
@@ -282,9 +306,10 @@ public sealed class ChatPipeline(
             throw Invalid(e.ParamName ?? "request", e.Message);
         }
 
+        var anchor = FindAnchor(request, detail.Messages);
         var messages = new List<DialogueMessage>();
         if (!string.IsNullOrEmpty(detail.Conversation.SystemPrompt)) messages.Add(new("system", detail.Conversation.SystemPrompt));
-        foreach (var m in detail.Messages)
+        foreach (var m in PathTo(anchor, detail.Messages))
         {
             if (m.Status == StoreMessageStatus.InProgress) continue;
             if (m.Role == MessageRole.Assistant && m.Content.Length == 0) continue;
@@ -292,16 +317,55 @@ public sealed class ChatPipeline(
             AddTurn(messages, new(m.Role.ToString().ToLowerInvariant(), m.Content));
         }
 
-        if (request.Regenerate)
+        if (request.ContinueReply) return new Turn(id, messages, Anchor: anchor!.ParentId, ContinuedText: anchor.Content);
+        if (!request.Regenerate) AddTurn(messages, new("user", request.UserMessage));
+        return new Turn(id, messages, Anchor: anchor?.Id);
+    }
+
+    /// <summary>
+    /// Where the turn attaches in the conversation's tree (see <see cref="ChatRequest.ParentMessageId"/>): for a new
+    /// user message the message it follows (null: none), for regenerate the user message to answer again, for
+    /// continue_reply the reply to continue.
+    /// </summary>
+    private static ConversationMessage? FindAnchor(ChatRequest request, IReadOnlyList<ConversationMessage> stored)
+    {
+        ConversationMessage? Find(Guid? id) => id is null ? null : stored.FirstOrDefault(m => m.Id == id);
+        ConversationMessage? anchor;
+        if (!request.HasParentMessageId)
         {
-            while (messages.Count > 0 && messages[^1].Role == "assistant") messages.RemoveAt(messages.Count - 1);
-            if (messages.Count == 0 || messages[^1].Role != "user") throw Invalid("regenerate", "the conversation has no user message to answer.");
+            anchor = stored.Count == 0 ? null : stored[^1];
+        }
+        else if (request.ParentMessageId.Length == 0 && !request.Regenerate)
+        {
+            anchor = null;
         }
         else
         {
-            AddTurn(messages, new("user", request.UserMessage));
+            anchor = Guid.TryParse(request.ParentMessageId, out var parentId) ? Find(parentId) : null;
+            if (anchor is null) throw Invalid("parent_message_id", $"parent_message_id '{request.ParentMessageId}' is not a message of this conversation.");
         }
-        return new Turn(id, messages);
+        if (request.ContinueReply)
+            return anchor is { Role: MessageRole.Assistant, Status: not StoreMessageStatus.InProgress, Content.Length: > 0 }
+                ? anchor
+                : throw Invalid("continue_reply", "parent_message_id must name a finished assistant reply with text.");
+        if (!request.Regenerate) return anchor;
+
+        // Taking a reply again answers the message it answered.
+        if (anchor?.Role == MessageRole.Assistant) anchor = Find(anchor.ParentId);
+        return anchor?.Role == MessageRole.User
+            ? anchor
+            : throw Invalid("regenerate", "there is no user message to answer there.");
+    }
+
+    /// <summary>The messages from the first one down to <paramref name="last"/>, following parents.</summary>
+    private static List<ConversationMessage> PathTo(ConversationMessage? last, IReadOnlyList<ConversationMessage> stored)
+    {
+        var byId = stored.ToDictionary(m => m.Id);
+        var path = new List<ConversationMessage>();
+        // A parent always has a smaller sequence number than its child, so the walk ends.
+        for (var m = last; m is not null; m = m.ParentId is { } p ? byId.GetValueOrDefault(p) : null) path.Add(m);
+        path.Reverse();
+        return path;
     }
 
     /// <summary>
@@ -356,11 +420,13 @@ public sealed class ChatPipeline(
 
     /// <summary>Token ids to released text for one choice: detokenizer, then stop strings.</summary>
     /// <param name="trim">Trim the reply (chat); a raw completion continues its prompt and keeps every character.</param>
-    private sealed class ChoiceState(int index, IChatTokenizer tokenizer, string[] stops, bool deferFinished, bool trim)
+    /// <param name="continued">The text of the reply this choice continues (continue_reply): the start of the content,
+    /// never streamed again; what follows it is not trimmed at its start.</param>
+    private sealed class ChoiceState(int index, IChatTokenizer tokenizer, string[] stops, bool deferFinished, bool trim, string continued)
     {
         private readonly StreamingDetokenizer _detokenizer = tokenizer.CreateStreamingDetokenizer(skipSpecialTokens: true);
         private readonly StopSequenceMatcher _stops = new(stops);
-        private readonly StringBuilder _content = new();
+        private readonly StringBuilder _content = new(continued);
         private readonly List<TextTokenLogprob> _pendingLogprobs = [];
         private string _heldWhitespace = "";
 

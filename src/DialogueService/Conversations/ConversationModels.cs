@@ -42,6 +42,8 @@ public sealed record Conversation(
 /// <summary>
 /// One message. <see cref="Sequence"/> numbers a conversation's messages 1, 2, 3… in the order they were
 /// appended, with no gaps: it is the total order of the conversation, even under concurrent appends.
+/// <see cref="ParentId"/> is the message it follows (null for a first message): a conversation is a tree, and an
+/// edited message or a regenerated reply is a sibling of the one it replaces, which stays reachable.
 /// </summary>
 public sealed record ConversationMessage(
     Guid Id,
@@ -54,7 +56,8 @@ public sealed record ConversationMessage(
     TokenUsage? Usage,
     string? Error,
     DateTimeOffset CreatedAt,
-    DateTimeOffset? CompletedAt);
+    DateTimeOffset? CompletedAt,
+    Guid? ParentId = null);
 
 /// <summary>A conversation with its messages in sequence order (empty when they were not asked for).</summary>
 public sealed record ConversationDetail(Conversation Conversation, IReadOnlyList<ConversationMessage> Messages);

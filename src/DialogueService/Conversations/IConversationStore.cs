@@ -39,6 +39,10 @@ public interface IConversationStore
     Task<Conversation> RenameAsync(
         string ownerId, Guid conversationId, string title, CancellationToken cancellationToken = default);
 
+    /// <summary>Replaces the system prompt (null: none) and moves the conversation up.</summary>
+    Task<Conversation> SetSystemPromptAsync(
+        string ownerId, Guid conversationId, string? systemPrompt, CancellationToken cancellationToken = default);
+
     /// <summary>Deletes the conversation and all its messages.</summary>
     Task DeleteAsync(string ownerId, Guid conversationId, CancellationToken cancellationToken = default);
 
@@ -46,16 +50,19 @@ public interface IConversationStore
     /// Appends a final message (any status but <see cref="MessageStatus.InProgress"/>) as the next in sequence.
     /// It is committed when the task completes.
     /// </summary>
+    /// <param name="parentId">The message it follows: null for the latest message of the conversation (a straight
+    /// line), <see cref="Guid.Empty"/> for a new first message, or a message of this conversation (a branch).</param>
     Task<ConversationMessage> AppendMessageAsync(
         string ownerId, Guid conversationId, MessageRole role, string content,
-        MessageStatus status = MessageStatus.Completed, CancellationToken cancellationToken = default);
+        MessageStatus status = MessageStatus.Completed, Guid? parentId = null, CancellationToken cancellationToken = default);
 
     /// <summary>
     /// Reserves the next place in the sequence for an assistant reply about to be generated: an empty
-    /// <see cref="MessageStatus.InProgress"/> message.
+    /// <see cref="MessageStatus.InProgress"/> message following <paramref name="parentId"/> (as for
+    /// <see cref="AppendMessageAsync"/>).
     /// </summary>
     Task<ConversationMessage> BeginAssistantMessageAsync(
-        string ownerId, Guid conversationId, CancellationToken cancellationToken = default);
+        string ownerId, Guid conversationId, Guid? parentId = null, CancellationToken cancellationToken = default);
 
     /// <summary>
     /// Writes the outcome of a generation into the message <see cref="BeginAssistantMessageAsync"/> returned.

@@ -48,5 +48,12 @@ internal static class PostgresSchema
             -- Recovery after a crash: replies still being generated.
             CREATE INDEX messages_in_progress ON messages (created_at) WHERE status = 'in_progress';
             """),
+        new(3, "message parents (edits and regenerations branch)", """
+            ALTER TABLE messages ADD COLUMN parent_id uuid REFERENCES messages (id) ON DELETE CASCADE;
+            -- Messages written before branching existed form one line: each answers the one before it.
+            UPDATE messages m SET parent_id = p.id
+                FROM messages p WHERE p.conversation_id = m.conversation_id AND p.seq = m.seq - 1;
+            CREATE INDEX messages_parent ON messages (parent_id);
+            """),
     ];
 }

@@ -27,7 +27,7 @@ public abstract class SqlConversationStore : IConversationStore, IAsyncDisposabl
     private const string ConversationColumns =
         "id, owner_id, title, system_prompt, metadata, created_at, updated_at, message_count";
     private const string MessageColumns =
-        "id, conversation_id, seq, role, content, status, finish_reason, prompt_tokens, completion_tokens, error, created_at, completed_at";
+        "id, conversation_id, seq, role, content, status, finish_reason, prompt_tokens, completion_tokens, error, created_at, completed_at, parent_id";
 
     private static readonly IReadOnlyDictionary<string, string> NoMetadata = new Dictionary<string, string>();
 
@@ -223,14 +223,28 @@ public abstract class SqlConversationStore : IConversationStore, IAsyncDisposabl
         string ownerId, Guid conversationId, string title, CancellationToken cancellationToken = default)
     {
         ConversationLimits.OwnerId(ownerId);
-        title = ConversationLimits.Title(title);
+        return UpdateConversationAsync(ownerId, conversationId, "title", ConversationLimits.Title(title), cancellationToken);
+    }
+
+    public Task<Conversation> SetSystemPromptAsync(
+        string ownerId, Guid conversationId, string? systemPrompt, CancellationToken cancellationToken = default)
+    {
+        ConversationLimits.OwnerId(ownerId);
+        ConversationLimits.SystemPrompt(systemPrompt);
+        return UpdateConversationAsync(ownerId, conversationId, "system_prompt", systemPrompt, cancellationToken);
+    }
+
+    /// <summary>Sets one column of the owner's conversation (a name from this class, never input) and its updated_at.</summary>
+    private Task<Conversation> UpdateConversationAsync(
+        string ownerId, Guid conversationId, string column, string? value, CancellationToken cancellationToken)
+    {
         var now = Now();
         return WriteAsync(async (connection, transaction) =>
         {
             await using var update = Command(connection, transaction,
-                "UPDATE conversations SET title = @title, updated_at = @now WHERE id = @id AND owner_id = @owner " +
+                $"UPDATE conversations SET {column} = @value, updated_at = @now WHERE id = @id AND owner_id = @owner " +
                 $"RETURNING {ConversationColumns}");
-            AddParameter(update, "@title", title);
+            AddParameter(update, "@value", value);
             AddParameter(update, "@now", TimestampValue(now));
             AddParameter(update, "@id", IdValue(conversationId));
             AddParameter(update, "@owner", ownerId);
@@ -260,24 +274,24 @@ public abstract class SqlConversationStore : IConversationStore, IAsyncDisposabl
 
     public Task<ConversationMessage> AppendMessageAsync(
         string ownerId, Guid conversationId, MessageRole role, string content,
-        MessageStatus status = MessageStatus.Completed, CancellationToken cancellationToken = default)
+        MessageStatus status = MessageStatus.Completed, Guid? parentId = null, CancellationToken cancellationToken = default)
     {
         ConversationLimits.OwnerId(ownerId);
         ConversationLimits.Role(role);
         ConversationLimits.Content(content);
         ConversationLimits.FinalStatus(status, nameof(status));
-        return InsertMessageAsync(ownerId, conversationId, role, content, status, cancellationToken);
+        return InsertMessageAsync(ownerId, conversationId, role, content, status, parentId, cancellationToken);
     }
 
     public Task<ConversationMessage> BeginAssistantMessageAsync(
-        string ownerId, Guid conversationId, CancellationToken cancellationToken = default)
+        string ownerId, Guid conversationId, Guid? parentId = null, CancellationToken cancellationToken = default)
     {
         ConversationLimits.OwnerId(ownerId);
-        return InsertMessageAsync(ownerId, conversationId, MessageRole.Assistant, "", MessageStatus.InProgress, cancellationToken);
+        return InsertMessageAsync(ownerId, conversationId, MessageRole.Assistant, "", MessageStatus.InProgress, parentId, cancellationToken);
     }
 
     private Task<ConversationMessage> InsertMessageAsync(
-        string ownerId, Guid conversationId, MessageRole role, string content, MessageStatus status,
+        string ownerId, Guid conversationId, MessageRole role, string content, MessageStatus status, Guid? parentId,
         CancellationToken cancellationToken)
     {
         var now = Now();
@@ -286,12 +300,13 @@ public abstract class SqlConversationStore : IConversationStore, IAsyncDisposabl
             var sequence = await TouchConversationAsync(connection, transaction, ownerId, conversationId, now,
                 numberMessage: true, cancellationToken);
             if (BetweenStatements is { } hook) await hook("append:numbered", connection);
+            var parent = await ResolveParentAsync(connection, transaction, conversationId, sequence, parentId, cancellationToken);
 
             var message = new ConversationMessage(Guid.CreateVersion7(now), conversationId, sequence, role, content,
-                status, null, null, null, now, status == MessageStatus.InProgress ? null : now);
+                status, null, null, null, now, status == MessageStatus.InProgress ? null : now, parent);
             await using var insert = Command(connection, transaction,
                 $"INSERT INTO messages ({MessageColumns}) VALUES (@id, @conversation_id, @seq, @role, @content, " +
-                "@status, NULL, NULL, NULL, NULL, @now, @completed_at)");
+                "@status, NULL, NULL, NULL, NULL, @now, @completed_at, @parent_id)");
             AddParameter(insert, "@id", IdValue(message.Id));
             AddParameter(insert, "@conversation_id", IdValue(conversationId));
             AddParameter(insert, "@seq", sequence);
@@ -300,9 +315,32 @@ public abstract class SqlConversationStore : IConversationStore, IAsyncDisposabl
             AddParameter(insert, "@status", StatusName(status));
             AddParameter(insert, "@now", TimestampValue(now));
             AddParameter(insert, "@completed_at", message.CompletedAt is { } completed ? TimestampValue(completed) : null);
+            AddParameter(insert, "@parent_id", parent is { } p ? IdValue(p) : null);
             await insert.ExecuteNonQueryAsync(cancellationToken);
             return message;
         }, cancellationToken);
+    }
+
+    /// <summary>
+    /// The parent a new message with number <paramref name="sequence"/> gets: the latest message before it when none
+    /// is asked for, none for <see cref="Guid.Empty"/>, otherwise the given message, which must be in this conversation.
+    /// </summary>
+    private async Task<Guid?> ResolveParentAsync(
+        DbConnection connection, DbTransaction transaction, Guid conversationId, long sequence, Guid? parentId,
+        CancellationToken cancellationToken)
+    {
+        if (parentId == Guid.Empty) return null;
+        await using var select = Command(connection, transaction, parentId is null
+            ? "SELECT id FROM messages WHERE conversation_id = @conversation_id AND seq = @seq"
+            : "SELECT id FROM messages WHERE conversation_id = @conversation_id AND id = @id");
+        AddParameter(select, "@conversation_id", IdValue(conversationId));
+        if (parentId is { } id) AddParameter(select, "@id", IdValue(id));
+        else AddParameter(select, "@seq", sequence - 1);
+        await using var reader = await select.ExecuteReaderAsync(cancellationToken);
+        if (await reader.ReadAsync(cancellationToken)) return ReadId(reader, 0);
+        return parentId is null
+            ? null
+            : throw new ConversationValidationException(nameof(parentId), $"Message '{parentId}' is not in conversation '{conversationId}'.");
     }
 
     public Task<ConversationMessage> CompleteAssistantMessageAsync(
@@ -406,7 +444,8 @@ public abstract class SqlConversationStore : IConversationStore, IAsyncDisposabl
             reader.GetString(4), ParseStatus(reader.GetString(5)),
             reader.IsDBNull(6) ? null : reader.GetString(6), usage,
             reader.IsDBNull(9) ? null : reader.GetString(9),
-            ReadTimestamp(reader, 10), reader.IsDBNull(11) ? null : ReadTimestamp(reader, 11));
+            ReadTimestamp(reader, 10), reader.IsDBNull(11) ? null : ReadTimestamp(reader, 11),
+            reader.IsDBNull(12) ? null : ReadId(reader, 12));
     }
 
     // Stored names, indexed by enum value (the CHECK constraints of the schema list the same names).

@@ -28,6 +28,18 @@ public sealed class MessageBody
 
     public required string FinishReason { get; init; }
     public required DateTimeOffset? CreatedAt { get; init; }
+
+    /// <summary>The message this one follows; null for a first message. Messages with one parent are alternatives (edits, regenerations).</summary>
+    public required string? ParentId { get; init; }
+
+    /// <summary>Assistant replies: the tokens they took; null when not known.</summary>
+    public required MessageUsage? Usage { get; init; }
+}
+
+public sealed class MessageUsage
+{
+    public required int PromptTokens { get; init; }
+    public required int CompletionTokens { get; init; }
 }
 
 public sealed class ConversationPage
@@ -42,17 +54,32 @@ public sealed class CreateConversationBody
     public string? SystemPrompt { get; set; }
 }
 
+/// <summary>A new title, a new system prompt ("" for none), or both.</summary>
 public sealed class RenameConversationBody
 {
     public string? Title { get; set; }
+    public string? SystemPrompt { get; set; }
 }
 
-/// <summary>A new user message (or, with <c>regenerate</c>, a new take on the last reply) and how to generate.</summary>
+/// <summary>
+/// A new user message (or, with <c>regenerate</c>, a new take on a reply; with <c>continue</c>, more of the reply named
+/// by <c>parent_message_id</c>) and how to generate.
+/// </summary>
 public sealed class SendMessageBody
 {
     public string? Content { get; set; }
     public bool? Regenerate { get; set; }
+    public bool? Continue { get; set; }
+
+    /// <summary>
+    /// Where the turn goes in the conversation's tree: the message the new one follows ("" for a new first message,
+    /// which is how the first message is edited), or with <c>regenerate</c> the user message (or reply) to answer
+    /// again. Absent: after the latest message.
+    /// </summary>
+    public string? ParentMessageId { get; set; }
+
     public double? Temperature { get; set; }
+    public double? TopP { get; set; }
     public int? MaxTokens { get; set; }
 }
 

@@ -23,7 +23,7 @@ public static class ConversationsApi
         api.MapGet("/", ListConversations);
         api.MapPost("/", CreateConversation);
         api.MapGet("/{id}", GetConversation);
-        api.MapPatch("/{id}", RenameConversation);
+        api.MapPatch("/{id}", UpdateConversation);
         api.MapDelete("/{id}", DeleteConversation);
         api.MapPost("/{id}/messages", SendMessage);
         return api;
@@ -73,17 +73,20 @@ public static class ConversationsApi
         await OpenAiJson.WriteAsync(http.Response, ToBody(conversation, withMessages: true), ConversationsJsonContext.Default.ConversationBody);
     }
 
-    public static async Task RenameConversation(string id, HttpContext http, DialogueUpstream upstream)
+    /// <summary>Renames the conversation and/or replaces its system prompt.</summary>
+    public static async Task UpdateConversation(string id, HttpContext http, DialogueUpstream upstream)
     {
         var body = await OpenAiJson.ReadBodyAsync(http.Request, ConversationsJsonContext.Default.RenameConversationBody);
-        CheckTitle(body.Title, required: true);
-        var conversation = await upstream.RenameConversationAsync(new RenameConversationRequest
+        if (body.SystemPrompt is null || body.Title is not null) CheckTitle(body.Title, required: true);
+        var owner = http.GetCaller().OwnerId;
+        var conversation = body.Title is null ? null : await upstream.RenameConversationAsync(
+            new RenameConversationRequest { OwnerId = owner, ConversationId = id, Title = body.Title }, http.RequestAborted);
+        if (body.SystemPrompt is not null)
         {
-            OwnerId = http.GetCaller().OwnerId,
-            ConversationId = id,
-            Title = body.Title!,
-        }, http.RequestAborted);
-        await OpenAiJson.WriteAsync(http.Response, ToBody(conversation, withMessages: false), ConversationsJsonContext.Default.ConversationBody);
+            conversation = await upstream.SetSystemPromptAsync(
+                new SetSystemPromptRequest { OwnerId = owner, ConversationId = id, SystemPrompt = body.SystemPrompt }, http.RequestAborted);
+        }
+        await OpenAiJson.WriteAsync(http.Response, ToBody(conversation!, withMessages: false), ConversationsJsonContext.Default.ConversationBody);
     }
 
     public static async Task DeleteConversation(string id, HttpContext http, DialogueUpstream upstream)
@@ -93,7 +96,7 @@ public static class ConversationsApi
     }
 
     /// <summary>
-    /// Sends a message and streams the reply as named SSE events: <c>started</c>, <c>delta</c> ({text}),
+    /// Sends a message (or regenerates or continues a reply) and streams the reply as named SSE events: <c>started</c>, <c>delta</c> ({text}),
     /// <c>finished</c> ({finish_reason, assistant_message_id}), <c>usage</c>, or <c>error</c>; then
     /// <c>data: [DONE]</c>. Closing the connection cancels the generation; what was produced is kept, marked cancelled.
     /// </summary>
@@ -101,11 +104,17 @@ public static class ConversationsApi
     {
         var body = await OpenAiJson.ReadBodyAsync(http.Request, ConversationsJsonContext.Default.SendMessageBody);
         var regenerate = body.Regenerate == true;
-        if (regenerate && !string.IsNullOrEmpty(body.Content))
+        var continueReply = body.Continue == true;
+        if ((regenerate || continueReply) && !string.IsNullOrEmpty(body.Content))
         {
-            throw ApiException.InvalidRequest("'content' must be empty when 'regenerate' is true.", "content");
+            throw ApiException.InvalidRequest($"'content' must be empty when '{(regenerate ? "regenerate" : "continue")}' is true.", "content");
         }
-        if (!regenerate && string.IsNullOrWhiteSpace(body.Content))
+        if (regenerate && continueReply) throw ApiException.InvalidRequest("'regenerate' and 'continue' exclude each other.", "continue");
+        if (continueReply && string.IsNullOrEmpty(body.ParentMessageId))
+        {
+            throw ApiException.InvalidRequest("'parent_message_id' must name the reply to continue.", "parent_message_id");
+        }
+        if (!regenerate && !continueReply && string.IsNullOrWhiteSpace(body.Content))
         {
             throw ApiException.InvalidRequest("'content' is required.", "content");
         }
@@ -116,8 +125,10 @@ public static class ConversationsApi
             ConversationId = id,
             UserMessage = body.Content ?? "",
             Regenerate = regenerate,
-            Settings = GenerationSettingsMapping.Build(body.Temperature, null, body.MaxTokens, "max_tokens", null, null, null, null, null, false, null),
+            ContinueReply = continueReply,
+            Settings = GenerationSettingsMapping.Build(body.Temperature, body.TopP, body.MaxTokens, "max_tokens", null, null, null, null, null, false, null),
         };
+        if (body.ParentMessageId is not null) request.ParentMessageId = body.ParentMessageId;
         await using var call = await upstream.StartChatAsync(request, budgets.Charge(http.GetCaller(), TokenEstimate.ForChat(request)), http.RequestAborted);
         var ct = http.RequestAborted;
 
@@ -210,6 +221,10 @@ public static class ConversationsApi
         },
         FinishReason = m.FinishReason,
         CreatedAt = Time(m.CreatedAt),
+        ParentId = m.ParentId.Length == 0 ? null : m.ParentId,
+        Usage = m.PromptTokens == 0 && m.CompletionTokens == 0
+            ? null
+            : new MessageUsage { PromptTokens = m.PromptTokens, CompletionTokens = m.CompletionTokens },
     };
 
     private static DateTimeOffset? Time(Timestamp? t) => t is null ? null : t.ToDateTimeOffset();

@@ -103,6 +103,9 @@ public sealed class DialogueUpstream(DialogueReplicas replicas, IOptions<Gateway
     public Task<Conversation> RenameConversationAsync(RenameConversationRequest request, CancellationToken cancellationToken) =>
         UnaryAsync((client, ct) => client.RenameConversationAsync(request, deadline: Deadline(), cancellationToken: ct), cancellationToken);
 
+    public Task<Conversation> SetSystemPromptAsync(SetSystemPromptRequest request, CancellationToken cancellationToken) =>
+        UnaryAsync((client, ct) => client.SetSystemPromptAsync(request, deadline: Deadline(), cancellationToken: ct), cancellationToken);
+
     public Task<DeleteConversationResponse> DeleteConversationAsync(DeleteConversationRequest request, CancellationToken cancellationToken) =>
         UnaryAsync((client, ct) => client.DeleteConversationAsync(request, deadline: Deadline(), cancellationToken: ct), cancellationToken);
 

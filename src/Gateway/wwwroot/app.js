@@ -1,16 +1,27 @@
 // The ChatServices web chat: conversations on the left, the open one on the right, replies streamed over
-// Server-Sent Events (fetch + ReadableStream, so a POST body and an AbortController work). No build step.
+// Server-Sent Events (fetch + ReadableStream, so a POST body and an AbortController work) and rendered as Markdown
+// (markdown.js). No bundler: ES modules, and libraries that the Gateway build copies into vendor/.
+//
+// A conversation is a tree: an edited message or a regenerated reply is a sibling of the one it replaces. The page
+// shows one path through it, from the first message down, choosing at each fork the sibling picked with ‹ › (the
+// newest by default).
+
+import { renderMarkdown, copyText } from './markdown.js';
 
 const $ = (id) => document.getElementById(id);
 const els = {
+  sidebar: $('sidebar'), sidebarToggle: $('sidebar-toggle'), scrim: $('scrim'), search: $('search'),
   list: $('conversation-list'), newChat: $('new-chat'), title: $('chat-title'), model: $('model-name'),
-  messages: $('messages'), empty: $('empty'), error: $('error'), composer: $('composer'), prompt: $('prompt'),
-  send: $('send'), stop: $('stop'), settingsButton: $('settings-button'), settings: $('settings'),
-  settingsForm: $('settings-form'), temperature: $('temperature'), temperatureValue: $('temperature-value'),
+  messages: $('messages'), empty: $('empty'), announcer: $('announcer'), error: $('error'), composer: $('composer'),
+  prompt: $('prompt'), send: $('send'), stop: $('stop'), settingsButton: $('settings-button'), settings: $('settings'),
+  systemPrompt: $('system-prompt'),
+  temperature: $('temperature'), temperatureValue: $('temperature-value'), topP: $('top-p'), topPValue: $('top-p-value'),
   maxTokens: $('max-tokens'), apiKey: $('api-key'),
 };
 
 const SETTINGS_KEY = 'chatservices.settings';
+const CHAT_SETTINGS_KEY = (id) => `chatservices.chat.${id}`;
+const DEFAULTS = { temperature: 0.7, topP: 1, maxTokens: null, systemPrompt: '' };
 // Inline icons: no icon font or emoji font is assumed to be installed.
 const svg = (d) => `<svg viewBox="0 0 24 24" width="15" height="15" aria-hidden="true" fill="none" stroke="currentColor" stroke-width="2" stroke-linecap="round" stroke-linejoin="round">${d}</svg>`;
 const ICONS = {
@@ -20,45 +31,67 @@ const ICONS = {
 const state = {
   conversations: [],
   current: null,          // the open conversation's id, or null for a new chat not yet created
+  systemPrompt: '',       // the open conversation's
+  messages: [],           // the open conversation's messages, every branch, in sequence order
+  picked: new Map(),      // parent id ('' for the first messages) → the index of the sibling shown
+  stale: false,           // a reply ended without the server confirming it: the tree lacks its last messages
   streaming: null,        // the AbortController of the reply being streamed
   settings: loadSettings(),
 };
 
 // ------------------------------------------------------------------------------------------------ settings
 
+/** The browser's settings: the API key and the generation settings new chats start with. */
 function loadSettings() {
   try {
-    return { temperature: 0.7, maxTokens: null, apiKey: '', ...JSON.parse(localStorage.getItem(SETTINGS_KEY) || '{}') };
+    return { ...DEFAULTS, apiKey: '', ...JSON.parse(localStorage.getItem(SETTINGS_KEY) || '{}') };
   } catch {
-    return { temperature: 0.7, maxTokens: null, apiKey: '' };
+    return { ...DEFAULTS, apiKey: '' };
   }
 }
 
-function saveSettings() {
-  localStorage.setItem(SETTINGS_KEY, JSON.stringify(state.settings));
+/** The open chat's generation settings (kept in this browser), falling back to those for new chats. */
+function chatSettings() {
+  const { temperature, topP, maxTokens } = state.settings;
+  const own = state.current ? JSON.parse(localStorage.getItem(CHAT_SETTINGS_KEY(state.current)) || 'null') : null;
+  return { temperature, topP, maxTokens, ...own };
 }
 
 function openSettings() {
-  els.temperature.value = state.settings.temperature;
-  els.temperatureValue.textContent = Number(state.settings.temperature).toFixed(2);
-  els.maxTokens.value = state.settings.maxTokens ?? '';
+  const chat = chatSettings();
+  els.systemPrompt.value = state.current ? state.systemPrompt : state.settings.systemPrompt;
+  els.temperature.value = chat.temperature;
+  els.topP.value = chat.topP;
+  els.maxTokens.value = chat.maxTokens ?? '';
   els.apiKey.value = state.settings.apiKey;
+  showRangeValues();
   els.settings.showModal();
 }
 
-els.temperature.addEventListener('input', () => {
+function showRangeValues() {
   els.temperatureValue.textContent = Number(els.temperature.value).toFixed(2);
-});
+  els.topPValue.textContent = Number(els.topP.value).toFixed(2);
+}
 
-els.settings.addEventListener('close', () => {
+els.temperature.addEventListener('input', showRangeValues);
+els.topP.addEventListener('input', showRangeValues);
+
+els.settings.addEventListener('close', async () => {
   if (els.settings.returnValue !== 'save') return;
   const maxTokens = els.maxTokens.value.trim();
-  state.settings = {
-    temperature: Number(els.temperature.value),
-    maxTokens: maxTokens === '' ? null : Number(maxTokens),
-    apiKey: els.apiKey.value.trim(),
-  };
-  saveSettings();
+  const chat = { temperature: Number(els.temperature.value), topP: Number(els.topP.value), maxTokens: maxTokens === '' ? null : Number(maxTokens) };
+  if (state.current) localStorage.setItem(CHAT_SETTINGS_KEY(state.current), JSON.stringify(chat));
+  const systemPrompt = els.systemPrompt.value.trim();
+  state.settings = { ...chat, systemPrompt, apiKey: els.apiKey.value.trim() };
+  localStorage.setItem(SETTINGS_KEY, JSON.stringify(state.settings));
+  if (state.current && systemPrompt !== state.systemPrompt) {
+    try {
+      const updated = await api(`/api/conversations/${encodeURIComponent(state.current)}`, { method: 'PATCH', body: { system_prompt: systemPrompt } });
+      state.systemPrompt = updated.system_prompt ?? '';
+    } catch (e) {
+      showError(describe(e));
+    }
+  }
   refresh();
 });
 
@@ -129,8 +162,20 @@ function describe(error) {
   return error.status === 401 ? `${error.message} Open Settings to enter your API key.` : error.message;
 }
 
+function iconButton(className, icon, label, onClick) {
+  const button = document.createElement('button');
+  button.type = 'button';
+  button.className = `icon ${className}`;
+  button.innerHTML = icon;
+  button.setAttribute('aria-label', label);
+  button.addEventListener('click', onClick);
+  return button;
+}
+
 function renderList() {
-  els.list.replaceChildren(...state.conversations.map((c) => {
+  const query = els.search.value.trim().toLowerCase();
+  const shown = state.conversations.filter((c) => !query || c.title.toLowerCase().includes(query));
+  els.list.replaceChildren(...shown.map((c) => {
     const li = document.createElement('li');
     li.className = 'conversation' + (c.id === state.current ? ' active' : '');
     li.dataset.id = c.id;
@@ -143,21 +188,9 @@ function renderList() {
     open.setAttribute('aria-current', c.id === state.current ? 'page' : 'false');
     open.addEventListener('click', () => openConversation(c.id));
 
-    const rename = document.createElement('button');
-    rename.type = 'button';
-    rename.className = 'icon rename';
-    rename.innerHTML = ICONS.pencil;
-    rename.setAttribute('aria-label', `Rename ${c.title}`);
-    rename.addEventListener('click', () => startRename(li, c));
-
-    const remove = document.createElement('button');
-    remove.type = 'button';
-    remove.className = 'icon delete';
-    remove.innerHTML = ICONS.trash;
-    remove.setAttribute('aria-label', `Delete ${c.title}`);
-    remove.addEventListener('click', () => deleteConversation(c));
-
-    li.append(open, rename, remove);
+    li.append(open,
+      iconButton('rename', ICONS.pencil, `Rename ${c.title}`, () => startRename(li, c)),
+      iconButton('delete', ICONS.trash, `Delete ${c.title}`, () => deleteConversation(c)));
     return li;
   }));
 }
@@ -196,6 +229,7 @@ async function deleteConversation(conversation) {
   if (!confirm(`Delete "${conversation.title}"?`)) return;
   try {
     await api(`/api/conversations/${encodeURIComponent(conversation.id)}`, { method: 'DELETE' });
+    localStorage.removeItem(CHAT_SETTINGS_KEY(conversation.id));
     if (conversation.id === state.current) newChat();
     await loadConversations();
   } catch (e) {
@@ -203,21 +237,131 @@ async function deleteConversation(conversation) {
   }
 }
 
-function addMessage(role, content, status) {
-  els.empty.hidden = true;
-  const div = document.createElement('div');
+/** The messages shown: from a first message down, at each fork the picked sibling (the newest unless chosen). */
+function activePath() {
+  const children = new Map();
+  for (const m of state.messages) {
+    const key = m.parent_id ?? '';
+    if (!children.has(key)) children.set(key, []);
+    children.get(key).push(m);
+  }
+  const path = [];
+  for (let key = ''; children.has(key);) {
+    const siblings = children.get(key);
+    const index = Math.min(state.picked.get(key) ?? siblings.length - 1, siblings.length - 1);
+    const message = siblings[index];
+    path.push({ message, siblings, index });
+    key = message.id;
+  }
+  return path;
+}
+
+/** Shows the active path of the open conversation, keeping the reader's scroll position. */
+function renderConversation() {
+  const top = els.messages.scrollTop;
+  for (const m of [...els.messages.querySelectorAll('.message')]) m.remove();
+  const path = activePath().filter(({ message }) => message.role !== 'system');
+  for (const entry of path) els.messages.append(messageElement(entry));
+  els.empty.hidden = path.length > 0;
+  els.messages.scrollTop = top;
+}
+
+function messageElement({ message, siblings, index }) {
+  const div = newMessage(message.role);
+  div.dataset.id = message.id;
+  setContent(div, message.content);
+  const meta = div.querySelector('.meta');
+  if (siblings.length > 1) meta.append(branchSwitch(message.parent_id ?? '', index, siblings.length));
+  if (message.role === 'user') {
+    meta.append(iconButton('edit', ICONS.pencil, 'Edit message', () => startEdit(div, message)));
+  } else if (message.role === 'assistant') {
+    addReplyActions(div, message);
+    if (message.usage || message.finish_reason) showUsage(div, message.usage, message.finish_reason);
+  }
+  if (message.status && message.status !== 'complete') markStatus(div, message.status);
+  else if (message.finish_reason === 'length') markStatus(div, 'length');
+  return div;
+}
+
+/** A message box: role, content, and a line for its controls. */
+function newMessage(role) {
+  const div = document.createElement('article');
   div.className = `message ${role}`;
   const label = document.createElement('div');
   label.className = 'role';
   label.textContent = role === 'assistant' ? 'Assistant' : role === 'user' ? 'You' : 'System';
   const body = document.createElement('div');
-  body.className = 'content';
-  body.textContent = content;
-  div.append(label, body);
-  if (status && status !== 'complete') markStatus(div, status);
-  els.messages.append(div);
-  scrollToEnd();
+  body.className = role === 'assistant' ? 'content markdown' : 'content';
+  const meta = document.createElement('div');
+  meta.className = 'meta';
+  div.append(label, body, meta);
   return div;
+}
+
+/** User text is shown as it was typed; an assistant's reply is rendered as Markdown. */
+function setContent(div, text) {
+  const body = div.querySelector('.content');
+  div.dataset.text = text;
+  if (div.classList.contains('assistant')) renderMarkdown(body, text);
+  else body.textContent = text;
+}
+
+/** ‹ i/n ›: which of the alternatives at this fork is shown. */
+function branchSwitch(parentKey, index, count) {
+  const nav = document.createElement('span');
+  nav.className = 'branch';
+  nav.setAttribute('role', 'group');
+  nav.setAttribute('aria-label', 'Versions');
+  const step = (delta, text, label) => {
+    const b = document.createElement('button');
+    b.type = 'button';
+    b.className = `icon branch-${delta < 0 ? 'prev' : 'next'}`;
+    b.textContent = text;
+    b.setAttribute('aria-label', label);
+    b.disabled = index + delta < 0 || index + delta >= count;
+    b.addEventListener('click', () => {
+      state.picked.set(parentKey, index + delta);
+      renderConversation();
+    });
+    return b;
+  };
+  const where = document.createElement('span');
+  where.className = 'branch-index';
+  where.textContent = `${index + 1}/${count}`;
+  nav.append(step(-1, '‹', 'Previous version'), where, step(1, '›', 'Next version'));
+  return nav;
+}
+
+function addReplyActions(div, message) {
+  const meta = div.querySelector('.meta');
+  const copy = document.createElement('button');
+  copy.type = 'button';
+  copy.className = 'button ghost small copy-reply';
+  copy.textContent = 'Copy';
+  copy.setAttribute('aria-label', 'Copy reply');
+  copy.addEventListener('click', () => copyText(div.dataset.text ?? '', copy));
+  meta.append(copy);
+  if (!state.current) return;
+  const again = document.createElement('button');
+  again.type = 'button';
+  again.className = 'button ghost small regenerate';
+  again.textContent = '↻ Regenerate';
+  again.addEventListener('click', () => generate({ regenerate: true, parentId: message?.parent_id ?? undefined, from: div }));
+  meta.append(again);
+}
+
+/** Tokens and finish reason of a reply. */
+function showUsage(div, usage, finishReason) {
+  let note = div.querySelector('.usage');
+  if (!note) {
+    note = document.createElement('span');
+    note.className = 'usage';
+    div.querySelector('.meta').append(note);
+  }
+  const parts = [];
+  if (usage) parts.push(`${usage.prompt_tokens} prompt + ${usage.completion_tokens} reply tokens`);
+  if (finishReason) parts.push(`finish: ${finishReason}`);
+  note.textContent = parts.join(' · ');
 }
 
 function markStatus(div, status) {
@@ -226,26 +370,71 @@ function markStatus(div, status) {
   if (!note) {
     note = document.createElement('div');
     note.className = 'status';
-    div.append(note);
+    div.querySelector('.meta').before(note);
   }
   note.textContent = status === 'cancelled' ? 'Stopped' : status === 'failed' || status === 'error' ? 'Failed' : status === 'length' ? 'Cut off at the token limit' : status;
+  if (status === 'length' && state.current && !note.querySelector('.continue')) {
+    const more = document.createElement('button');
+    more.type = 'button';
+    more.className = 'button ghost small continue';
+    more.textContent = 'Continue';
+    more.addEventListener('click', () => continueReply(div));
+    note.append(' ', more);
+  }
+}
+
+/** Replaces a user message's text with an editor; sending it starts a new branch beside the message. */
+function startEdit(div, message) {
+  if (state.streaming) return;
+  const body = div.querySelector('.content');
+  const editor = document.createElement('textarea');
+  editor.className = 'edit-input';
+  editor.value = message.content;
+  editor.setAttribute('aria-label', 'Edit message');
+  const save = document.createElement('button');
+  save.type = 'button';
+  save.className = 'button primary small edit-send';
+  save.textContent = 'Send';
+  const cancel = document.createElement('button');
+  cancel.type = 'button';
+  cancel.className = 'button ghost small edit-cancel';
+  cancel.textContent = 'Cancel';
+  const actions = document.createElement('div');
+  actions.className = 'edit-actions';
+  actions.append(cancel, save);
+  body.replaceChildren(editor, actions);
+  editor.focus();
+  const send = () => {
+    const text = editor.value.trim();
+    if (text) generate({ content: text, parentId: message.parent_id ?? '', from: div });
+  };
+  save.addEventListener('click', send);
+  cancel.addEventListener('click', renderConversation);
+  editor.addEventListener('keydown', (e) => {
+    if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) {
+      e.preventDefault();
+      send();
+    } else if (e.key === 'Escape') {
+      e.stopPropagation();
+      renderConversation();
+    }
+  });
+}
+
+/** Asks for more of a reply cut at the token limit: the model goes on from its last word; the longer reply is
+ *  stored beside the cut one. */
+function continueReply(div) {
+  const message = state.messages.find((m) => m.id === div.dataset.id);
+  if (message) generate({ continueReply: true, parentId: message.id, fork: message.parent_id ?? '', from: div, continued: message.content });
 }
 
 function scrollToEnd() {
   els.messages.scrollTop = els.messages.scrollHeight;
 }
 
-/** One regenerate button, under the last assistant message, when nothing is streaming. */
-function updateRegenerate() {
-  for (const b of els.messages.querySelectorAll('.regenerate')) b.remove();
-  const last = els.messages.lastElementChild;
-  if (state.streaming || !state.current || !last?.classList.contains('assistant')) return;
-  const button = document.createElement('button');
-  button.type = 'button';
-  button.className = 'button ghost regenerate';
-  button.textContent = '↻ Regenerate';
-  button.addEventListener('click', () => generate({ regenerate: true }));
-  last.append(button);
+/** Whether the reader is at the end of the messages (then streaming text keeps them there). */
+function atEnd() {
+  return els.messages.scrollHeight - els.messages.scrollTop - els.messages.clientHeight < 40;
 }
 
 function setStreaming(controller) {
@@ -253,15 +442,21 @@ function setStreaming(controller) {
   els.send.hidden = !!controller;
   els.stop.hidden = !controller;
   els.prompt.disabled = false;
-  updateRegenerate();
+  for (const b of els.messages.querySelectorAll('.regenerate, .continue, .edit')) b.disabled = !!controller;
 }
 
 // ------------------------------------------------------------------------------------------------ actions
 
 async function loadConversations() {
   try {
-    const page = await api('/api/conversations?page_size=100');
-    state.conversations = page.conversations;
+    const all = [];
+    let token = null;
+    do {
+      const page = await api('/api/conversations?page_size=100' + (token ? `&page_token=${encodeURIComponent(token)}` : ''));
+      all.push(...page.conversations);
+      token = page.next_page_token;
+    } while (token && all.length < 1000);
+    state.conversations = all;
     renderList();
   } catch (e) {
     showError(describe(e));
@@ -277,18 +472,24 @@ async function loadModel() {
   }
 }
 
-function clearMessages() {
-  for (const m of [...els.messages.querySelectorAll('.message')]) m.remove();
-  els.empty.hidden = false;
+function showConversation(conversation) {
+  state.current = conversation.id;
+  state.systemPrompt = conversation.system_prompt ?? '';
+  state.messages = conversation.messages ?? [];
+  state.stale = false;
+  els.title.textContent = conversation.title;
 }
 
 function newChat() {
   state.streaming?.abort();
   state.current = null;
+  state.messages = [];
+  state.picked = new Map();
   els.title.textContent = 'New chat';
-  clearMessages();
+  renderConversation();
   showError('');
   renderList();
+  closeSidebar();
   els.prompt.focus();
 }
 
@@ -297,50 +498,87 @@ async function openConversation(id) {
   showError('');
   try {
     const conversation = await api(`/api/conversations/${encodeURIComponent(id)}`);
-    state.current = conversation.id;
-    els.title.textContent = conversation.title;
-    clearMessages();
-    for (const m of conversation.messages) {
-      if (m.role !== 'system') addMessage(m.role, m.content, m.status);
-    }
+    state.picked = new Map();
+    showConversation(conversation);
+    renderConversation();
+    scrollToEnd();
     renderList();
-    updateRegenerate();
+    closeSidebar();
   } catch (e) {
     showError(describe(e));
   }
 }
 
-/** Sends the composer's text (or regenerates the last reply) and streams the answer into the page. */
-async function generate({ regenerate = false } = {}) {
+/** Reads the open conversation again (after a reply was stored), showing the branch just written. */
+async function reloadConversation(forkKey) {
+  const conversation = await api(`/api/conversations/${encodeURIComponent(state.current)}`);
+  if (conversation.id !== state.current) return;
+  state.picked.delete(forkKey);
+  showConversation(conversation);
+  renderConversation();
+}
+
+/** The id the next message follows: the last one shown (undefined when the page may not know it: the server's latest). */
+function tailId() {
+  if (state.stale) return undefined;
+  const path = activePath();
+  return path.length ? path[path.length - 1].message.id : '';
+}
+
+/**
+ * Sends a message (the composer's, or `content`) or regenerates a reply, and streams the answer into the page.
+ * `parentId` places the turn in the tree (see the API's parent_message_id); `from` is the message element the turn
+ * replaces on screen (an edited message, a regenerated reply), which goes with everything below it.
+ */
+async function generate({ content, regenerate = false, continueReply = false, continued = '', parentId, fork, from } = {}) {
   if (state.streaming) return;
-  const text = els.prompt.value.trim();
-  if (!regenerate && !text) return;
+  const generateOnly = regenerate || continueReply;
+  const fromComposer = content === undefined && !generateOnly;
+  const text = fromComposer ? els.prompt.value.trim() : content ?? '';
+  if (!generateOnly && !text) return;
   showError('');
 
   const controller = new AbortController();
   setStreaming(controller);
   let reply = null;
   let sent = null;
+  let finished = null;
+  let finishReason = null;
+  let usage = null;
+  let produced = continued;
+  let frame = 0;
+  const parent = fromComposer ? tailId() : parentId;
   try {
     if (!state.current) {
-      const created = await api('/api/conversations', { method: 'POST', body: { title: text.slice(0, 60) } });
-      state.current = created.id;
-      els.title.textContent = created.title;
+      const created = await api('/api/conversations', {
+        method: 'POST', body: { title: text.slice(0, 60), system_prompt: state.settings.systemPrompt || undefined },
+      });
+      showConversation(created);
       state.conversations.unshift(created);
       renderList();
     }
-    if (regenerate) {
-      const last = els.messages.lastElementChild;
-      if (last?.classList.contains('assistant')) last.remove();
-    } else {
-      sent = addMessage('user', text);
-      els.prompt.value = '';
-      autosize();
+    if (from) {
+      while (from.nextElementSibling) from.nextElementSibling.remove();
+      from.remove();
+    }
+    if (!generateOnly) {
+      els.empty.hidden = true;
+      sent = newMessage('user');
+      setContent(sent, text);
+      els.messages.append(sent);
+      if (fromComposer) {
+        els.prompt.value = '';
+        autosize();
+      }
+      scrollToEnd();
     }
 
-    const body = regenerate ? { regenerate: true } : { content: text };
-    body.temperature = state.settings.temperature;
-    if (state.settings.maxTokens) body.max_tokens = state.settings.maxTokens;
+    const settings = chatSettings();
+    const body = regenerate ? { regenerate: true } : continueReply ? { continue: true } : { content: text };
+    if (parent !== undefined) body.parent_message_id = parent;
+    body.temperature = settings.temperature;
+    if (settings.topP < 1) body.top_p = settings.topP;
+    if (settings.maxTokens) body.max_tokens = settings.maxTokens;
     const response = await fetch(`/api/conversations/${encodeURIComponent(state.current)}/messages`, {
       method: 'POST', headers: headers(), body: JSON.stringify(body), signal: controller.signal,
     });
@@ -348,6 +586,7 @@ async function generate({ regenerate = false } = {}) {
       // Refused before anything was stored: take the message back into the composer to edit or resend.
       if (sent) {
         sent.remove();
+        sent = null;
         if (!els.messages.querySelector('.message')) els.empty.hidden = false;
         els.prompt.value = text;
         autosize();
@@ -355,22 +594,42 @@ async function generate({ regenerate = false } = {}) {
       throw await errorOf(response);
     }
 
-    reply = addMessage('assistant', '');
+    reply = newMessage('assistant');
+    if (produced) setContent(reply, produced);
     reply.classList.add('streaming');
-    const content = reply.querySelector('.content');
+    reply.setAttribute('aria-busy', 'true');
+    els.messages.append(reply);
+    scrollToEnd();
+    const paint = () => {
+      frame = 0;
+      const follow = atEnd();
+      setContent(reply, produced);
+      if (follow) scrollToEnd();
+    };
     await readEvents(response, (name, data) => {
       if (data === '[DONE]') return;
       const event = JSON.parse(data);
       if (name === 'delta') {
-        content.textContent += event.text;
-        scrollToEnd();
-      } else if (name === 'finished' && event.finish_reason !== 'stop') {
-        markStatus(reply, event.finish_reason);
+        produced += event.text;
+        // One rendering per frame, however many pieces arrive in it.
+        if (!frame) frame = requestAnimationFrame(paint);
+      } else if (name === 'finished') {
+        finished = event.assistant_message_id || null;
+        finishReason = event.finish_reason;
+      } else if (name === 'usage') {
+        usage = event;
       } else if (name === 'error') {
         throw new ApiError(event.error.message, 0);
       }
     });
+    cancelAnimationFrame(frame);
+    paint();
+    showUsage(reply, usage, finishReason);
+    if (finishReason && finishReason !== 'stop') markStatus(reply, finishReason);
+    els.announcer.textContent = reply.querySelector('.content').innerText;
   } catch (e) {
+    cancelAnimationFrame(frame);
+    if (reply) setContent(reply, produced);
     if (e.name === 'AbortError') {
       if (reply) markStatus(reply, 'cancelled');
     } else {
@@ -379,7 +638,19 @@ async function generate({ regenerate = false } = {}) {
     }
   } finally {
     reply?.classList.remove('streaming');
+    reply?.removeAttribute('aria-busy');
     if (state.streaming === controller) setStreaming(null);
+    if (finished) {
+      // Stored: show the conversation as the server has it, on the branch just written.
+      try {
+        await reloadConversation(fork ?? parent ?? '');
+      } catch (e) {
+        showError(describe(e));
+      }
+    } else if (reply || sent) {
+      state.stale = true;
+      if (reply) addReplyActions(reply, null);
+    }
     loadConversations();
   }
 }
@@ -387,6 +658,22 @@ async function generate({ regenerate = false } = {}) {
 function autosize() {
   els.prompt.style.height = 'auto';
   els.prompt.style.height = `${Math.min(els.prompt.scrollHeight, 200)}px`;
+}
+
+// ---------------------------------------------------------------------------------------- small screens
+
+function openSidebar() {
+  document.body.classList.add('sidebar-open');
+  els.sidebarToggle.setAttribute('aria-expanded', 'true');
+  els.scrim.hidden = false;
+  els.search.focus();
+}
+
+function closeSidebar() {
+  if (!document.body.classList.contains('sidebar-open')) return;
+  document.body.classList.remove('sidebar-open');
+  els.sidebarToggle.setAttribute('aria-expanded', 'false');
+  els.scrim.hidden = true;
 }
 
 // ----------------------------------------------------------------------------------------------- wiring
@@ -405,6 +692,20 @@ els.prompt.addEventListener('input', autosize);
 els.stop.addEventListener('click', () => state.streaming?.abort());
 els.newChat.addEventListener('click', newChat);
 els.settingsButton.addEventListener('click', openSettings);
+els.search.addEventListener('input', renderList);
+els.sidebarToggle.addEventListener('click', () => (document.body.classList.contains('sidebar-open') ? closeSidebar() : openSidebar()));
+els.scrim.addEventListener('click', closeSidebar);
+
+// Esc stops a reply (or closes the conversation list); Ctrl+K (⌘K) starts a new chat.
+document.addEventListener('keydown', (e) => {
+  if (e.key === 'Escape' && !els.settings.open) {
+    if (state.streaming) state.streaming.abort();
+    else closeSidebar();
+  } else if ((e.ctrlKey || e.metaKey) && !e.altKey && e.key.toLowerCase() === 'k') {
+    e.preventDefault();
+    newChat();
+  }
+});
 
 function refresh() {
   loadModel();

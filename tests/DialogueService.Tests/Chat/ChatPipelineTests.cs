@@ -202,6 +202,88 @@ public sealed class ChatPipelineTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task An_edit_and_a_regeneration_branch_and_the_model_sees_only_the_path_they_continue()
+    {
+        var conversation = await _store.CreateAsync("bob", null);
+        var id = conversation.Id.ToString();
+        await RunAsync(new ScriptedBackend(Ids("First reply.")), new ChatRequest { OwnerId = "bob", ConversationId = id, UserMessage = "One" });
+        await RunAsync(new ScriptedBackend(Ids("Second reply.")), new ChatRequest { OwnerId = "bob", ConversationId = id, UserMessage = "Two" });
+        var stored = (await _store.GetAsync("bob", conversation.Id, includeMessages: true)).Messages;
+        var (one, firstReply, two) = (stored[0], stored[1], stored[2]);
+
+        // "Two" edited: the new text follows what "Two" followed, and the old branch is not in the prompt.
+        var edit = new ScriptedBackend(Ids("Edited reply."));
+        await RunAsync(edit, new ChatRequest { OwnerId = "bob", ConversationId = id, UserMessage = "Three", ParentMessageId = two.ParentId.ToString() });
+        var editPrompt = _model.Tokenizer.Decode(edit.Requests[0].PromptTokenIds);
+        Assert.Contains("First reply.", editPrompt);
+        Assert.DoesNotContain("Two", editPrompt);
+        Assert.DoesNotContain("Second reply.", editPrompt);
+
+        // The first reply taken again: only "One" is answered; the earlier reply is kept beside the new one.
+        var retake = new ScriptedBackend(Ids("Another first reply."));
+        await RunAsync(retake, new ChatRequest { OwnerId = "bob", ConversationId = id, Regenerate = true, ParentMessageId = firstReply.Id.ToString() });
+        var retakePrompt = _model.Tokenizer.Decode(retake.Requests[0].PromptTokenIds);
+        Assert.DoesNotContain("First reply.", retakePrompt);
+        Assert.EndsWith("One<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n", retakePrompt);
+
+        var after = (await _store.GetAsync("bob", conversation.Id, includeMessages: true)).Messages;
+        Assert.Equal(7, after.Count);
+        Assert.Equal(["First reply.", "Another first reply."], after.Where(m => m.ParentId == one.Id).Select(m => m.Content));
+        Assert.Equal(firstReply.Id, after.Single(m => m.Content == "Three").ParentId);
+    }
+
+    [Fact]
+    public async Task Continuing_a_reply_leaves_its_turn_open_and_stores_the_whole_text_beside_it()
+    {
+        var conversation = await _store.CreateAsync("bob", null);
+        var id = conversation.Id.ToString();
+        await RunAsync(new ScriptedBackend(Ids("The answer")), new ChatRequest { OwnerId = "bob", ConversationId = id, UserMessage = "What is it?" });
+        var cut = (await _store.GetAsync("bob", conversation.Id, includeMessages: true)).Messages[^1];
+
+        var more = new ScriptedBackend(Ids(" is 42."));
+        var events = await RunAsync(more, new ChatRequest { OwnerId = "bob", ConversationId = id, ContinueReply = true, ParentMessageId = cut.Id.ToString() });
+
+        // The prompt ends with the reply's text: no end of turn, no new assistant header.
+        Assert.EndsWith("assistant<|end_header_id|>\n\nThe answer", _model.Tokenizer.Decode(more.Requests[0].PromptTokenIds));
+        Assert.Equal(" is 42.", Text(events));
+        var stored = (await _store.GetAsync("bob", conversation.Id, includeMessages: true)).Messages;
+        Assert.Equal(3, stored.Count);
+        Assert.Equal("The answer", stored[1].Content);
+        Assert.Equal("The answer is 42.", stored[2].Content);
+        Assert.Equal(cut.ParentId, stored[2].ParentId);
+        Assert.Equal(stored[2].Id.ToString(), events.Single(e => e.Finished is not null).Finished.AssistantMessageId);
+    }
+
+    [Theory]
+    [InlineData("user message")]
+    [InlineData("no parent")]
+    public async Task Continue_reply_without_a_reply_to_continue_is_refused(string problem)
+    {
+        var conversation = await _store.CreateAsync("bob", null);
+        await RunAsync(new ScriptedBackend(Ids("Hi.")), new ChatRequest { OwnerId = "bob", ConversationId = conversation.Id.ToString(), UserMessage = "Hello" });
+        var question = (await _store.GetAsync("bob", conversation.Id, includeMessages: true)).Messages[0];
+        var request = new ChatRequest { OwnerId = "bob", ConversationId = conversation.Id.ToString(), ContinueReply = true };
+        if (problem == "user message") request.ParentMessageId = question.Id.ToString();
+
+        var error = await Assert.ThrowsAsync<RpcException>(() => RunAsync(new ScriptedBackend(Ids("Never.")), request));
+
+        Assert.Equal(StatusCode.InvalidArgument, error.StatusCode);
+        Assert.Equal(2, (await _store.GetAsync("bob", conversation.Id, includeMessages: true)).Messages.Count);
+    }
+
+    [Fact]
+    public async Task A_parent_that_is_not_in_the_conversation_is_refused_with_nothing_stored()
+    {
+        var conversation = await _store.CreateAsync("bob", null);
+        var error = await Assert.ThrowsAsync<RpcException>(() => RunAsync(new ScriptedBackend(Ids("Never.")),
+            new ChatRequest { OwnerId = "bob", ConversationId = conversation.Id.ToString(), UserMessage = "Hi", ParentMessageId = Guid.NewGuid().ToString() }));
+
+        Assert.Equal(StatusCode.InvalidArgument, error.StatusCode);
+        Assert.StartsWith("parent_message_id", error.Status.Detail);
+        Assert.Empty((await _store.GetAsync("bob", conversation.Id, includeMessages: true)).Messages);
+    }
+
+    [Fact]
     public async Task A_cancelled_generation_keeps_what_was_produced_marked_cancelled()
     {
         var conversation = await _store.CreateAsync("carol", null);

@@ -30,6 +30,9 @@ public abstract class ConversationStoreTests : IAsyncLifetime
     /// <summary>Cuts the connection of a transaction in flight, the way a crashed client or network would.</summary>
     protected abstract Task BreakConnectionAsync(DbConnection connection);
 
+    /// <summary>The dialect's migrations, which a fresh database gets.</summary>
+    protected abstract IReadOnlyList<SchemaMigration> Schema { get; }
+
     protected async Task<SqlConversationStore> OpenAsync(string database)
     {
         var store = await CreateStoreAsync(database);
@@ -467,6 +470,57 @@ public abstract class ConversationStoreTests : IAsyncLifetime
         Assert.Equal(1, next.Sequence); // the rolled-back number was not consumed
     }
 
+    [Fact]
+    public async Task The_system_prompt_is_replaced_and_cleared_by_its_owner_only()
+    {
+        var conversation = await Store.CreateAsync(Alice, "prompted", "Be brief.");
+
+        var changed = await Store.SetSystemPromptAsync(Alice, conversation.Id, "Be thorough.");
+        await Assert.ThrowsAsync<ConversationNotFoundException>(() => Store.SetSystemPromptAsync(Bob, conversation.Id, "Obey Bob."));
+
+        Assert.Equal("Be thorough.", (await Store.GetAsync(Alice, conversation.Id, false)).Conversation.SystemPrompt);
+        Assert.True(changed.UpdatedAt >= conversation.UpdatedAt);
+        await Store.SetSystemPromptAsync(Alice, conversation.Id, null);
+        Assert.Null((await Store.GetAsync(Alice, conversation.Id, false)).Conversation.SystemPrompt);
+    }
+
+    // ---- branches ----
+
+    [Fact]
+    public async Task Edits_and_regenerations_branch_the_conversation_and_every_branch_stays_stored()
+    {
+        var conversation = await Store.CreateAsync(Alice, "branches");
+        var question = await Store.AppendMessageAsync(Alice, conversation.Id, MessageRole.User, "first question");
+        var answer = await Store.BeginAssistantMessageAsync(Alice, conversation.Id, question.Id);
+        var followUp = await Store.AppendMessageAsync(Alice, conversation.Id, MessageRole.User, "follow-up");
+        // An edit of the first question: a new first message. A second take on the first answer: its sibling.
+        var edited = await Store.AppendMessageAsync(Alice, conversation.Id, MessageRole.User, "first question, edited", parentId: Guid.Empty);
+        var retake = await Store.BeginAssistantMessageAsync(Alice, conversation.Id, question.Id);
+        var afterRetake = await Store.AppendMessageAsync(Alice, conversation.Id, MessageRole.User, "after the retake");
+
+        var messages = (await Store.GetAsync(Alice, conversation.Id, includeMessages: true)).Messages;
+
+        Assert.Equal([question.Id, answer.Id, followUp.Id, edited.Id, retake.Id, afterRetake.Id], messages.Select(m => m.Id));
+        Assert.Equal([null, question.Id, answer.Id, null, question.Id, retake.Id], messages.Select(m => m.ParentId));
+        Assert.Equal(question.Id, retake.ParentId);
+    }
+
+    [Fact]
+    public async Task A_parent_from_another_conversation_is_refused_and_nothing_is_written()
+    {
+        var mine = await Store.CreateAsync(Alice, "mine");
+        var other = await Store.CreateAsync(Alice, "other");
+        var foreign = await Store.AppendMessageAsync(Alice, other.Id, MessageRole.User, "elsewhere");
+
+        var refused = await Assert.ThrowsAsync<ConversationValidationException>(() =>
+            Store.AppendMessageAsync(Alice, mine.Id, MessageRole.User, "misplaced", parentId: foreign.Id));
+        await Assert.ThrowsAsync<ConversationValidationException>(() => Store.BeginAssistantMessageAsync(Alice, mine.Id, foreign.Id));
+
+        Assert.Equal("parentId", refused.ParamName);
+        Assert.Equal(0, await CountRowsAsync("main", "messages", mine.Id));
+        Assert.Equal(0, (await Store.GetAsync(Alice, mine.Id, false)).Conversation.MessageCount);
+    }
+
     // ---- migrations ----
 
     [Fact]
@@ -479,7 +533,7 @@ public abstract class ConversationStoreTests : IAsyncLifetime
 
         Assert.Empty(again.Applied);
         Assert.Empty(fromReplica.Applied);
-        Assert.Equal(1, again.SchemaVersion);
+        Assert.Equal(Schema.Max(m => m.Version), again.SchemaVersion);
         Assert.Equal("survives", (await Store.GetAsync(Alice, conversation.Id, false)).Conversation.Title);
     }
 
@@ -491,8 +545,8 @@ public abstract class ConversationStoreTests : IAsyncLifetime
 
         var results = await Task.WhenAll(stores.Select(s => Task.Run(() => s.MigrateAsync())));
 
-        Assert.Equal([1], results.SelectMany(r => r.Applied));
-        Assert.All(results, r => Assert.Equal(1, r.SchemaVersion));
+        Assert.Equal(Schema.Select(m => m.Version), results.SelectMany(r => r.Applied));
+        Assert.All(results, r => Assert.Equal(Schema.Max(m => m.Version), r.SchemaVersion));
         var conversation = await stores[0].CreateAsync(Alice, "works");
         Assert.Equal("works", (await stores[3].GetAsync(Alice, conversation.Id, false)).Conversation.Title);
     }

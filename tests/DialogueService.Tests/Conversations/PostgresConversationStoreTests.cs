@@ -39,6 +39,8 @@ public sealed class PostgresConversationStoreTests(PostgresServerFixture server)
     protected override async Task<SqlConversationStore> CreateStoreAsync(string database) =>
         new PostgresConversationStore(await ConnectionStringAsync(database));
 
+    protected override IReadOnlyList<SchemaMigration> Schema => PostgresSchema.Migrations;
+
     protected override async Task<long> CountRowsAsync(string database, string table, Guid conversationId)
     {
         await using var connection = new NpgsqlConnection(await ConnectionStringAsync(database));

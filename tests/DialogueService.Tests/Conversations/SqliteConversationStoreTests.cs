@@ -23,6 +23,8 @@ public sealed class SqliteConversationStoreTests : ConversationStoreTests
     protected override Task<SqlConversationStore> CreateStoreAsync(string database) =>
         Task.FromResult<SqlConversationStore>(SqliteConversationStore.InDirectory(Path.GetDirectoryName(PathOf(database))!));
 
+    protected override IReadOnlyList<SchemaMigration> Schema => SqliteSchema.Migrations;
+
     protected override async Task<long> CountRowsAsync(string database, string table, Guid conversationId)
     {
         await using var connection = new SqliteConnection($"Data Source={PathOf(database)};Pooling=False");

@@ -59,13 +59,50 @@ public sealed class ConversationsApiTests(GatewayFixture fixture)
         Assert.Equal(finished.GetProperty("assistant_message_id").GetString(), messages[1].GetProperty("id").GetString());
         Assert.Equal("good morning", stored.GetProperty("title").GetString());
 
-        // Regenerate replaces the last reply.
+        // Regenerate adds a second reply beside the first: both answer the same message.
         using var again = await client.PostStreamingAsync($"/api/conversations/{id}/messages", """{"regenerate":true}""");
         var regenerated = await ServerSentEventReader.ReadAllAsync(again);
         Assert.Equal("Hello! You said: good morning", string.Concat(regenerated.Where(e => e.Name == "delta").Select(e => e.Json.GetProperty("text").GetString())));
         Assert.True(fixture.Upstream.ChatRequests.Last(r => r.ConversationId == id).Regenerate);
-        var after = (await (await client.GetAsync("/api/conversations/" + id)).JsonAsync()).GetProperty("messages");
-        Assert.Equal(2, after.GetArrayLength());
+        var after = (await (await client.GetAsync("/api/conversations/" + id)).JsonAsync()).GetProperty("messages").EnumerateArray().ToArray();
+        Assert.Equal(3, after.Length);
+        Assert.Equal(after[1].GetProperty("parent_id").GetString(), after[2].GetProperty("parent_id").GetString());
+    }
+
+    [Fact]
+    public async Task Messages_carry_their_parent_and_usage_and_an_edit_branches_where_the_page_says()
+    {
+        using var client = fixture.CreateClient(GatewayFixture.AliceKey);
+        var id = (await (await client.PostJsonAsync("/api/conversations", "{}")).JsonAsync()).GetProperty("id").GetString()!;
+        using (var first = await client.PostStreamingAsync($"/api/conversations/{id}/messages", """{"content":"one"}"""))
+            await ServerSentEventReader.ReadAllAsync(first);
+        var messages = (await (await client.GetAsync("/api/conversations/" + id)).JsonAsync()).GetProperty("messages").EnumerateArray().ToArray();
+        var (question, answer) = (messages[0], messages[1]);
+        Assert.Equal(JsonValueKind.Null, question.GetProperty("parent_id").ValueKind);
+        Assert.Equal(JsonValueKind.Null, question.GetProperty("usage").ValueKind);
+        Assert.Equal(question.GetProperty("id").GetString(), answer.GetProperty("parent_id").GetString());
+        Assert.True(answer.GetProperty("usage").GetProperty("completion_tokens").GetInt32() > 0);
+
+        // "one" edited: a new first message ("" is no parent), its own reply below it.
+        using (var edit = await client.PostStreamingAsync($"/api/conversations/{id}/messages", """{"content":"one, edited","parent_message_id":""}"""))
+            await ServerSentEventReader.ReadAllAsync(edit);
+        var request = fixture.Upstream.ChatRequests.Last(r => r.ConversationId == id);
+        Assert.True(request.HasParentMessageId);
+        Assert.Equal("", request.ParentMessageId);
+        var after = (await (await client.GetAsync("/api/conversations/" + id)).JsonAsync()).GetProperty("messages").EnumerateArray().ToArray();
+        Assert.Equal(4, after.Length);
+        Assert.Equal(JsonValueKind.Null, after[2].GetProperty("parent_id").ValueKind);
+        Assert.Equal(after[2].GetProperty("id").GetString(), after[3].GetProperty("parent_id").GetString());
+
+        // Continuing the first reply names it; the continuation is stored beside it.
+        using (var more = await client.PostStreamingAsync($"/api/conversations/{id}/messages",
+                   JsonSerializer.Serialize(new { @continue = true, parent_message_id = answer.GetProperty("id").GetString() })))
+            await ServerSentEventReader.ReadAllAsync(more);
+        var continued = fixture.Upstream.ChatRequests.Last(r => r.ConversationId == id);
+        Assert.True(continued.ContinueReply);
+        Assert.Equal(answer.GetProperty("id").GetString(), continued.ParentMessageId);
+        Assert.Equal(question.GetProperty("id").GetString(),
+            (await (await client.GetAsync("/api/conversations/" + id)).JsonAsync()).GetProperty("messages")[4].GetProperty("parent_id").GetString());
     }
 
     [Fact]
@@ -98,11 +135,29 @@ public sealed class ConversationsApiTests(GatewayFixture fixture)
     [InlineData("""{"content":"x","regenerate":true}""", "content")]
     [InlineData("""{"content":"x","temperature":9}""", "temperature")]
     [InlineData("""{"content":"x","max_tokens":"many"}""", "max_tokens")]
+    [InlineData("""{"content":"x","parent_message_id":"no-such-message"}""", "parent_message_id")]
+    [InlineData("""{"continue":true}""", "parent_message_id")]
+    [InlineData("""{"content":"x","continue":true,"parent_message_id":"m"}""", "content")]
+    [InlineData("""{"regenerate":true,"continue":true,"parent_message_id":"m"}""", "continue")]
+    [InlineData("""{"content":"x","top_p":1.5}""", "top_p")]
     public async Task A_bad_message_is_a_400_naming_the_field(string json, string param)
     {
         using var client = fixture.CreateClient(GatewayFixture.AliceKey);
         var id = (await (await client.PostJsonAsync("/api/conversations", "{}")).JsonAsync()).GetProperty("id").GetString()!;
         await (await client.PostJsonAsync($"/api/conversations/{id}/messages", json)).AssertErrorAsync(HttpStatusCode.BadRequest, param);
+    }
+
+    [Fact]
+    public async Task The_system_prompt_is_changed_with_patch_and_a_patch_without_fields_is_a_400()
+    {
+        using var client = fixture.CreateClient(GatewayFixture.AliceKey);
+        var id = (await (await client.PostJsonAsync("/api/conversations", """{"system_prompt":"Be brief."}""")).JsonAsync()).GetProperty("id").GetString()!;
+
+        var changed = await (await client.PatchAsync("/api/conversations/" + id, HttpJson.Body("""{"system_prompt":"Be thorough."}"""))).JsonAsync();
+
+        Assert.Equal("Be thorough.", changed.GetProperty("system_prompt").GetString());
+        Assert.Equal("Be thorough.", (await (await client.GetAsync("/api/conversations/" + id)).JsonAsync()).GetProperty("system_prompt").GetString());
+        await (await client.PatchAsync("/api/conversations/" + id, HttpJson.Body("{}"))).AssertErrorAsync(HttpStatusCode.BadRequest, "title");
     }
 
     [Fact]

@@ -16,8 +16,14 @@ namespace ChatServices.Gateway.Tests.Infrastructure;
 /// <item>"slow …": 400 words, 40 ms apart (for stop and disconnect);</item>
 /// <item>"fail:unavailable", "fail:invalid", "fail:exhausted", "fail:notfound": that gRPC status before starting;</item>
 /// <item>"fail:midstream": three words, then INTERNAL.</item>
+/// <item>"fixture:NAME": the text of WebPage/fixtures/NAME.md, in pieces of 1, 2, 3, 5, 7, 11 and 13 characters (so
+/// that pieces end inside tags, attributes, entities and Markdown syntax); "fixture-slow:NAME" the same, 10 ms apart
+/// (so that a page renders it over many frames).</item>
 /// </list>
 /// Anything else: "Hello! You said: {text}" (choice i &gt; 0 prefixed "[i] "), cut at max_tokens words.
+/// Stored conversations branch as DialogueService's do: each message has a parent (parent_message_id, or the latest
+/// message), a regenerated reply is added beside the earlier ones, and a continued reply goes on with the rest of the
+/// known reply, stored beside the one it continues.
 /// </summary>
 public sealed class ScriptedDialogueService : Dialogue.DialogueBase
 {
@@ -49,17 +55,15 @@ public sealed class ScriptedDialogueService : Dialogue.DialogueBase
         ChatRequests.Enqueue(request.Clone());
         var ct = context.CancellationToken;
         StoredConversation? conversation = null;
+        Message? anchor = null;
         string text;
         if (request.ConversationId.Length > 0)
         {
             conversation = Find(request.OwnerId, request.ConversationId);
-            if (request.Regenerate)
+            anchor = conversation.Anchor(request);
+            if (request.Regenerate || request.ContinueReply)
             {
-                lock (conversation)
-                {
-                    if (conversation.Messages.Count > 0 && conversation.Messages[^1].Role == "assistant") conversation.Messages.RemoveAt(conversation.Messages.Count - 1);
-                }
-                text = conversation.Messages.LastOrDefault(m => m.Role == "user")?.Content ?? "";
+                text = anchor?.Content ?? "";
             }
             else
             {
@@ -86,9 +90,9 @@ public sealed class ScriptedDialogueService : Dialogue.DialogueBase
         }
 
         Message? userMessage = null;
-        if (conversation is not null && !request.Regenerate)
+        if (conversation is not null && !request.Regenerate && !request.ContinueReply)
         {
-            userMessage = conversation.Add("user", text, MessageStatus.Complete, "", ref _sequence);
+            userMessage = conversation.Add("user", text, MessageStatus.Complete, "", anchor?.Id ?? "", ref _sequence);
             if (conversation.Title == "New chat") conversation.Title = text.Length > 40 ? text[..40] : text;
         }
 
@@ -105,10 +109,16 @@ public sealed class ScriptedDialogueService : Dialogue.DialogueBase
         });
 
         var slow = text.StartsWith("slow", StringComparison.Ordinal);
-        var words = slow ? Enumerable.Range(0, SlowWords).Select(i => $"word{i} ").ToArray() : Words("Hello! You said: " + text);
+        // A continued reply goes on with the rest of the reply to the question it answers.
+        var continued = request.ContinueReply ? text : "";
+        if (request.ContinueReply) text = conversation!.Messages.Single(m => m.Id == anchor!.ParentId).Content;
+        var words = slow ? Enumerable.Range(0, SlowWords).Select(i => $"word{i} ").ToArray()
+            : text.StartsWith("fixture", StringComparison.Ordinal) ? AwkwardPieces(Fixture(text[(text.IndexOf(':') + 1)..]))
+            : Words(("Hello! You said: " + text)[continued.Length..]);
+        var replyParent = request.ContinueReply ? anchor!.ParentId : userMessage?.Id ?? anchor?.Id ?? "";
         var choices = request.Settings?.N is > 0 ? request.Settings.N : 1;
         var maxTokens = request.Settings?.MaxTokens ?? 0;
-        var produced = new StringBuilder();
+        var produced = new StringBuilder(continued);
         var completionTokens = 0;
         Interlocked.Increment(ref _running);
         try
@@ -120,6 +130,7 @@ public sealed class ScriptedDialogueService : Dialogue.DialogueBase
                 for (var i = 0; i < limit; i++)
                 {
                     if (slow) await Task.Delay(40, ct);
+                    else if (text.StartsWith("fixture-slow:", StringComparison.Ordinal)) await Task.Delay(10, ct);
                     if (text == "fail:midstream" && i == 3) throw new RpcException(new Status(StatusCode.Internal, "the model runner failed"));
                     ct.ThrowIfCancellationRequested();
                     var delta = new ChatDelta { Index = choice, Text = choiceWords[i] };
@@ -129,7 +140,8 @@ public sealed class ScriptedDialogueService : Dialogue.DialogueBase
                     completionTokens++;
                 }
                 var reason = limit < choiceWords.Length ? "length" : "stop";
-                var assistant = choice == 0 ? conversation?.Add("assistant", produced.ToString(), MessageStatus.Complete, reason, ref _sequence) : null;
+                var assistant = choice == 0 ? conversation?.Add("assistant", produced.ToString(), MessageStatus.Complete, reason, replyParent, ref _sequence) : null;
+                if (assistant is not null) (assistant.PromptTokens, assistant.CompletionTokens) = (promptTokens, limit);
                 await responseStream.WriteAsync(new ChatEvent { Finished = new ChatFinished { Index = choice, FinishReason = reason, AssistantMessageId = assistant?.Id ?? "" } });
             }
             await responseStream.WriteAsync(new ChatEvent
@@ -139,7 +151,7 @@ public sealed class ScriptedDialogueService : Dialogue.DialogueBase
         }
         catch (OperationCanceledException) when (ct.IsCancellationRequested)
         {
-            conversation?.Add("assistant", produced.ToString(), MessageStatus.Cancelled, "cancelled", ref _sequence);
+            conversation?.Add("assistant", produced.ToString(), MessageStatus.Cancelled, "cancelled", replyParent, ref _sequence);
             CancellationOf(text).TrySetResult();
             throw;
         }
@@ -179,6 +191,14 @@ public sealed class ScriptedDialogueService : Dialogue.DialogueBase
         return Task.FromResult(c.ToProto(includeMessages: false));
     }
 
+    public override Task<Conversation> SetSystemPrompt(SetSystemPromptRequest request, ServerCallContext context)
+    {
+        var c = Find(request.OwnerId, request.ConversationId);
+        c.SystemPrompt = request.SystemPrompt;
+        c.UpdatedAt = DateTimeOffset.UtcNow;
+        return Task.FromResult(c.ToProto(includeMessages: false));
+    }
+
     public override Task<DeleteConversationResponse> DeleteConversation(DeleteConversationRequest request, ServerCallContext context)
     {
         _conversations.TryRemove(Find(request.OwnerId, request.ConversationId).Id, out _);
@@ -195,6 +215,22 @@ public sealed class ScriptedDialogueService : Dialogue.DialogueBase
         var chars = request.Prompt.Length + request.UserMessage.Length + request.Messages.Sum(m => m.Content.Length + 4);
         if (conversation is not null) lock (conversation) chars += conversation.Messages.Sum(m => m.Content.Length + 4);
         return 3 + chars / 4;
+    }
+
+    private static string Fixture(string name) =>
+        File.ReadAllText(Path.Combine(RepositoryRoot.Path, "tests", "Gateway.Tests", "WebPage", "fixtures", name + ".md"));
+
+    private static string[] AwkwardPieces(string text)
+    {
+        int[] sizes = [1, 2, 3, 5, 7, 11, 13];
+        var pieces = new List<string>();
+        for (int at = 0, i = 0; at < text.Length; i++)
+        {
+            var size = Math.Min(sizes[i % sizes.Length], text.Length - at);
+            pieces.Add(text.Substring(at, size));
+            at += size;
+        }
+        return [.. pieces];
     }
 
     private static string[] Words(string text)
@@ -219,27 +255,49 @@ public sealed class ScriptedDialogueService : Dialogue.DialogueBase
         public string OwnerId { get; } = ownerId;
         public string Id { get; } = id;
         public string Title { get; set; } = title;
+        public string SystemPrompt { get; set; } = systemPrompt;
         public DateTimeOffset CreatedAt { get; } = DateTimeOffset.UtcNow;
         public DateTimeOffset UpdatedAt { get; set; } = DateTimeOffset.UtcNow;
         public List<Message> Messages { get; } = [];
 
-        public Message Add(string role, string content, MessageStatus status, string finishReason, ref long sequence)
+        public Message Add(string role, string content, MessageStatus status, string finishReason, string parentId, ref long sequence)
         {
             var message = new Message
             {
                 Id = Guid.NewGuid().ToString("N"), Role = role, Content = content, Status = status, FinishReason = finishReason,
                 CreatedAt = Timestamp.FromDateTimeOffset(DateTimeOffset.UtcNow), Sequence = Interlocked.Increment(ref sequence),
+                ParentId = parentId,
             };
             lock (this) Messages.Add(message);
             UpdatedAt = DateTimeOffset.UtcNow;
             return message;
         }
 
+        /// <summary>
+        /// Where a turn attaches, as DialogueService decides it: the message a new one follows (null: none), or with
+        /// regenerate the user message answered again.
+        /// </summary>
+        public Message? Anchor(ChatRequest request)
+        {
+            lock (this)
+            {
+                Message? anchor = !request.HasParentMessageId ? Messages.LastOrDefault()
+                    : request.ParentMessageId.Length == 0 && !request.Regenerate ? null
+                    : Messages.FirstOrDefault(m => m.Id == request.ParentMessageId)
+                      ?? throw new RpcException(new Status(StatusCode.InvalidArgument, $"parent_message_id: '{request.ParentMessageId}' is not a message of this conversation."));
+                if (request.ContinueReply)
+                    return anchor?.Role == "assistant" ? anchor : throw new RpcException(new Status(StatusCode.InvalidArgument, "continue_reply: not a reply."));
+                if (!request.Regenerate) return anchor;
+                if (anchor?.Role == "assistant") anchor = Messages.FirstOrDefault(m => m.Id == anchor.ParentId);
+                return anchor?.Role == "user" ? anchor : throw new RpcException(new Status(StatusCode.InvalidArgument, "regenerate: there is no user message to answer there."));
+            }
+        }
+
         public Conversation ToProto(bool includeMessages)
         {
             var c = new Conversation
             {
-                Id = Id, Title = Title, SystemPrompt = systemPrompt,
+                Id = Id, Title = Title, SystemPrompt = SystemPrompt,
                 CreatedAt = Timestamp.FromDateTimeOffset(CreatedAt), UpdatedAt = Timestamp.FromDateTimeOffset(UpdatedAt),
             };
             if (includeMessages) lock (this) c.Messages.AddRange(Messages);
