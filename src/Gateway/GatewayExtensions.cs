@@ -27,7 +27,7 @@ public static class GatewayExtensions
         // A route value or query string that does not bind (?page_size=abc) throws, so it is answered in OpenAI's shape.
         builder.Services.Configure<RouteHandlerOptions>(o => o.ThrowOnBadRequest = true);
         builder.Services.AddSingleton(TimeProvider.System);
-        builder.Services.AddSingleton(services => DialogueReplicas.ForEndpoints(options.DialogueEndpointList, services.GetRequiredService<TimeProvider>()));
+        builder.Services.AddSingleton(services => DialogueReplicas.ForEndpoints(options.DialogueEndpointList, services.GetRequiredService<TimeProvider>(), options.DialogueApiKey));
         builder.Services.AddSingleton<DialogueUpstream>();
         builder.Services.AddHostedService<UpstreamReadiness>();
 

@@ -19,6 +19,12 @@ public sealed class GatewayOptions
     /// <summary>The endpoints in effect: <see cref="DialogueEndpoints"/>, or else the one <see cref="DialogueEndpoint"/>.</summary>
     public IReadOnlyList<string> DialogueEndpointList => DialogueEndpoints.Length > 0 ? DialogueEndpoints : [DialogueEndpoint];
 
+    /// <summary>
+    /// The Gateway's own credential for DialogueService: an API key with role <c>service</c> (from a secret), which
+    /// lets it act for the end users it authenticated. None on the loopback default.
+    /// </summary>
+    public string? DialogueApiKey { get; set; }
+
     /// <summary>Deadline of unary upstream calls (conversation management, model info).</summary>
     public TimeSpan UpstreamTimeout { get; set; } = TimeSpan.FromSeconds(30);
 

@@ -1,3 +1,5 @@
+using Grpc.Core;
+using Grpc.Core.Interceptors;
 using Grpc.Net.Client;
 
 namespace ChatServices.ServiceDefaults;
@@ -25,6 +27,22 @@ public static class GrpcChannels
         };
         configure?.Invoke(options);
         return GrpcChannel.ForAddress(address, options);
+    }
+
+    /// <summary>
+    /// Calls on <paramref name="channel"/> that carry <c>authorization: Bearer <paramref name="credential"/></c> (this
+    /// service's own API key or token); without a credential (the loopback default) they carry none.
+    /// </summary>
+    public static CallInvoker WithCredential(this ChannelBase channel, string? credential)
+    {
+        var invoker = channel.CreateCallInvoker();
+        if (string.IsNullOrWhiteSpace(credential)) return invoker;
+        var value = "Bearer " + credential.Trim();
+        return invoker.Intercept(metadata =>
+        {
+            metadata.Add("authorization", value);
+            return metadata;
+        });
     }
 
     /// <summary>The HTTP handler under every service-to-service channel.</summary>

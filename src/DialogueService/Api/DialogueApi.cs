@@ -2,7 +2,9 @@ using System.Data.Common;
 using ChatServices.DialogueService.Chat;
 using ChatServices.DialogueService.Conversations;
 using ChatServices.DialogueService.Model;
+using ChatServices.ServiceDefaults.Identity;
 using Grpc.Core;
+using Microsoft.AspNetCore.Authorization;
 using ChatServices.Protos.Chat.V1;
 using Google.Protobuf.WellKnownTypes;
 using ProtoConversation = ChatServices.Protos.Chat.V1.Conversation;
@@ -12,17 +14,22 @@ using StoreMessageStatus = ChatServices.DialogueService.Conversations.MessageSta
 
 namespace ChatServices.DialogueService.Api;
 
-/// <summary>chat.v1.Dialogue: conversations (kept by <see cref="IConversationStore"/>) and chat (run by <see cref="ChatPipeline"/>).</summary>
+/// <summary>
+/// chat.v1.Dialogue: conversations (kept by <see cref="IConversationStore"/>) and chat (run by <see cref="ChatPipeline"/>).
+/// Every call works on the authenticated caller's conversations (<see cref="Owners"/>): <c>owner_id</c> may name
+/// another owner only for a <c>service</c> caller.
+/// </summary>
+[Authorize(Policy = ServiceIdentity.ChatPolicy)]
 public sealed class DialogueApi(IConversationStore store, ChatPipeline chat, ServedModel model) : Dialogue.DialogueBase
 {
     public override Task<ProtoConversation> CreateConversation(CreateConversationRequest request, ServerCallContext context) =>
-        Run(async ct => ToProto(await store.CreateAsync(request.OwnerId, Blank(request.Title), Blank(request.SystemPrompt), cancellationToken: ct)),
+        Run(async ct => ToProto(await store.CreateAsync(Owners.Resolve(context, request.OwnerId), Blank(request.Title), Blank(request.SystemPrompt), cancellationToken: ct)),
             context);
 
     public override Task<ListConversationsResponse> ListConversations(ListConversationsRequest request, ServerCallContext context) =>
         Run(async ct =>
         {
-            var page = await store.ListAsync(request.OwnerId, request.PageSize == 0 ? 20 : request.PageSize, Blank(request.PageToken), ct);
+            var page = await store.ListAsync(Owners.Resolve(context, request.OwnerId), request.PageSize == 0 ? 20 : request.PageSize, Blank(request.PageToken), ct);
             var response = new ListConversationsResponse { NextPageToken = page.NextPageToken ?? "" };
             foreach (var c in page.Conversations) response.Conversations.Add(ToProto(c));
             return response;
@@ -31,19 +38,19 @@ public sealed class DialogueApi(IConversationStore store, ChatPipeline chat, Ser
     public override Task<ProtoConversation> GetConversation(GetConversationRequest request, ServerCallContext context) =>
         Run(async ct =>
         {
-            var detail = await store.GetAsync(request.OwnerId, ParseId(request.ConversationId), request.IncludeMessages, ct);
+            var detail = await store.GetAsync(Owners.Resolve(context, request.OwnerId), ParseId(request.ConversationId), request.IncludeMessages, ct);
             var conversation = ToProto(detail.Conversation);
             foreach (var m in detail.Messages) conversation.Messages.Add(ToProto(m));
             return conversation;
         }, context);
 
     public override Task<ProtoConversation> RenameConversation(RenameConversationRequest request, ServerCallContext context) =>
-        Run(async ct => ToProto(await store.RenameAsync(request.OwnerId, ParseId(request.ConversationId), request.Title, ct)), context);
+        Run(async ct => ToProto(await store.RenameAsync(Owners.Resolve(context, request.OwnerId), ParseId(request.ConversationId), request.Title, ct)), context);
 
     public override Task<DeleteConversationResponse> DeleteConversation(DeleteConversationRequest request, ServerCallContext context) =>
         Run(async ct =>
         {
-            await store.DeleteAsync(request.OwnerId, ParseId(request.ConversationId), ct);
+            await store.DeleteAsync(Owners.Resolve(context, request.OwnerId), ParseId(request.ConversationId), ct);
             return new DeleteConversationResponse();
         }, context);
 
@@ -58,12 +65,13 @@ public sealed class DialogueApi(IConversationStore store, ChatPipeline chat, Ser
                 "assistant" => MessageRole.Assistant,
                 var other => throw ApiErrors.InvalidArgument("message.role", $"message.role is '{other}'; expected system, user or assistant."),
             };
-            return ToProto(await store.AppendMessageAsync(request.OwnerId, ParseId(request.ConversationId), role, request.Message.Content, cancellationToken: ct));
+            return ToProto(await store.AppendMessageAsync(Owners.Resolve(context, request.OwnerId), ParseId(request.ConversationId), role, request.Message.Content, cancellationToken: ct));
         }, context);
 
     public override Task Chat(ChatRequest request, IServerStreamWriter<ChatEvent> responseStream, ServerCallContext context) =>
         Run(async ct =>
         {
+            request.OwnerId = Owners.Resolve(context, request.OwnerId);
             await chat.RunAsync(request, responseStream, ct);
             return true;
         }, context);

@@ -24,6 +24,10 @@ public sealed class InferenceClientOptions
 
     public TimeSpan ResolveInterval { get; set; } = TimeSpan.FromSeconds(15);
 
+    /// <summary>DialogueService's own credential (an API key with role <c>service</c>, from a secret) sent on every
+    /// call; none on the loopback default, where InferenceService admits unauthenticated loopback callers.</summary>
+    public string? ApiKey { get; set; }
+
     /// <summary>How long a replica may take to send its first token before the attempt counts as failed and
     /// another replica is tried. Covers queueing and prefill.</summary>
     public TimeSpan FirstTokenTimeout { get; set; } = TimeSpan.FromSeconds(120);
@@ -101,7 +105,7 @@ public sealed class InferenceGenerationBackend : IGenerationBackend, IDisposable
             o.Credentials = schemes[0] == "https" ? ChannelCredentials.SecureSsl : ChannelCredentials.Insecure;
             o.ServiceConfig = new ServiceConfig { LoadBalancingConfigs = { new LoadBalancingConfig(ReplicaBalancerFactory.PolicyName) } };
         });
-        _client = new Protos.Chat.V1.Inference.InferenceClient(_channel);
+        _client = new Protos.Chat.V1.Inference.InferenceClient(_channel.WithCredential(_options.ApiKey));
         _retry = new ResiliencePipelineBuilder()
             .AddRetry(new RetryStrategyOptions
             {

@@ -26,9 +26,9 @@ public sealed class DialogueReplicas
         _time = time;
     }
 
-    /// <summary>One replica per endpoint, each on a channel of its own.</summary>
-    public static DialogueReplicas ForEndpoints(IEnumerable<string> endpoints, TimeProvider time) =>
-        new([.. endpoints.Select(e => new DialogueReplica(new Uri(e), new Dialogue.DialogueClient(GrpcChannels.ForAddress(e))))], time);
+    /// <summary>One replica per endpoint, each on a channel of its own; every call carries <paramref name="credential"/>.</summary>
+    public static DialogueReplicas ForEndpoints(IEnumerable<string> endpoints, TimeProvider time, string? credential = null) =>
+        new([.. endpoints.Select(e => new DialogueReplica(new Uri(e), new Dialogue.DialogueClient(GrpcChannels.ForAddress(e).WithCredential(credential))))], time);
 
     public IReadOnlyList<DialogueReplica> All => _replicas;
 
