@@ -32,6 +32,7 @@ public static class GatewayExtensions
         builder.Services.AddHostedService<UpstreamReadiness>();
 
         builder.Services.AddSingleton<ApiKeyStore>();
+        builder.Services.AddSingleton<DialogueKeys>();
         builder.Services.AddAuthentication(ApiKeyAuthenticationHandler.SchemeName)
             .AddScheme<AuthenticationSchemeOptions, ApiKeyAuthenticationHandler>(ApiKeyAuthenticationHandler.SchemeName, null);
         builder.Services.AddAuthorization();

@@ -28,7 +28,16 @@ public sealed class GatewayOptions
     /// <summary>Deadline of unary upstream calls (conversation management, model info).</summary>
     public TimeSpan UpstreamTimeout { get; set; } = TimeSpan.FromSeconds(30);
 
-    /// <summary>The API keys that may call, each stored as the SHA-256 of the key (never the key itself).</summary>
+    /// <summary>
+    /// How long the Gateway trusts DialogueService's answer about a database key (<c>csk_…</c>): the bound within
+    /// which a revoked key stops working on every Gateway replica. 0: ask on every request.
+    /// </summary>
+    public int KeyCacheSeconds { get; set; } = 10;
+
+    /// <summary>
+    /// API keys from configuration (bootstrapping, before any key is in the database), each stored as the SHA-256 of
+    /// the key (never the key itself). Keys in DialogueService's database are checked after these.
+    /// </summary>
     public List<ApiKeyOptions> ApiKeys { get; set; } = [];
 
     /// <summary>

@@ -48,5 +48,22 @@ internal static class PostgresSchema
             -- Recovery after a crash: replies still being generated.
             CREATE INDEX messages_in_progress ON messages (created_at) WHERE status = 'in_progress';
             """),
+        new(2, "api keys", """
+            -- Only the SHA-256 of a key is stored (lowercase hex), never the key.
+            CREATE TABLE api_keys (
+                id                  uuid PRIMARY KEY,
+                key_sha256          text NOT NULL UNIQUE,
+                owner_id            text NOT NULL,
+                role                text NOT NULL CHECK (role IN ('user', 'service', 'admin')),
+                name                text NOT NULL,
+                requests_per_minute integer NOT NULL DEFAULT 0 CHECK (requests_per_minute >= 0),
+                tokens_per_minute   integer NOT NULL DEFAULT 0 CHECK (tokens_per_minute >= 0),
+                created_at          timestamptz NOT NULL,
+                last_used_at        timestamptz,
+                expires_at          timestamptz,
+                revoked_at          timestamptz
+            );
+            CREATE INDEX api_keys_owner ON api_keys (owner_id, created_at DESC);
+            """),
     ];
 }

@@ -48,5 +48,22 @@ internal static class SqliteSchema
             -- Recovery after a crash: replies still being generated.
             CREATE INDEX messages_in_progress ON messages (created_at) WHERE status = 'in_progress';
             """),
+        new(2, "api keys", """
+            -- Only the SHA-256 of a key is stored (lowercase hex), never the key.
+            CREATE TABLE api_keys (
+                id                  TEXT PRIMARY KEY NOT NULL,
+                key_sha256          TEXT NOT NULL UNIQUE,
+                owner_id            TEXT NOT NULL,
+                role                TEXT NOT NULL CHECK (role IN ('user', 'service', 'admin')),
+                name                TEXT NOT NULL,
+                requests_per_minute INTEGER NOT NULL DEFAULT 0 CHECK (requests_per_minute >= 0),
+                tokens_per_minute   INTEGER NOT NULL DEFAULT 0 CHECK (tokens_per_minute >= 0),
+                created_at          INTEGER NOT NULL,
+                last_used_at        INTEGER,
+                expires_at          INTEGER,
+                revoked_at          INTEGER
+            );
+            CREATE INDEX api_keys_owner ON api_keys (owner_id, created_at DESC);
+            """),
     ];
 }

@@ -28,7 +28,7 @@ public sealed class DialogueReplicas
 
     /// <summary>One replica per endpoint, each on a channel of its own; every call carries <paramref name="credential"/>.</summary>
     public static DialogueReplicas ForEndpoints(IEnumerable<string> endpoints, TimeProvider time, string? credential = null) =>
-        new([.. endpoints.Select(e => new DialogueReplica(new Uri(e), new Dialogue.DialogueClient(GrpcChannels.ForAddress(e).WithCredential(credential))))], time);
+        new([.. endpoints.Select(e => new DialogueReplica(new Uri(e), GrpcChannels.ForAddress(e).WithCredential(credential)))], time);
 
     public IReadOnlyList<DialogueReplica> All => _replicas;
 
@@ -66,12 +66,14 @@ public sealed class DialogueReplicas
     }
 }
 
-/// <summary>One DialogueService replica and its client.</summary>
-public sealed class DialogueReplica(Uri endpoint, Dialogue.DialogueClient client)
+/// <summary>One DialogueService replica and its clients (chat.v1.Dialogue, and chat.v1.Admin for key validation).</summary>
+public sealed class DialogueReplica(Uri endpoint, Grpc.Core.CallInvoker calls)
 {
     public Uri Endpoint { get; } = endpoint;
 
-    public Dialogue.DialogueClient Client { get; } = client;
+    public Dialogue.DialogueClient Client { get; } = new(calls);
+
+    public Admin.AdminClient Admin { get; } = new(calls);
 
     // Timestamp (TimeProvider ticks) of its last UNAVAILABLE; 0 once it served a call again.
     internal long UnavailableAt;

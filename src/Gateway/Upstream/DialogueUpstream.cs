@@ -128,7 +128,21 @@ public sealed class DialogueUpstream(DialogueReplicas replicas, IOptions<Gateway
 
     private DateTime Deadline() => time.GetUtcNow().UtcDateTime + _timeout;
 
-    private async Task<T> UnaryAsync<T>(Func<Dialogue.DialogueClient, CancellationToken, AsyncUnaryCall<T>> start, CancellationToken cancellationToken)
+    /// <summary>
+    /// What the key with this SHA-256 stands for (chat.v1.Admin/ValidateKey), or null when DialogueService knows no
+    /// active key with it. Called with the Gateway's own service credential.
+    /// </summary>
+    public async Task<ApiKey?> ValidateKeyAsync(string keySha256, CancellationToken cancellationToken)
+    {
+        var response = await UnaryAsync((replica, ct) => replica.Admin.ValidateKeyAsync(
+            new ValidateKeyRequest { KeySha256 = keySha256 }, deadline: Deadline(), cancellationToken: ct), cancellationToken);
+        return response.Valid ? response.Key : null;
+    }
+
+    private Task<T> UnaryAsync<T>(Func<Dialogue.DialogueClient, CancellationToken, AsyncUnaryCall<T>> start, CancellationToken cancellationToken) =>
+        UnaryAsync((replica, ct) => start(replica.Client, ct), cancellationToken);
+
+    private async Task<T> UnaryAsync<T>(Func<DialogueReplica, CancellationToken, AsyncUnaryCall<T>> start, CancellationToken cancellationToken)
     {
         var order = replicas.Order();
         ApiException? reason = null;
@@ -137,7 +151,7 @@ public sealed class DialogueUpstream(DialogueReplicas replicas, IOptions<Gateway
             var replica = order[attempt];
             try
             {
-                using var call = start(replica.Client, cancellationToken);
+                using var call = start(replica, cancellationToken);
                 var response = await call.ResponseAsync;
                 replicas.ReportAvailable(replica);
                 return response;

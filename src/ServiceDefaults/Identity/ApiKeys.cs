@@ -31,11 +31,12 @@ public sealed record ApiKeyIdentity(string KeyId, string Owner, string Role);
 
 /// <summary>
 /// A source of API keys (configuration; DialogueService adds its database). The authentication handler asks each
-/// registered source in turn; a source answers null for a key it does not know.
+/// registered source in turn with the key's SHA-256 (<see cref="ApiKeyFormat.Hash"/>); a source answers null for a
+/// key it does not know, or one that is revoked or expired.
 /// </summary>
 public interface IApiKeyValidator
 {
-    ValueTask<ApiKeyIdentity?> ValidateAsync(string key, CancellationToken cancellationToken);
+    ValueTask<ApiKeyIdentity?> ValidateAsync(string keySha256, CancellationToken cancellationToken);
 }
 
 /// <summary>
@@ -53,10 +54,11 @@ public sealed class ConfiguredApiKeys : IApiKeyValidator
 
     public int Count => _entries.Length;
 
-    public ValueTask<ApiKeyIdentity?> ValidateAsync(string key, CancellationToken cancellationToken)
+    public ValueTask<ApiKeyIdentity?> ValidateAsync(string keySha256, CancellationToken cancellationToken)
     {
         Span<byte> hash = stackalloc byte[SHA256.HashSizeInBytes];
-        SHA256.HashData(Encoding.UTF8.GetBytes(key), hash);
+        if (Convert.FromHexString(keySha256, hash, out _, out var written) != System.Buffers.OperationStatus.Done || written != hash.Length)
+            return ValueTask.FromResult<ApiKeyIdentity?>(null);
         ApiKeyIdentity? found = null;
         foreach (var (entryHash, identity) in _entries)
         {

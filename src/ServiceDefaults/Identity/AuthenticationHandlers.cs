@@ -23,9 +23,10 @@ public sealed class ApiKeyAuthenticationHandler(
         if (credential is null) return AuthenticateResult.Fail("The authorization metadata must be 'Bearer <API key or JWT>'.");
         if (!ApiKeyFormat.IsApiKey(credential))
             return AuthenticateResult.Fail($"The credential is neither an API key ({ApiKeyFormat.Prefix}…) nor a JWT this service accepts.");
+        var hash = ApiKeyFormat.Hash(credential);
         foreach (var validator in validators)
         {
-            var identity = await validator.ValidateAsync(credential, Context.RequestAborted);
+            var identity = await validator.ValidateAsync(hash, Context.RequestAborted);
             if (identity is null) continue;
             var principal = ServiceIdentity.CreatePrincipal(identity.Owner, [identity.Role], ServiceIdentity.ApiKeyScheme, identity.KeyId);
             return AuthenticateResult.Success(new AuthenticationTicket(principal, ServiceIdentity.ApiKeyScheme));

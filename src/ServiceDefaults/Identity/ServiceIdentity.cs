@@ -46,6 +46,9 @@ public static class ServiceIdentity
     /// <summary>Keys and usage: <c>admin</c> only.</summary>
     public const string AdminPolicy = "admin";
 
+    /// <summary>Validating another caller's key (the Gateway): <c>service</c> or <c>admin</c>.</summary>
+    public const string KeyValidationPolicy = "key-validation";
+
     public static TBuilder AddServiceIdentity<TBuilder>(this TBuilder builder) where TBuilder : IHostApplicationBuilder
     {
         var section = builder.Configuration.GetSection(IdentityOptions.SectionName);
@@ -65,7 +68,8 @@ public static class ServiceIdentity
 
         services.AddAuthorizationBuilder()
             .AddPolicy(ChatPolicy, p => p.RequireAuthenticatedUser().RequireRole(Roles.All))
-            .AddPolicy(AdminPolicy, p => p.RequireAuthenticatedUser().RequireRole(Roles.Admin));
+            .AddPolicy(AdminPolicy, p => p.RequireAuthenticatedUser().RequireRole(Roles.Admin))
+            .AddPolicy(KeyValidationPolicy, p => p.RequireAuthenticatedUser().RequireRole(Roles.Service, Roles.Admin));
         services.AddSingleton<IAuthorizationMiddlewareResultHandler, GrpcAuthorizationResultHandler>();
         services.AddHostedService<IdentityAnnouncement>();
         return builder;
