@@ -25,6 +25,8 @@ public static class DialogueServiceSetup
         // API keys live in the same database; they authenticate after those in configuration.
         services.AddSingleton<ApiKeyStore>();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IApiKeyValidator, DatabaseApiKeys>());
+        services.Configure<KeyLimitOptions>(builder.Configuration.GetSection("Dialogue:Limits"));
+        services.AddSingleton<KeyLimits>();
 
         // The generation reads the deadline of the gRPC call it serves (see InferenceGenerationBackend).
         services.AddHttpContextAccessor();

@@ -7,6 +7,7 @@ using System.Text.Json;
 using ChatServices.DialogueService.Tests;
 using ChatServices.EndToEnd.Tests.Infrastructure;
 using ChatServices.Protos.Chat.V1;
+using ChatServices.ServiceDefaults;
 using Grpc.Core;
 
 namespace ChatServices.EndToEnd.Tests;
@@ -119,9 +120,63 @@ public sealed class KeysAcrossGatewaysTests(ChatSystemFixture fixture) : IAsyncL
             Assert.DoesNotContain(secret[ServiceDefaults.Identity.ApiKeyFormat.Prefix.Length..], logs);
     }
 
-    private async Task<(string Id, string Key)> CreateKeyAsync(string owner)
+    [Fact]
+    public async Task A_keys_request_limit_holds_across_both_Gateways_and_its_usage_is_readable_over_gRPC_and_HTTP()
     {
-        var result = await RunKeysAsync(["create", "--owner", owner, "--name", "e2e"], TestCredentials.AdminKey);
+        var (keyId, key) = await CreateKeyAsync("limited-tenant", "--requests-per-minute", "2");
+        using var onA = Client(_gateways[0], key);
+        using var onB = Client(_gateways[1], key);
+        await AwayFromMinuteBoundaryAsync();
+
+        Assert.Equal(HttpStatusCode.OK, (await ChatAsync(onA)).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await ChatAsync(onB)).StatusCode);
+        // B has seen one request of this key: its own limiter would admit another. The shared count does not.
+        var third = await ChatAsync(onB);
+        Assert.Equal(HttpStatusCode.TooManyRequests, third.StatusCode);
+        Assert.True(third.Headers.RetryAfter?.Delta > TimeSpan.Zero);
+        Assert.Equal("rate_limit_exceeded", (await third.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("error").GetProperty("code").GetString());
+
+        var admin = new Admin.AdminClient(System.DialogueChannel.WithCredential(TestCredentials.AdminKey));
+        var usage = Assert.Single((await admin.GetUsageAsync(new GetUsageRequest { KeyId = "key:" + keyId })).Usage);
+        Assert.Equal(("limited-tenant", 2L), (usage.OwnerId, usage.Requests));
+        Assert.True(usage.PromptTokens > 0 && usage.CompletionTokens > 0, usage.ToString());
+
+        var (_, adminKey) = await CreateKeyAsync("auditor", "--role", "admin");
+        using var auditor = Client(_gateways[1], adminKey);
+        var overHttp = await auditor.GetFromJsonAsync<JsonElement>($"/admin/usage?key_id=key:{keyId}");
+        var row = Assert.Single(overHttp.GetProperty("data").EnumerateArray());
+        Assert.Equal((usage.Requests, usage.PromptTokens, usage.CompletionTokens),
+            (row.GetProperty("requests").GetInt64(), row.GetProperty("prompt_tokens").GetInt64(), row.GetProperty("completion_tokens").GetInt64()));
+        Assert.Equal(HttpStatusCode.Forbidden, (await onA.GetAsync($"/admin/usage?key_id=key:{keyId}")).StatusCode);
+    }
+
+    [Fact]
+    public async Task A_keys_token_limit_holds_for_a_tenant_calling_DialogueService_directly()
+    {
+        var (_, key) = await CreateKeyAsync("token-tenant", "--tokens-per-minute", "1");
+        var tenant = System.DialogueClientWith(key);
+        await AwayFromMinuteBoundaryAsync();
+        var chat = new ChatRequest { Messages = { new ChatMessage { Role = "user", Content = "hi" } }, Settings = new GenerationSettings { MaxTokens = 2 } };
+
+        await tenant.ChatToEndAsync(chat);
+        var refused = await Assert.ThrowsAsync<RpcException>(() => tenant.ChatToEndAsync(chat));
+        Assert.Equal(StatusCode.ResourceExhausted, refused.StatusCode);
+        Assert.Contains("tokens per minute", refused.Status.Detail);
+    }
+
+    private static Task<HttpResponseMessage> ChatAsync(HttpClient client) => client.PostAsJsonAsync("/v1/chat/completions",
+        new { model = "model", messages = new[] { new { role = "user", content = "hi" } }, max_tokens = 2 });
+
+    /// <summary>Limits count per UTC minute: a test that makes a few requests starts well inside one.</summary>
+    private static async Task AwayFromMinuteBoundaryAsync()
+    {
+        var second = DateTime.UtcNow.Second;
+        if (second > 45) await Task.Delay(TimeSpan.FromSeconds(61 - second));
+    }
+
+    private async Task<(string Id, string Key)> CreateKeyAsync(string owner, params string[] options)
+    {
+        var result = await RunKeysAsync(["create", "--owner", owner, "--name", "e2e", .. options], TestCredentials.AdminKey);
         Assert.True(result.ExitCode == 0, result.Output);
         string Field(string name) => result.Output.Split('\n').Single(l => l.StartsWith(name + ":")).Split(':', 2)[1].Trim();
         var key = Field("key");

@@ -12,7 +12,7 @@ namespace ChatServices.DialogueService.Api;
 /// chat.v1.Admin: API keys in the database (<see cref="ApiKeyStore"/>) for admins, and key validation for the
 /// Gateway. A new key's secret is in the response only; it is never logged.
 /// </summary>
-public sealed class AdminApi(ApiKeyStore keys, ILogger<AdminApi> logger) : Admin.AdminBase
+public sealed class AdminApi(ApiKeyStore keys, KeyLimits limits, ILogger<AdminApi> logger) : Admin.AdminBase
 {
     private const int MaxNameLength = 256;
 
@@ -69,6 +69,27 @@ public sealed class AdminApi(ApiKeyStore keys, ILogger<AdminApi> logger) : Admin
         var key = await keys.FindActiveAsync(request.KeySha256, context.CancellationToken);
         return key is null ? new ValidateKeyResponse { Valid = false } : new ValidateKeyResponse { Valid = true, Key = ToProto(key) };
     }
+
+    [Authorize(Policy = ServiceIdentity.KeyValidationPolicy)]
+    public override async Task<GetUsageResponse> GetUsage(GetUsageRequest request, ServerCallContext context)
+    {
+        var to = request.ToDay.Length == 0 ? DateOnly.FromDateTime(DateTime.UtcNow) : ParseDay(request.ToDay, "to_day");
+        var from = request.FromDay.Length == 0 ? to.AddDays(-30) : ParseDay(request.FromDay, "from_day");
+        var usage = await limits.ReadUsageAsync(request.KeyId.Length == 0 ? null : request.KeyId, request.OwnerId.Length == 0 ? null : request.OwnerId,
+            from.ToString("yyyy-MM-dd", System.Globalization.CultureInfo.InvariantCulture), to.ToString("yyyy-MM-dd", System.Globalization.CultureInfo.InvariantCulture),
+            context.CancellationToken);
+        var response = new GetUsageResponse();
+        response.Usage.AddRange(usage.Select(u => new Protos.Chat.V1.KeyUsage
+        {
+            KeyId = u.KeyId, OwnerId = u.OwnerId, Day = u.Day, Requests = u.Requests, PromptTokens = u.PromptTokens, CompletionTokens = u.CompletionTokens,
+        }));
+        return response;
+    }
+
+    private static DateOnly ParseDay(string day, string field) =>
+        DateOnly.TryParseExact(day, "yyyy-MM-dd", System.Globalization.CultureInfo.InvariantCulture, System.Globalization.DateTimeStyles.None, out var parsed)
+            ? parsed
+            : throw ApiErrors.InvalidArgument(field, $"{field} is '{day}'; expected YYYY-MM-DD.");
 
     private static string? Caller(ServerCallContext context) => context.GetHttpContext().User.Identity?.Name;
 

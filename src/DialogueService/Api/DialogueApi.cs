@@ -1,6 +1,7 @@
 using System.Data.Common;
 using ChatServices.DialogueService.Chat;
 using ChatServices.DialogueService.Conversations;
+using ChatServices.DialogueService.Identity;
 using ChatServices.DialogueService.Model;
 using ChatServices.ServiceDefaults.Identity;
 using Grpc.Core;
@@ -17,10 +18,10 @@ namespace ChatServices.DialogueService.Api;
 /// <summary>
 /// chat.v1.Dialogue: conversations (kept by <see cref="IConversationStore"/>) and chat (run by <see cref="ChatPipeline"/>).
 /// Every call works on the authenticated caller's conversations (<see cref="Owners"/>): <c>owner_id</c> may name
-/// another owner only for a <c>service</c> caller.
+/// another owner only for a <c>service</c> caller. A chat counts against its key's limits (<see cref="KeyLimits"/>).
 /// </summary>
 [Authorize(Policy = ServiceIdentity.ChatPolicy)]
-public sealed class DialogueApi(IConversationStore store, ChatPipeline chat, ServedModel model) : Dialogue.DialogueBase
+public sealed class DialogueApi(IConversationStore store, ChatPipeline chat, ServedModel model, KeyLimits limits) : Dialogue.DialogueBase
 {
     public override Task<ProtoConversation> CreateConversation(CreateConversationRequest request, ServerCallContext context) =>
         Run(async ct => ToProto(await store.CreateAsync(Owners.Resolve(context, request.OwnerId), Blank(request.Title), Blank(request.SystemPrompt), cancellationToken: ct)),
@@ -72,7 +73,10 @@ public sealed class DialogueApi(IConversationStore store, ChatPipeline chat, Ser
         Run(async ct =>
         {
             request.OwnerId = Owners.Resolve(context, request.OwnerId);
-            await chat.RunAsync(request, responseStream, ct);
+            var meter = await limits.AdmitAsync(context, request.OwnerId, ct);
+            var events = new UsageCapture(responseStream);
+            await chat.RunAsync(request, events, ct);
+            if (events.Usage is { } usage) await limits.RecordAsync(meter, usage.PromptTokens, usage.CompletionTokens, CancellationToken.None);
             return true;
         }, context);
 

@@ -48,7 +48,7 @@ internal static class SqliteSchema
             -- Recovery after a crash: replies still being generated.
             CREATE INDEX messages_in_progress ON messages (created_at) WHERE status = 'in_progress';
             """),
-        new(2, "api keys", """
+        new(2, "api keys, rate windows and usage", """
             -- Only the SHA-256 of a key is stored (lowercase hex), never the key.
             CREATE TABLE api_keys (
                 id                  TEXT PRIMARY KEY NOT NULL,
@@ -64,6 +64,27 @@ internal static class SqliteSchema
                 revoked_at          INTEGER
             );
             CREATE INDEX api_keys_owner ON api_keys (owner_id, created_at DESC);
+
+            -- Rate limits shared by every replica: requests and tokens per caller key and UTC minute.
+            CREATE TABLE rate_windows (
+                key_id       TEXT NOT NULL,
+                window_start INTEGER NOT NULL,
+                requests     INTEGER NOT NULL DEFAULT 0,
+                tokens       INTEGER NOT NULL DEFAULT 0,
+                PRIMARY KEY (key_id, window_start)
+            );
+
+            -- Usage per caller key and UTC day (YYYY-MM-DD).
+            CREATE TABLE key_usage (
+                key_id            TEXT NOT NULL,
+                day               TEXT NOT NULL,
+                owner_id          TEXT NOT NULL,
+                requests          INTEGER NOT NULL DEFAULT 0,
+                prompt_tokens     INTEGER NOT NULL DEFAULT 0,
+                completion_tokens INTEGER NOT NULL DEFAULT 0,
+                PRIMARY KEY (key_id, day)
+            );
+            CREATE INDEX key_usage_owner_day ON key_usage (owner_id, day);
             """),
     ];
 }

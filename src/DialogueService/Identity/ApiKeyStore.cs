@@ -82,6 +82,13 @@ public sealed class ApiKeyStore(IConversationStore conversations)
                 new NewApiKey(old.OwnerId, old.Role, old.Name, old.RequestsPerMinute, old.TokensPerMinute, old.ExpiresAt), cancellationToken);
         }, cancellationToken);
 
+    /// <summary>The key with this id (active or not), or null.</summary>
+    public async Task<StoredApiKey?> FindByIdAsync(Guid id, CancellationToken cancellationToken)
+    {
+        await using var connection = await _db.OpenDatabaseConnectionAsync(cancellationToken);
+        return await FindAsync(connection, null, "id", _db.IdParameter(id), cancellationToken);
+    }
+
     /// <summary>The active key with this SHA-256 (lowercase hex), or null; records its use.</summary>
     public async Task<StoredApiKey?> FindActiveAsync(string keySha256, CancellationToken cancellationToken)
     {

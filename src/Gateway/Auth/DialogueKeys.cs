@@ -32,7 +32,7 @@ public sealed class DialogueKeys(DialogueUpstream upstream, IOptions<GatewayOpti
         var caller = key is null ? null : new Caller(key.OwnerId, "key:" + key.Id,
             key.RequestsPerMinute > 0 ? key.RequestsPerMinute : defaults.RequestsPerMinute,
             key.TokensPerMinute > 0 ? key.TokensPerMinute : defaults.TokensPerMinute,
-            Anonymous: false);
+            Anonymous: false, key.Role);
         if (_lifetime > TimeSpan.Zero)
         {
             if (_cache.Count >= MaxEntries) _cache.Clear();

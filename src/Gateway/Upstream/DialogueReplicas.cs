@@ -1,4 +1,5 @@
 using ChatServices.ServiceDefaults;
+using Grpc.Core.Interceptors;
 using ChatServices.Protos.Chat.V1;
 
 namespace ChatServices.Gateway.Upstream;
@@ -26,9 +27,17 @@ public sealed class DialogueReplicas
         _time = time;
     }
 
-    /// <summary>One replica per endpoint, each on a channel of its own; every call carries <paramref name="credential"/>.</summary>
-    public static DialogueReplicas ForEndpoints(IEnumerable<string> endpoints, TimeProvider time, string? credential = null) =>
-        new([.. endpoints.Select(e => new DialogueReplica(new Uri(e), GrpcChannels.ForAddress(e).WithCredential(credential)))], time);
+    /// <summary>
+    /// One replica per endpoint, each on a channel of its own; every call carries <paramref name="credential"/> and,
+    /// when <paramref name="forwardedKeyId"/> names one, the end user's key in <c>chat-key-id</c> metadata (which
+    /// DialogueService honours from a <c>service</c> caller only, to apply that key's limits).
+    /// </summary>
+    public static DialogueReplicas ForEndpoints(IEnumerable<string> endpoints, TimeProvider time, string? credential = null, Func<string?>? forwardedKeyId = null) =>
+        new([.. endpoints.Select(e => new DialogueReplica(new Uri(e), GrpcChannels.ForAddress(e).WithCredential(credential).Intercept(metadata =>
+        {
+            if (forwardedKeyId?.Invoke() is { } keyId) metadata.Add("chat-key-id", keyId);
+            return metadata;
+        })))], time);
 
     public IReadOnlyList<DialogueReplica> All => _replicas;
 

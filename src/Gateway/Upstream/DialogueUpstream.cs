@@ -139,6 +139,9 @@ public sealed class DialogueUpstream(DialogueReplicas replicas, IOptions<Gateway
         return response.Valid ? response.Key : null;
     }
 
+    public Task<GetUsageResponse> GetUsageAsync(GetUsageRequest request, CancellationToken cancellationToken) =>
+        UnaryAsync((replica, ct) => replica.Admin.GetUsageAsync(request, deadline: Deadline(), cancellationToken: ct), cancellationToken);
+
     private Task<T> UnaryAsync<T>(Func<Dialogue.DialogueClient, CancellationToken, AsyncUnaryCall<T>> start, CancellationToken cancellationToken) =>
         UnaryAsync((replica, ct) => start(replica.Client, ct), cancellationToken);
 
@@ -176,6 +179,9 @@ public sealed class DialogueUpstream(DialogueReplicas replicas, IOptions<Gateway
             {
                 StatusCode.InvalidArgument or StatusCode.OutOfRange => ApiException.InvalidRequest(rpc.Status.Detail, ParamFromDetail(rpc.Status.Detail)),
                 StatusCode.NotFound => ApiException.NotFound(rpc.Status.Detail),
+                // A key's rate limit in DialogueService (shared by every replica) says when to come back.
+                StatusCode.ResourceExhausted when rpc.Trailers.GetValue("retry-after") is { } retryAfter =>
+                    ApiException.RateLimited("requests", rpc.Status.Detail, int.TryParse(retryAfter, out var seconds) ? seconds : 60),
                 StatusCode.ResourceExhausted => new ApiException(StatusCodes.Status429TooManyRequests, "server_overloaded",
                     rpc.Status.Detail.Length > 0 ? rpc.Status.Detail : "The model is at capacity. Try again shortly.", null, "server_overloaded") { RetryAfterSeconds = 1 },
                 StatusCode.Unavailable => ApiException.Unavailable("DialogueService is unavailable: " + rpc.Status.Detail,

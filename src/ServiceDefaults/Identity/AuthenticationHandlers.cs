@@ -52,7 +52,8 @@ public sealed class LoopbackAuthenticationHandler(
         var remote = Context.Connection.RemoteIpAddress;
         if (!identity.Value.AllowAnonymousOnLoopback || remote is null || !IPAddress.IsLoopback(remote))
             return Task.FromResult(AuthenticateResult.NoResult());
-        var principal = ServiceIdentity.CreatePrincipal(identity.Value.AnonymousOwnerId, [Roles.User, Roles.Admin], ServiceIdentity.LoopbackScheme);
+        var principal = ServiceIdentity.CreatePrincipal(identity.Value.AnonymousOwnerId, [Roles.User, Roles.Admin], ServiceIdentity.LoopbackScheme,
+            keyId: "loopback:" + identity.Value.AnonymousOwnerId);
         return Task.FromResult(AuthenticateResult.Success(new AuthenticationTicket(principal, ServiceIdentity.LoopbackScheme)));
     }
 }

@@ -138,9 +138,10 @@ public static class ServiceIdentity
                 {
                     context.Fail($"The token has no '{jwt.OwnerClaim}' claim naming its owner.");
                 }
-                else if (!identity.HasClaim(c => c.Type == jwt.RoleClaim))
+                else
                 {
-                    identity.AddClaim(new Claim(jwt.RoleClaim, jwt.DefaultRole));
+                    if (!identity.HasClaim(c => c.Type == jwt.RoleClaim)) identity.AddClaim(new Claim(jwt.RoleClaim, jwt.DefaultRole));
+                    identity.AddClaim(new Claim(KeyIdClaim, "jwt:" + identity.Name));
                 }
                 return Task.CompletedTask;
             },
