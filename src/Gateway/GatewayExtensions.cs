@@ -33,7 +33,7 @@ public static class GatewayExtensions
         {
             var request = services.GetRequiredService<IHttpContextAccessor>();
             return DialogueReplicas.ForEndpoints(options.DialogueEndpointList, services.GetRequiredService<TimeProvider>(), options.DialogueApiKey,
-                () => request.HttpContext?.FindCaller()?.PartitionKey);
+                () => request.HttpContext?.FindCaller()?.PartitionKey, TlsOptions.From(builder.Configuration));
         });
         builder.Services.AddSingleton<DialogueUpstream>();
         builder.Services.AddHostedService<UpstreamReadiness>();

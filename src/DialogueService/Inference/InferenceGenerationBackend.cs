@@ -82,7 +82,7 @@ public sealed class InferenceGenerationBackend : IGenerationBackend, IDisposable
     private readonly IHttpContextAccessor? _serverCall;
 
     public InferenceGenerationBackend(IOptions<InferenceClientOptions> options, ILogger<InferenceGenerationBackend> logger,
-        ILoggerFactory? loggerFactory = null, IHttpContextAccessor? serverCall = null)
+        ILoggerFactory? loggerFactory = null, IHttpContextAccessor? serverCall = null, IConfiguration? configuration = null)
     {
         _options = options.Value;
         _logger = logger;
@@ -104,7 +104,7 @@ public sealed class InferenceGenerationBackend : IGenerationBackend, IDisposable
             o.ServiceProvider = services.BuildServiceProvider();
             o.Credentials = schemes[0] == "https" ? ChannelCredentials.SecureSsl : ChannelCredentials.Insecure;
             o.ServiceConfig = new ServiceConfig { LoadBalancingConfigs = { new LoadBalancingConfig(ReplicaBalancerFactory.PolicyName) } };
-        });
+        }, configuration is null ? null : TlsOptions.From(configuration));
         _client = new Protos.Chat.V1.Inference.InferenceClient(_channel.WithCredential(_options.ApiKey));
         _retry = new ResiliencePipelineBuilder()
             .AddRetry(new RetryStrategyOptions

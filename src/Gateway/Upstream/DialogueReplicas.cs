@@ -30,10 +30,12 @@ public sealed class DialogueReplicas
     /// <summary>
     /// One replica per endpoint, each on a channel of its own; every call carries <paramref name="credential"/> and,
     /// when <paramref name="forwardedKeyId"/> names one, the end user's key in <c>chat-key-id</c> metadata (which
-    /// DialogueService honours from a <c>service</c> caller only, to apply that key's limits).
+    /// DialogueService honours from a <c>service</c> caller only, to apply that key's limits). <paramref name="tls"/>:
+    /// the authority and client certificate for <c>https://</c> endpoints.
     /// </summary>
-    public static DialogueReplicas ForEndpoints(IEnumerable<string> endpoints, TimeProvider time, string? credential = null, Func<string?>? forwardedKeyId = null) =>
-        new([.. endpoints.Select(e => new DialogueReplica(new Uri(e), GrpcChannels.ForAddress(e).WithCredential(credential).Intercept(metadata =>
+    public static DialogueReplicas ForEndpoints(IEnumerable<string> endpoints, TimeProvider time, string? credential = null, Func<string?>? forwardedKeyId = null,
+        TlsOptions? tls = null) =>
+        new([.. endpoints.Select(e => new DialogueReplica(new Uri(e), GrpcChannels.ForAddress(e, tls: tls).WithCredential(credential).Intercept(metadata =>
         {
             if (forwardedKeyId?.Invoke() is { } keyId) metadata.Add("chat-key-id", keyId);
             return metadata;

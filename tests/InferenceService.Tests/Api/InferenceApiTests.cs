@@ -85,7 +85,7 @@ public class InferenceServiceFixture : IAsyncLifetime
     /// <summary>A client whose calls carry <paramref name="credential"/> (none when null).</summary>
     public Inference.InferenceClient ClientWith(string? credential) => new(Channel.WithCredential(credential));
 
-    public async Task DisposeAsync()
+    public virtual async Task DisposeAsync()
     {
         Channel.Dispose();
         await _app.StopAsync();
