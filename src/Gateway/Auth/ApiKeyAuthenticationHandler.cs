@@ -2,6 +2,7 @@ using System.Net;
 using System.Security.Claims;
 using System.Text.Encodings.Web;
 using ChatServices.Gateway.OpenAi;
+using ChatServices.ServiceDefaults.Identity;
 using Microsoft.AspNetCore.Authentication;
 using Microsoft.Extensions.Options;
 
@@ -29,7 +30,7 @@ public sealed class ApiKeyAuthenticationHandler(
 
     protected override async Task<AuthenticateResult> HandleAuthenticateAsync()
     {
-        var presented = BearerToken(Request);
+        var presented = ServiceIdentity.BearerCredential(Request);
         var caller = presented is null ? null : keys.Find(presented) ?? await databaseKeys.FindAsync(presented, Context.RequestAborted);
 
         if (caller is null && gateway.Value.AllowAnonymousOnLoopback && IsLoopback(Context.Connection.RemoteIpAddress) && IsLoopbackHost(Request.Host.Host))
@@ -50,15 +51,6 @@ public sealed class ApiKeyAuthenticationHandler(
 
     protected override Task HandleChallengeAsync(AuthenticationProperties properties) =>
         ApiErrorMiddleware.WriteErrorAsync(Context, Context.Items[FailureKey] as ApiException ?? ApiException.MissingKey());
-
-    private static string? BearerToken(HttpRequest request)
-    {
-        var header = request.Headers.Authorization.ToString();
-        const string prefix = "Bearer ";
-        if (!header.StartsWith(prefix, StringComparison.OrdinalIgnoreCase)) return null;
-        var token = header.AsSpan(prefix.Length).Trim();
-        return token.IsEmpty ? null : token.ToString();
-    }
 
     private static bool IsLoopback(IPAddress? address) => address is not null && IPAddress.IsLoopback(address);
 
