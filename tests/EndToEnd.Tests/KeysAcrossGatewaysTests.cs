@@ -89,7 +89,8 @@ public sealed class KeysAcrossGatewaysTests(ChatSystemFixture fixture) : IAsyncL
         Assert.True(keys.ExitCode == 0, keys.Output);
         var revokedAt = Stopwatch.StartNew();
 
-        await Assert.ThrowsAsync<RpcException>(() => System.DialogueClientWith(key).ListConversationsAsync(new ListConversationsRequest()).ResponseAsync);
+        var direct = await Assert.ThrowsAsync<RpcException>(() => System.DialogueClientWith(key).ListConversationsAsync(new ListConversationsRequest()).ResponseAsync);
+        Assert.Equal(StatusCode.Unauthenticated, direct.StatusCode);
         var refusedAfter = new List<TimeSpan>();
         foreach (var client in new[] { onA, onB })
         {

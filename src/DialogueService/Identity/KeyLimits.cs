@@ -50,6 +50,7 @@ public sealed class KeyLimits(IConversationStore conversations, ApiKeyStore keys
         var (rpm, tpm) = await LimitsOfAsync(keyId, cancellationToken);
         var now = _db.UtcNow();
         var window = now.ToUnixTimeSeconds() / 60;
+        if (rpm == 0 && tpm == 0) return new CallMeter(keyId, ownerId, window); // unlimited: nothing to count up front
         await _db.InWriteTransactionAsync(async (connection, transaction) =>
         {
             await using (var prune = SqlConversationStore.Command(connection, transaction,
