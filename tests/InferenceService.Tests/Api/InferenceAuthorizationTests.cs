@@ -86,3 +86,22 @@ public sealed class InferenceAdmitUsersTests(UserAdmittingInferenceServiceFixtur
         Assert.Equal(StatusCode.Unauthenticated, anonymous.StatusCode);
     }
 }
+
+/// <summary>The service as <c>./run.sh</c> runs it: unauthenticated loopback callers are served.</summary>
+public sealed class LoopbackDefaultInferenceServiceFixture : InferenceServiceFixture
+{
+    protected override IReadOnlyDictionary<string, string?> ExtraSettings => new Dictionary<string, string?> { ["Identity:AllowAnonymousOnLoopback"] = "true" };
+}
+
+public sealed class InferenceLoopbackDefaultTests(LoopbackDefaultInferenceServiceFixture fixture) : IClassFixture<LoopbackDefaultInferenceServiceFixture>
+{
+    [Fact]
+    public async Task On_the_embedded_default_a_loopback_caller_needs_no_credential_but_a_bad_one_is_still_refused()
+    {
+        var info = await fixture.ClientWith(null).GetModelInfoAsync(new GetModelInfoRequest());
+        Assert.Equal(512, (int)info.VocabSize);
+
+        var e = await Assert.ThrowsAsync<RpcException>(() => fixture.ClientWith("csk_wrong").GetModelInfoAsync(new GetModelInfoRequest()).ResponseAsync);
+        Assert.Equal(StatusCode.Unauthenticated, e.StatusCode);
+    }
+}
