@@ -37,9 +37,11 @@ start() { # name, then environment assignments
   pids+=($!)
 }
 
-start InferenceService DOTNET_ENVIRONMENT=Production "Inference__ModelPath=$model"
-start DialogueService DOTNET_ENVIRONMENT=Production "Dialogue__ModelPath=$model" "Data__Directory=$root/.data"
-# The embedded single-machine default: no API key needed from this machine (the Gateway says so loudly at start).
+# The embedded single-machine default: no credential needed from this machine on any tier (each service says so
+# loudly at start); a call from here naming another owner than 'local' is still refused.
+start InferenceService DOTNET_ENVIRONMENT=Production "Inference__ModelPath=$model" Identity__AllowAnonymousOnLoopback=true
+start DialogueService DOTNET_ENVIRONMENT=Production "Dialogue__ModelPath=$model" "Data__Directory=$root/.data" \
+  Identity__AllowAnonymousOnLoopback=true
 start Gateway DOTNET_ENVIRONMENT=Production Gateway__AllowAnonymousOnLoopback=true
 
 for i in $(seq 1 240); do

@@ -174,7 +174,7 @@ function exposedPorts(dockerfile) {
   return ports;
 }
 
-function containerProblems(container, pod, images, { init = false } = {}) {
+function containerProblems(container, pod, images, { init = false, tlsGrpc = false } = {}) {
   const problems = [];
   const where = `container ${container.name}`;
   const resources = container.resources ?? {};
@@ -197,9 +197,14 @@ function containerProblems(container, pod, images, { init = false } = {}) {
   for (const probe of init ? [] : ["startupProbe", "livenessProbe", "readinessProbe"]) {
     if (!container[probe]) problems.push(`${where}: no ${probe}`);
   }
-  // A gRPC port is health-checked by the kubelet's native gRPC probe (grpc.health.v1.Health/Check).
+  // A gRPC port is health-checked by the kubelet's native gRPC probe (grpc.health.v1.Health/Check) — unless it
+  // serves TLS, which that probe cannot speak: then readiness is GET /readyz on the management port.
   for (const port of container.ports ?? []) {
-    if (port.name === "grpc" && container.readinessProbe?.grpc?.port !== port.containerPort) {
+    if (port.name === "grpc" && tlsGrpc) {
+      if (container.readinessProbe?.httpGet?.path !== "/readyz" || container.readinessProbe?.httpGet?.port !== "management") {
+        problems.push(`${where}: gRPC port ${port.containerPort} serves TLS but readiness is not GET /readyz on the management port`);
+      }
+    } else if (port.name === "grpc" && container.readinessProbe?.grpc?.port !== port.containerPort) {
       problems.push(`${where}: gRPC port ${port.containerPort} has no grpc readinessProbe on it`);
     }
   }
@@ -279,11 +284,21 @@ function environmentValue(pod, variable, byKindName) {
 }
 
 // Who may open connections to whom: the gateway is the only entry point, and each tier is reached only from
-// the tier in front of it. Workloads not listed here are not constrained by this rule.
+// the tier in front of it — and DialogueService also from backend teams' namespaces, selected by one label (they
+// authenticate like every caller). Workloads not listed here are not constrained by this rule.
 const allowedCallers = new Map([
   ["dialogue-service", ["gateway"]],
   ["inference-service", ["dialogue-service"]],
 ]);
+const allowedCallerNamespaces = new Map([["dialogue-service", { "chatservices.io/dialogue-client": "true" }]]);
+
+// A peer that selects exactly the namespaces labelled as this workload's callers (and no pods of its own namespace).
+function isCallerNamespacePeer(peer, workload) {
+  const labels = allowedCallerNamespaces.get(workload.metadata?.name);
+  const match = peer.namespaceSelector?.matchLabels;
+  return Boolean(labels && match && !peer.podSelector && !peer.ipBlock && !peer.namespaceSelector.matchExpressions
+    && JSON.stringify(Object.entries(match).sort()) === JSON.stringify(Object.entries(labels).sort()));
+}
 
 // The management port (container port named "management": HTTP/1.1 /metrics, /healthz, /readyz) is for scrapers
 // such as Prometheus in another namespace, not for callers: a rule that opens that port and nothing else is exempt.
@@ -309,6 +324,7 @@ function callerProblems(workload, policies, workloads) {
         continue;
       }
       for (const peer of rule.from) {
+        if (isCallerNamespacePeer(peer, workload)) continue;
         const sources = workloads.filter((w) => peer.podSelector && selects(peer.podSelector.matchLabels, w.spec?.template?.metadata?.labels));
         const stranger = sources.find((w) => !callers.includes(w.metadata?.name));
         if (peer.ipBlock || peer.namespaceSelector || !peer.podSelector?.matchLabels || stranger) {
@@ -339,8 +355,9 @@ function projectProblems(objects, overlay) {
   for (const workload of workloads) {
     const pod = workload.spec?.template?.spec ?? {};
     const labels = workload.spec?.template?.metadata?.labels ?? {};
+    const tlsGrpc = environmentValue(pod, "Kestrel__Endpoints__Grpc__Url", byKindName)?.startsWith("https://") ?? false;
     for (const container of pod.containers ?? []) {
-      for (const problem of containerProblems(container, pod, images)) report(workload, problem);
+      for (const problem of containerProblems(container, pod, images, { tlsGrpc })) report(workload, problem);
     }
     for (const container of pod.initContainers ?? []) {
       for (const problem of containerProblems(container, pod, images, { init: true })) report(workload, problem);

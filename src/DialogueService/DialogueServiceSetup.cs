@@ -1,8 +1,11 @@
 using ChatServices.DialogueService.Chat;
 using ChatServices.DialogueService.Conversations;
+using ChatServices.DialogueService.Identity;
 using ChatServices.DialogueService.Inference;
 using ChatServices.DialogueService.Model;
 using ChatServices.ServiceDefaults;
+using ChatServices.ServiceDefaults.Identity;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
 
 namespace ChatServices.DialogueService;
@@ -19,6 +22,11 @@ public static class DialogueServiceSetup
 
         // Registered before the readiness gate: its hosted service migrates the schema first.
         services.AddConversationStore(builder.Configuration);
+        // API keys live in the same database; they authenticate after those in configuration.
+        services.AddSingleton<ApiKeyStore>();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IApiKeyValidator, DatabaseApiKeys>());
+        services.Configure<KeyLimitOptions>(builder.Configuration.GetSection("Dialogue:Limits"));
+        services.AddSingleton<KeyLimits>();
 
         // The generation reads the deadline of the gRPC call it serves (see InferenceGenerationBackend).
         services.AddHttpContextAccessor();

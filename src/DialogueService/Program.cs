@@ -11,5 +11,6 @@ var app = builder.Build();
 app.MapDefaultEndpoints();
 app.MapGrpcService<TokenizerApi>();
 app.MapGrpcService<DialogueApi>();
+app.MapGrpcService<AdminApi>();
 app.MapGrpcServiceDefaults();
 app.Run();

@@ -1,3 +1,4 @@
+using ChatServices.Gateway.Accounting;
 using ChatServices.Gateway.Auth;
 using ChatServices.Gateway.Conversations;
 using ChatServices.Gateway.Limits;
@@ -28,11 +29,18 @@ public static class GatewayExtensions
         // A route value or query string that does not bind (?page_size=abc) throws, so it is answered in OpenAI's shape.
         builder.Services.Configure<RouteHandlerOptions>(o => o.ThrowOnBadRequest = true);
         builder.Services.AddSingleton(TimeProvider.System);
-        builder.Services.AddSingleton(services => DialogueReplicas.ForEndpoints(options.DialogueEndpointList, services.GetRequiredService<TimeProvider>()));
+        builder.Services.AddHttpContextAccessor();
+        builder.Services.AddSingleton(services =>
+        {
+            var request = services.GetRequiredService<IHttpContextAccessor>();
+            return DialogueReplicas.ForEndpoints(options.DialogueEndpointList, services.GetRequiredService<TimeProvider>(), options.DialogueApiKey,
+                () => request.HttpContext?.FindCaller()?.PartitionKey, TlsOptions.From(builder.Configuration));
+        });
         builder.Services.AddSingleton<DialogueUpstream>();
         builder.Services.AddHostedService<UpstreamReadiness>();
 
         builder.Services.AddSingleton<ApiKeyStore>();
+        builder.Services.AddSingleton<DialogueKeys>();
         builder.Services.AddAuthentication(ApiKeyAuthenticationHandler.SchemeName)
             .AddScheme<AuthenticationSchemeOptions, ApiKeyAuthenticationHandler>(ApiKeyAuthenticationHandler.SchemeName, null);
         builder.Services.AddAuthorization();
@@ -60,6 +68,7 @@ public static class GatewayExtensions
         app.MapDefaultEndpoints();
         app.MapOpenAiApiV1();
         app.MapConversationsApi();
+        app.MapUsageApi();
 
         app.Lifetime.ApplicationStarted.Register(() => LogStart(app));
         return app;

@@ -19,10 +19,25 @@ public sealed class GatewayOptions
     /// <summary>The endpoints in effect: <see cref="DialogueEndpoints"/>, or else the one <see cref="DialogueEndpoint"/>.</summary>
     public IReadOnlyList<string> DialogueEndpointList => DialogueEndpoints.Length > 0 ? DialogueEndpoints : [DialogueEndpoint];
 
+    /// <summary>
+    /// The Gateway's own credential for DialogueService: an API key with role <c>service</c> (from a secret), which
+    /// lets it act for the end users it authenticated. None on the loopback default.
+    /// </summary>
+    public string? DialogueApiKey { get; set; }
+
     /// <summary>Deadline of unary upstream calls (conversation management, model info).</summary>
     public TimeSpan UpstreamTimeout { get; set; } = TimeSpan.FromSeconds(30);
 
-    /// <summary>The API keys that may call, each stored as the SHA-256 of the key (never the key itself).</summary>
+    /// <summary>
+    /// How long the Gateway trusts DialogueService's answer about a database key (<c>csk_…</c>): the bound within
+    /// which a revoked key stops working on every Gateway replica. 0: ask on every request.
+    /// </summary>
+    public int KeyCacheSeconds { get; set; } = 10;
+
+    /// <summary>
+    /// API keys from configuration (bootstrapping, before any key is in the database), each stored as the SHA-256 of
+    /// the key (never the key itself). Keys in DialogueService's database are checked after these.
+    /// </summary>
     public List<ApiKeyOptions> ApiKeys { get; set; } = [];
 
     /// <summary>

@@ -1,3 +1,5 @@
+using Grpc.Core;
+using Grpc.Core.Interceptors;
 using Grpc.Net.Client;
 
 namespace ChatServices.ServiceDefaults;
@@ -8,15 +10,20 @@ namespace ChatServices.ServiceDefaults;
 /// </summary>
 public static class GrpcChannels
 {
-    /// <summary>A channel to <paramref name="address"/> (<c>http://</c> is HTTP/2 cleartext, <c>https://</c> TLS).</summary>
-    public static GrpcChannel ForAddress(string address, Action<GrpcChannelOptions>? configure = null) =>
-        ForAddress(new Uri(address, UriKind.Absolute), configure);
+    /// <summary>
+    /// A channel to <paramref name="address"/> (<c>http://</c> is HTTP/2 cleartext, <c>https://</c> TLS, verified
+    /// against <paramref name="tls"/>'s authority and presenting its client certificate when configured).
+    /// </summary>
+    public static GrpcChannel ForAddress(string address, Action<GrpcChannelOptions>? configure = null, TlsOptions? tls = null) =>
+        ForAddress(new Uri(address, UriKind.Absolute), configure, tls);
 
-    public static GrpcChannel ForAddress(Uri address, Action<GrpcChannelOptions>? configure = null)
+    public static GrpcChannel ForAddress(Uri address, Action<GrpcChannelOptions>? configure = null, TlsOptions? tls = null)
     {
+        var handler = CreateHandler();
+        tls?.ConfigureClient(handler);
         var options = new GrpcChannelOptions
         {
-            HttpHandler = CreateHandler(),
+            HttpHandler = handler,
             DisposeHttpClient = true,
             // A replica that comes back (restarted, rescheduled) is connected to again within seconds, not after
             // grpc-dotnet's default backoff of up to two minutes.
@@ -25,6 +32,22 @@ public static class GrpcChannels
         };
         configure?.Invoke(options);
         return GrpcChannel.ForAddress(address, options);
+    }
+
+    /// <summary>
+    /// Calls on <paramref name="channel"/> that carry <c>authorization: Bearer <paramref name="credential"/></c> (this
+    /// service's own API key or token); without a credential (the loopback default) they carry none.
+    /// </summary>
+    public static CallInvoker WithCredential(this ChannelBase channel, string? credential)
+    {
+        var invoker = channel.CreateCallInvoker();
+        if (string.IsNullOrWhiteSpace(credential)) return invoker;
+        var value = "Bearer " + credential.Trim();
+        return invoker.Intercept(metadata =>
+        {
+            metadata.Add("authorization", value);
+            return metadata;
+        });
     }
 
     /// <summary>The HTTP handler under every service-to-service channel.</summary>

@@ -1,4 +1,5 @@
 using System.IO.Compression;
+using ChatServices.ServiceDefaults.Identity;
 using Grpc.AspNetCore.Server;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.Configuration;
@@ -34,8 +35,8 @@ public sealed class GrpcServerSettings
 
 /// <summary>
 /// The gRPC server (grpc-dotnet) as every ChatServices gRPC service hosts it: <see cref="AddGrpcServiceDefaults"/>
-/// registers it with the shared settings and interceptors, health (following <see cref="Readiness"/>) and
-/// reflection; <see cref="MapGrpcServiceDefaults"/> maps <c>grpc.health.v1.Health</c> and server reflection
+/// registers it with the shared settings and interceptors, health (following <see cref="Readiness"/>), reflection
+/// and the callers' identity (<see cref="ServiceIdentity"/>); <see cref="MapGrpcServiceDefaults"/> maps <c>grpc.health.v1.Health</c> and server reflection
 /// (<c>grpc.reflection.v1alpha</c> and <c>v1</c>).
 /// </summary>
 public static class GrpcServerDefaults
@@ -48,6 +49,7 @@ public static class GrpcServerDefaults
         builder.Services.AddGrpc(options => Apply(settings, options));
         builder.Services.AddGrpcReflection();
         builder.Services.AddGrpcReadinessHealth();
+        builder.AddServiceIdentity();
         // grpc-dotnet reports every status a handler throws on purpose at information level with its stack trace;
         // CallOutcomeInterceptor logs those once, briefly. Handler failures (errors) still come through.
         builder.Logging.AddFilter(ServerCallHandlerCategory, LogLevel.Warning);

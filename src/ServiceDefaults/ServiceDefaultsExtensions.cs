@@ -35,6 +35,7 @@ public static class ServiceDefaultsExtensions
 
         Telemetry.AddOpenTelemetryDefaults(builder);
         AddManagementEndpoint(builder);
+        TlsOptions.ConfigureServer(builder.Services, TlsOptions.From(builder.Configuration));
         builder.Services.Configure<ContentLoggingOptions>(builder.Configuration.GetSection("Telemetry"));
 
         builder.Services.AddSingleton<Readiness>();

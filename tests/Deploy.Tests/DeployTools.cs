@@ -25,7 +25,11 @@ internal static class DeployTools
         lock (Rendered)
         {
             if (Rendered.TryGetValue(overlay, out var text)) return text;
-            var result = Run("kubectl", ["kustomize", Path.Combine("deploy", "k8s", "overlays", overlay)]);
+            // "examples/NAME" renders deploy/k8s/examples/NAME; anything else names an overlay.
+            var directory = overlay.StartsWith("examples/", StringComparison.Ordinal)
+                ? Path.Combine("deploy", "k8s", overlay)
+                : Path.Combine("deploy", "k8s", "overlays", overlay);
+            var result = Run("kubectl", ["kustomize", directory]);
             Assert.True(result.ExitCode == 0, $"kubectl kustomize {overlay} failed: {result}");
             return Rendered[overlay] = result.StandardOutput;
         }

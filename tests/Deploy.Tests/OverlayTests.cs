@@ -141,6 +141,35 @@ public sealed class OverlayTests
     }
 
     [Fact]
+    public void The_tls_component_serves_gRPC_over_TLS_with_readiness_on_the_management_port_and_validates()
+    {
+        var manifests = DeployTools.Render("examples/cpu-tls");
+        var result = DeployTools.Validate(manifests, "--overlay", "cpu", "-");
+
+        Assert.True(result.ExitCode == 0, result.StandardError);
+        Assert.Contains("Kestrel__Endpoints__Grpc__Url: https://0.0.0.0:50052", manifests);
+        Assert.Contains("Kestrel__Endpoints__Grpc__ClientCertificateMode: RequireCertificate", manifests);
+        Assert.Contains("Dialogue__Inference__Endpoints__0: https://inference-service:50052", manifests);
+        Assert.Contains("secretName: inference-service-tls", manifests);
+
+        // Without the probe change, a TLS gRPC port would be probed in cleartext: the validator says so.
+        var grpcProbe = DeployTools.Render("cpu");
+        var tlsWithGrpcProbe = DeployTools.Validate(grpcProbe.Replace("Kestrel__Endpoints__Grpc__Url: http://0.0.0.0:50052",
+            "Kestrel__Endpoints__Grpc__Url: https://0.0.0.0:50052", StringComparison.Ordinal), "--overlay", "cpu", "-");
+        Assert.Contains("stdin: Deployment/inference-service: container inference-service: gRPC port 50052 serves TLS but readiness is not GET /readyz on the management port",
+            ErrorLines(tlsWithGrpcProbe));
+    }
+
+    [Fact]
+    public void Admits_backend_teams_to_dialogue_only_from_namespaces_with_the_documented_label()
+    {
+        // The rendered policy admits the labelled namespaces (the overlays validate); any other label is refused.
+        var problems = ProblemsWith("cpu", "chatservices.io/dialogue-client: \"true\"", "team: \"anything\"");
+
+        Assert.Equal(["stdin: Deployment/dialogue-service: NetworkPolicy/dialogue-service admits sources other than its pods; only gateway may call it"], problems);
+    }
+
+    [Fact]
     public void Rejects_dialogue_reachable_from_every_source()
     {
         const string rule = """

@@ -163,10 +163,14 @@ start_in() {
   (cd "$(dirname "$program")" && exec ip netns exec "csf-$host" env "$@" dotnet "$(basename "$program")") >"$work/$host.log" 2>&1 &
   pids[$host]=$!
 }
+# Each tier calls the next with a service key of its own; the callee knows only its hash.
+dialogue_key=csk_fault-dialogue-$RANDOM$RANDOM$RANDOM gateway_key=csk_fault-gateway-$RANDOM$RANDOM$RANDOM
+sha() { printf %s "$1" | sha256sum | cut -d' ' -f1; }
 inference() {
   start_in "$1" src/InferenceService/bin/Release/net10.0/InferenceService.dll DOTNET_gcServer=0 ASPNETCORE_ENVIRONMENT=Production \
     Kestrel__Endpoints__Grpc__Url="http://${address[$1]}:50052" Inference__ModelPath="$model" \
-    Inference__KvCacheBudgetMiB=64 Inference__IntraOpThreads=1
+    Inference__KvCacheBudgetMiB=64 Inference__IntraOpThreads=1 \
+    Identity__ApiKeys__0__Hash="$(sha "$dialogue_key")" Identity__ApiKeys__0__Owner=dialogue-service Identity__ApiKeys__0__Role=service
 }
 dialogue() {
   mkdir -p "$work/data-$1"
@@ -174,14 +178,15 @@ dialogue() {
     Kestrel__Endpoints__Grpc__Url="http://${address[$1]}:50051" Dialogue__ModelPath="$model" \
     Dialogue__Inference__Endpoints__0="http://${address[inference-a]}:50052" \
     Dialogue__Inference__Endpoints__1="http://${address[inference-b]}:50052" \
-    ConnectionStrings__Conversations="$connection" Data__Directory="$work/data-$1"
+    ConnectionStrings__Conversations="$connection" Data__Directory="$work/data-$1" Dialogue__Inference__ApiKey="$dialogue_key" \
+    Identity__ApiKeys__0__Hash="$(sha "$gateway_key")" Identity__ApiKeys__0__Owner=gateway Identity__ApiKeys__0__Role=service
 }
 api_key=fault-test-$RANDOM$RANDOM
 gateway() {
   start_in gateway src/Gateway/bin/Release/net10.0/Gateway.dll DOTNET_gcServer=0 ASPNETCORE_ENVIRONMENT=Production \
     Kestrel__Endpoints__Http__Url="http://${address[gateway]}:8080" \
     Gateway__DialogueEndpoints__0="http://${address[dialogue-a]}:50051" \
-    Gateway__DialogueEndpoints__1="http://${address[dialogue-b]}:50051" \
+    Gateway__DialogueEndpoints__1="http://${address[dialogue-b]}:50051" Gateway__DialogueApiKey="$gateway_key" \
     Gateway__ApiKeys__0__Hash="$(printf %s "$api_key" | sha256sum | cut -d' ' -f1)" Gateway__ApiKeys__0__OwnerId=fault-test \
     Gateway__DefaultLimits__RequestsPerMinute=0 Gateway__DefaultLimits__TokensPerMinute=0
 }

@@ -1,8 +1,11 @@
 using System.Data.Common;
 using ChatServices.DialogueService.Chat;
 using ChatServices.DialogueService.Conversations;
+using ChatServices.DialogueService.Identity;
 using ChatServices.DialogueService.Model;
+using ChatServices.ServiceDefaults.Identity;
 using Grpc.Core;
+using Microsoft.AspNetCore.Authorization;
 using ChatServices.Protos.Chat.V1;
 using Google.Protobuf.WellKnownTypes;
 using ProtoConversation = ChatServices.Protos.Chat.V1.Conversation;
@@ -12,17 +15,22 @@ using StoreMessageStatus = ChatServices.DialogueService.Conversations.MessageSta
 
 namespace ChatServices.DialogueService.Api;
 
-/// <summary>chat.v1.Dialogue: conversations (kept by <see cref="IConversationStore"/>) and chat (run by <see cref="ChatPipeline"/>).</summary>
-public sealed class DialogueApi(IConversationStore store, ChatPipeline chat, ServedModel model) : Dialogue.DialogueBase
+/// <summary>
+/// chat.v1.Dialogue: conversations (kept by <see cref="IConversationStore"/>) and chat (run by <see cref="ChatPipeline"/>).
+/// Every call works on the authenticated caller's conversations (<see cref="Owners"/>): <c>owner_id</c> may name
+/// another owner only for a <c>service</c> caller. A chat counts against its key's limits (<see cref="KeyLimits"/>).
+/// </summary>
+[Authorize(Policy = ServiceIdentity.ChatPolicy)]
+public sealed class DialogueApi(IConversationStore store, ChatPipeline chat, ServedModel model, KeyLimits limits) : Dialogue.DialogueBase
 {
     public override Task<ProtoConversation> CreateConversation(CreateConversationRequest request, ServerCallContext context) =>
-        Run(async ct => ToProto(await store.CreateAsync(request.OwnerId, Blank(request.Title), Blank(request.SystemPrompt), cancellationToken: ct)),
+        Run(async ct => ToProto(await store.CreateAsync(Owners.Resolve(context, request.OwnerId), Blank(request.Title), Blank(request.SystemPrompt), cancellationToken: ct)),
             context);
 
     public override Task<ListConversationsResponse> ListConversations(ListConversationsRequest request, ServerCallContext context) =>
         Run(async ct =>
         {
-            var page = await store.ListAsync(request.OwnerId, request.PageSize == 0 ? 20 : request.PageSize, Blank(request.PageToken), ct);
+            var page = await store.ListAsync(Owners.Resolve(context, request.OwnerId), request.PageSize == 0 ? 20 : request.PageSize, Blank(request.PageToken), ct);
             var response = new ListConversationsResponse { NextPageToken = page.NextPageToken ?? "" };
             foreach (var c in page.Conversations) response.Conversations.Add(ToProto(c));
             return response;
@@ -31,22 +39,22 @@ public sealed class DialogueApi(IConversationStore store, ChatPipeline chat, Ser
     public override Task<ProtoConversation> GetConversation(GetConversationRequest request, ServerCallContext context) =>
         Run(async ct =>
         {
-            var detail = await store.GetAsync(request.OwnerId, ParseId(request.ConversationId), request.IncludeMessages, ct);
+            var detail = await store.GetAsync(Owners.Resolve(context, request.OwnerId), ParseId(request.ConversationId), request.IncludeMessages, ct);
             var conversation = ToProto(detail.Conversation);
             foreach (var m in detail.Messages) conversation.Messages.Add(ToProto(m));
             return conversation;
         }, context);
 
     public override Task<ProtoConversation> RenameConversation(RenameConversationRequest request, ServerCallContext context) =>
-        Run(async ct => ToProto(await store.RenameAsync(request.OwnerId, ParseId(request.ConversationId), request.Title, ct)), context);
+        Run(async ct => ToProto(await store.RenameAsync(Owners.Resolve(context, request.OwnerId), ParseId(request.ConversationId), request.Title, ct)), context);
 
     public override Task<ProtoConversation> SetSystemPrompt(SetSystemPromptRequest request, ServerCallContext context) =>
-        Run(async ct => ToProto(await store.SetSystemPromptAsync(request.OwnerId, ParseId(request.ConversationId), Blank(request.SystemPrompt), ct)), context);
+        Run(async ct => ToProto(await store.SetSystemPromptAsync(Owners.Resolve(context, request.OwnerId), ParseId(request.ConversationId), Blank(request.SystemPrompt), ct)), context);
 
     public override Task<DeleteConversationResponse> DeleteConversation(DeleteConversationRequest request, ServerCallContext context) =>
         Run(async ct =>
         {
-            await store.DeleteAsync(request.OwnerId, ParseId(request.ConversationId), ct);
+            await store.DeleteAsync(Owners.Resolve(context, request.OwnerId), ParseId(request.ConversationId), ct);
             return new DeleteConversationResponse();
         }, context);
 
@@ -65,14 +73,18 @@ public sealed class DialogueApi(IConversationStore store, ChatPipeline chat, Ser
                 : request.ParentMessageId.Length == 0 ? Guid.Empty
                 : Guid.TryParse(request.ParentMessageId, out var id) ? id
                 : throw ApiErrors.InvalidArgument("parent_message_id", $"parent_message_id '{request.ParentMessageId}' is not a message id.");
-            return ToProto(await store.AppendMessageAsync(request.OwnerId, ParseId(request.ConversationId), role, request.Message.Content,
+            return ToProto(await store.AppendMessageAsync(Owners.Resolve(context, request.OwnerId), ParseId(request.ConversationId), role, request.Message.Content,
                 parentId: parent, cancellationToken: ct));
         }, context);
 
     public override Task Chat(ChatRequest request, IServerStreamWriter<ChatEvent> responseStream, ServerCallContext context) =>
         Run(async ct =>
         {
-            await chat.RunAsync(request, responseStream, ct);
+            request.OwnerId = Owners.Resolve(context, request.OwnerId);
+            var meter = await limits.AdmitAsync(context, request.OwnerId, ct);
+            var events = new UsageCapture(responseStream);
+            await chat.RunAsync(request, events, ct);
+            if (events.Usage is { } usage) await limits.RecordAsync(meter, usage.PromptTokens, usage.CompletionTokens, CancellationToken.None);
             return true;
         }, context);
 

@@ -1,11 +1,14 @@
 using ChatServices.DialogueService.Model;
 using ChatServices.DialogueService.Templates;
+using ChatServices.ServiceDefaults.Identity;
 using Grpc.Core;
 using ChatServices.Protos.Chat.V1;
+using Microsoft.AspNetCore.Authorization;
 
 namespace ChatServices.DialogueService.Api;
 
 /// <summary>chat.v1.Tokenizer: the served model's tokenizer and chat template over gRPC.</summary>
+[Authorize(Policy = ServiceIdentity.ChatPolicy)]
 public sealed class TokenizerApi(ServedModel model) : Tokenizer.TokenizerBase
 {
     /// <summary>Longest text accepted, in characters (a guard against pathological requests; 4 MiB messages).</summary>

@@ -48,6 +48,44 @@ internal static class PostgresSchema
             -- Recovery after a crash: replies still being generated.
             CREATE INDEX messages_in_progress ON messages (created_at) WHERE status = 'in_progress';
             """),
+        new(2, "api keys, rate windows and usage", """
+            -- Only the SHA-256 of a key is stored (lowercase hex), never the key.
+            CREATE TABLE api_keys (
+                id                  uuid PRIMARY KEY,
+                key_sha256          text NOT NULL UNIQUE,
+                owner_id            text NOT NULL,
+                role                text NOT NULL CHECK (role IN ('user', 'service', 'admin')),
+                name                text NOT NULL,
+                requests_per_minute integer NOT NULL DEFAULT 0 CHECK (requests_per_minute >= 0),
+                tokens_per_minute   integer NOT NULL DEFAULT 0 CHECK (tokens_per_minute >= 0),
+                created_at          timestamptz NOT NULL,
+                last_used_at        timestamptz,
+                expires_at          timestamptz,
+                revoked_at          timestamptz
+            );
+            CREATE INDEX api_keys_owner ON api_keys (owner_id, created_at DESC);
+
+            -- Rate limits shared by every replica: requests and tokens per caller key and UTC minute.
+            CREATE TABLE rate_windows (
+                key_id       text NOT NULL,
+                window_start bigint NOT NULL,
+                requests     bigint NOT NULL DEFAULT 0,
+                tokens       bigint NOT NULL DEFAULT 0,
+                PRIMARY KEY (key_id, window_start)
+            );
+
+            -- Usage per caller key and UTC day (YYYY-MM-DD).
+            CREATE TABLE key_usage (
+                key_id            text NOT NULL,
+                day               text NOT NULL,
+                owner_id          text NOT NULL,
+                requests          bigint NOT NULL DEFAULT 0,
+                prompt_tokens     bigint NOT NULL DEFAULT 0,
+                completion_tokens bigint NOT NULL DEFAULT 0,
+                PRIMARY KEY (key_id, day)
+            );
+            CREATE INDEX key_usage_owner_day ON key_usage (owner_id, day);
+            """),
         new(3, "message parents (edits and regenerations branch)", """
             ALTER TABLE messages ADD COLUMN parent_id uuid REFERENCES messages (id) ON DELETE CASCADE;
             -- Messages written before branching existed form one line: each answers the one before it.

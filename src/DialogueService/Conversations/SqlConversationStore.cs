@@ -121,6 +121,9 @@ public abstract class SqlConversationStore : IConversationStore, IAsyncDisposabl
         return new MigrationResult(applied, version);
     }
 
+    /// <summary>The newest schema version this store knows.</summary>
+    public int LatestSchemaVersion => Migrations[^1].Version;
+
     // ---- conversations ----
 
     public Task<Conversation> CreateAsync(
@@ -475,7 +478,24 @@ public abstract class SqlConversationStore : IConversationStore, IAsyncDisposabl
     protected static DateTimeOffset FromMicros(long micros) =>
         new(DateTime.UnixEpoch.Ticks + micros * TimeSpan.TicksPerMicrosecond, TimeSpan.Zero);
 
-    protected static DbCommand Command(DbConnection connection, DbTransaction? transaction, string sql)
+    // ---- the same database for DialogueService's other tables (API keys) ----
+
+    internal ValueTask<DbConnection> OpenDatabaseConnectionAsync(CancellationToken cancellationToken) => OpenConnectionAsync(cancellationToken);
+
+    internal Task<T> InWriteTransactionAsync<T>(Func<DbConnection, DbTransaction, Task<T>> work, CancellationToken cancellationToken) =>
+        WriteAsync(work, cancellationToken);
+
+    internal object IdParameter(Guid id) => IdValue(id);
+
+    internal Guid GetId(DbDataReader reader, int ordinal) => ReadId(reader, ordinal);
+
+    internal object TimestampParameter(DateTimeOffset timestamp) => TimestampValue(FromMicros(ToMicros(timestamp)));
+
+    internal DateTimeOffset GetTimestamp(DbDataReader reader, int ordinal) => ReadTimestamp(reader, ordinal);
+
+    internal DateTimeOffset UtcNow() => Now();
+
+    protected internal static DbCommand Command(DbConnection connection, DbTransaction? transaction, string sql)
     {
         var command = connection.CreateCommand();
         command.CommandText = sql;
@@ -483,7 +503,7 @@ public abstract class SqlConversationStore : IConversationStore, IAsyncDisposabl
         return command;
     }
 
-    protected static void AddParameter(DbCommand command, string name, object? value)
+    protected internal static void AddParameter(DbCommand command, string name, object? value)
     {
         var parameter = command.CreateParameter();
         parameter.ParameterName = name;

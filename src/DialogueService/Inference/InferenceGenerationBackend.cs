@@ -24,6 +24,10 @@ public sealed class InferenceClientOptions
 
     public TimeSpan ResolveInterval { get; set; } = TimeSpan.FromSeconds(15);
 
+    /// <summary>DialogueService's own credential (an API key with role <c>service</c>, from a secret) sent on every
+    /// call; none on the loopback default, where InferenceService admits unauthenticated loopback callers.</summary>
+    public string? ApiKey { get; set; }
+
     /// <summary>How long a replica may take to send its first token before the attempt counts as failed and
     /// another replica is tried. Covers queueing and prefill.</summary>
     public TimeSpan FirstTokenTimeout { get; set; } = TimeSpan.FromSeconds(120);
@@ -78,7 +82,7 @@ public sealed class InferenceGenerationBackend : IGenerationBackend, IDisposable
     private readonly IHttpContextAccessor? _serverCall;
 
     public InferenceGenerationBackend(IOptions<InferenceClientOptions> options, ILogger<InferenceGenerationBackend> logger,
-        ILoggerFactory? loggerFactory = null, IHttpContextAccessor? serverCall = null)
+        ILoggerFactory? loggerFactory = null, IHttpContextAccessor? serverCall = null, IConfiguration? configuration = null)
     {
         _options = options.Value;
         _logger = logger;
@@ -100,8 +104,8 @@ public sealed class InferenceGenerationBackend : IGenerationBackend, IDisposable
             o.ServiceProvider = services.BuildServiceProvider();
             o.Credentials = schemes[0] == "https" ? ChannelCredentials.SecureSsl : ChannelCredentials.Insecure;
             o.ServiceConfig = new ServiceConfig { LoadBalancingConfigs = { new LoadBalancingConfig(ReplicaBalancerFactory.PolicyName) } };
-        });
-        _client = new Protos.Chat.V1.Inference.InferenceClient(_channel);
+        }, configuration is null ? null : TlsOptions.From(configuration));
+        _client = new Protos.Chat.V1.Inference.InferenceClient(_channel.WithCredential(_options.ApiKey));
         _retry = new ResiliencePipelineBuilder()
             .AddRetry(new RetryStrategyOptions
             {

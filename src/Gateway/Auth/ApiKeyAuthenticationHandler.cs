@@ -2,13 +2,15 @@ using System.Net;
 using System.Security.Claims;
 using System.Text.Encodings.Web;
 using ChatServices.Gateway.OpenAi;
+using ChatServices.ServiceDefaults.Identity;
 using Microsoft.AspNetCore.Authentication;
 using Microsoft.Extensions.Options;
 
 namespace ChatServices.Gateway.Auth;
 
 /// <summary>
-/// Authenticates <c>Authorization: Bearer KEY</c> against <see cref="ApiKeyStore"/>. With
+/// Authenticates <c>Authorization: Bearer KEY</c> against the configured keys (<see cref="ApiKeyStore"/>), then the
+/// keys in DialogueService's database (<see cref="DialogueKeys"/>). With
 /// <c>Gateway:AllowAnonymousOnLoopback</c>, a request from the loopback interface that carries no valid key is
 /// served as the anonymous owner (the embedded single-machine default; the OpenAI SDKs always send some key,
 /// so any key is accepted there), provided the Host header names loopback as well. Failures answer 401 in
@@ -19,16 +21,17 @@ public sealed class ApiKeyAuthenticationHandler(
     ILoggerFactory logger,
     UrlEncoder encoder,
     ApiKeyStore keys,
+    DialogueKeys databaseKeys,
     IOptions<GatewayOptions> gateway)
     : AuthenticationHandler<AuthenticationSchemeOptions>(options, logger, encoder)
 {
     public const string SchemeName = "ApiKey";
     private static readonly object FailureKey = new();
 
-    protected override Task<AuthenticateResult> HandleAuthenticateAsync()
+    protected override async Task<AuthenticateResult> HandleAuthenticateAsync()
     {
-        var presented = BearerToken(Request);
-        var caller = presented is null ? null : keys.Find(presented);
+        var presented = ServiceIdentity.BearerCredential(Request);
+        var caller = presented is null ? null : keys.Find(presented) ?? await databaseKeys.FindAsync(presented, Context.RequestAborted);
 
         if (caller is null && gateway.Value.AllowAnonymousOnLoopback && IsLoopback(Context.Connection.RemoteIpAddress) && IsLoopbackHost(Request.Host.Host))
         {
@@ -38,25 +41,16 @@ public sealed class ApiKeyAuthenticationHandler(
         if (caller is null)
         {
             Context.Items[FailureKey] = presented is null ? ApiException.MissingKey() : ApiException.InvalidKey();
-            return Task.FromResult(presented is null ? AuthenticateResult.NoResult() : AuthenticateResult.Fail("invalid API key"));
+            return presented is null ? AuthenticateResult.NoResult() : AuthenticateResult.Fail("invalid API key");
         }
 
         Context.SetCaller(caller);
         var identity = new ClaimsIdentity([new Claim(ClaimTypes.NameIdentifier, caller.OwnerId)], SchemeName);
-        return Task.FromResult(AuthenticateResult.Success(new AuthenticationTicket(new ClaimsPrincipal(identity), SchemeName)));
+        return AuthenticateResult.Success(new AuthenticationTicket(new ClaimsPrincipal(identity), SchemeName));
     }
 
     protected override Task HandleChallengeAsync(AuthenticationProperties properties) =>
         ApiErrorMiddleware.WriteErrorAsync(Context, Context.Items[FailureKey] as ApiException ?? ApiException.MissingKey());
-
-    private static string? BearerToken(HttpRequest request)
-    {
-        var header = request.Headers.Authorization.ToString();
-        const string prefix = "Bearer ";
-        if (!header.StartsWith(prefix, StringComparison.OrdinalIgnoreCase)) return null;
-        var token = header.AsSpan(prefix.Length).Trim();
-        return token.IsEmpty ? null : token.ToString();
-    }
 
     private static bool IsLoopback(IPAddress? address) => address is not null && IPAddress.IsLoopback(address);
 

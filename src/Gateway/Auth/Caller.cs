@@ -2,9 +2,10 @@ namespace ChatServices.Gateway.Auth;
 
 /// <summary>
 /// Who is calling, once authenticated: the owner id passed to DialogueService, the key's partition for rate
-/// limiting (never the key or its full hash), and its limits (0: unlimited).
+/// limiting (never the key or its full hash; passed on to DialogueService, whose limits hold across replicas),
+/// its limits (0: unlimited) and its role (<c>user</c> unless a database key says otherwise).
 /// </summary>
-public sealed record Caller(string OwnerId, string PartitionKey, int RequestsPerMinute, int TokensPerMinute, bool Anonymous);
+public sealed record Caller(string OwnerId, string PartitionKey, int RequestsPerMinute, int TokensPerMinute, bool Anonymous, string Role = "user");
 
 public static class CallerHttpContextExtensions
 {

@@ -1,4 +1,5 @@
 using ChatServices.ServiceDefaults;
+using Grpc.Core.Interceptors;
 using ChatServices.Protos.Chat.V1;
 
 namespace ChatServices.Gateway.Upstream;
@@ -26,9 +27,19 @@ public sealed class DialogueReplicas
         _time = time;
     }
 
-    /// <summary>One replica per endpoint, each on a channel of its own.</summary>
-    public static DialogueReplicas ForEndpoints(IEnumerable<string> endpoints, TimeProvider time) =>
-        new([.. endpoints.Select(e => new DialogueReplica(new Uri(e), new Dialogue.DialogueClient(GrpcChannels.ForAddress(e))))], time);
+    /// <summary>
+    /// One replica per endpoint, each on a channel of its own; every call carries <paramref name="credential"/> and,
+    /// when <paramref name="forwardedKeyId"/> names one, the end user's key in <c>chat-key-id</c> metadata (which
+    /// DialogueService honours from a <c>service</c> caller only, to apply that key's limits). <paramref name="tls"/>:
+    /// the authority and client certificate for <c>https://</c> endpoints.
+    /// </summary>
+    public static DialogueReplicas ForEndpoints(IEnumerable<string> endpoints, TimeProvider time, string? credential = null, Func<string?>? forwardedKeyId = null,
+        TlsOptions? tls = null) =>
+        new([.. endpoints.Select(e => new DialogueReplica(new Uri(e), GrpcChannels.ForAddress(e, tls: tls).WithCredential(credential).Intercept(metadata =>
+        {
+            if (forwardedKeyId?.Invoke() is { } keyId) metadata.Add("chat-key-id", keyId);
+            return metadata;
+        })))], time);
 
     public IReadOnlyList<DialogueReplica> All => _replicas;
 
@@ -66,12 +77,14 @@ public sealed class DialogueReplicas
     }
 }
 
-/// <summary>One DialogueService replica and its client.</summary>
-public sealed class DialogueReplica(Uri endpoint, Dialogue.DialogueClient client)
+/// <summary>One DialogueService replica and its clients (chat.v1.Dialogue, and chat.v1.Admin for key validation).</summary>
+public sealed class DialogueReplica(Uri endpoint, Grpc.Core.CallInvoker calls)
 {
     public Uri Endpoint { get; } = endpoint;
 
-    public Dialogue.DialogueClient Client { get; } = client;
+    public Dialogue.DialogueClient Client { get; } = new(calls);
+
+    public Admin.AdminClient Admin { get; } = new(calls);
 
     // Timestamp (TimeProvider ticks) of its last UNAVAILABLE; 0 once it served a call again.
     internal long UnavailableAt;

@@ -131,7 +131,24 @@ public sealed class DialogueUpstream(DialogueReplicas replicas, IOptions<Gateway
 
     private DateTime Deadline() => time.GetUtcNow().UtcDateTime + _timeout;
 
-    private async Task<T> UnaryAsync<T>(Func<Dialogue.DialogueClient, CancellationToken, AsyncUnaryCall<T>> start, CancellationToken cancellationToken)
+    /// <summary>
+    /// What the key with this SHA-256 stands for (chat.v1.Admin/ValidateKey), or null when DialogueService knows no
+    /// active key with it. Called with the Gateway's own service credential.
+    /// </summary>
+    public async Task<ApiKey?> ValidateKeyAsync(string keySha256, CancellationToken cancellationToken)
+    {
+        var response = await UnaryAsync((replica, ct) => replica.Admin.ValidateKeyAsync(
+            new ValidateKeyRequest { KeySha256 = keySha256 }, deadline: Deadline(), cancellationToken: ct), cancellationToken);
+        return response.Valid ? response.Key : null;
+    }
+
+    public Task<GetUsageResponse> GetUsageAsync(GetUsageRequest request, CancellationToken cancellationToken) =>
+        UnaryAsync((replica, ct) => replica.Admin.GetUsageAsync(request, deadline: Deadline(), cancellationToken: ct), cancellationToken);
+
+    private Task<T> UnaryAsync<T>(Func<Dialogue.DialogueClient, CancellationToken, AsyncUnaryCall<T>> start, CancellationToken cancellationToken) =>
+        UnaryAsync((replica, ct) => start(replica.Client, ct), cancellationToken);
+
+    private async Task<T> UnaryAsync<T>(Func<DialogueReplica, CancellationToken, AsyncUnaryCall<T>> start, CancellationToken cancellationToken)
     {
         var order = replicas.Order();
         ApiException? reason = null;
@@ -140,7 +157,7 @@ public sealed class DialogueUpstream(DialogueReplicas replicas, IOptions<Gateway
             var replica = order[attempt];
             try
             {
-                using var call = start(replica.Client, cancellationToken);
+                using var call = start(replica, cancellationToken);
                 var response = await call.ResponseAsync;
                 replicas.ReportAvailable(replica);
                 return response;
@@ -165,6 +182,9 @@ public sealed class DialogueUpstream(DialogueReplicas replicas, IOptions<Gateway
             {
                 StatusCode.InvalidArgument or StatusCode.OutOfRange => ApiException.InvalidRequest(rpc.Status.Detail, ParamFromDetail(rpc.Status.Detail)),
                 StatusCode.NotFound => ApiException.NotFound(rpc.Status.Detail),
+                // A key's rate limit in DialogueService (shared by every replica) says when to come back.
+                StatusCode.ResourceExhausted when rpc.Trailers.GetValue("retry-after") is { } retryAfter =>
+                    ApiException.RateLimited("requests", rpc.Status.Detail, int.TryParse(retryAfter, out var seconds) ? seconds : 60),
                 StatusCode.ResourceExhausted => new ApiException(StatusCodes.Status429TooManyRequests, "server_overloaded",
                     rpc.Status.Detail.Length > 0 ? rpc.Status.Detail : "The model is at capacity. Try again shortly.", null, "server_overloaded") { RetryAfterSeconds = 1 },
                 StatusCode.Unavailable => ApiException.Unavailable("DialogueService is unavailable: " + rpc.Status.Detail,

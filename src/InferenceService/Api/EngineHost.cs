@@ -1,5 +1,6 @@
 using ChatServices.InferenceService.Engine;
 using ChatServices.ServiceDefaults;
+using ChatServices.ServiceDefaults.Identity;
 using Microsoft.Extensions.Options;
 
 namespace ChatServices.InferenceService.Api;
@@ -58,7 +59,11 @@ public sealed class EngineHost(IOptions<InferenceOptions> options, Readiness rea
     public void Dispose() => _engine?.Dispose();
 }
 
-/// <summary>Registers the engine: the <c>Inference</c> options section and the background loader.</summary>
+/// <summary>
+/// Registers the engine: the <c>Inference</c> options section, the background loader, and who may call
+/// (<see cref="InferenceApi.CallerPolicy"/>: roles <c>service</c> and <c>admin</c>, and <c>user</c> with
+/// <c>Inference:AdmitUsers</c>).
+/// </summary>
 public static class EngineHostExtensions
 {
     public static TBuilder AddInferenceEngine<TBuilder>(this TBuilder builder) where TBuilder : IHostApplicationBuilder
@@ -66,6 +71,9 @@ public static class EngineHostExtensions
         builder.Services.Configure<InferenceOptions>(builder.Configuration.GetSection(InferenceOptions.Section));
         builder.Services.AddSingleton<EngineHost>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<EngineHost>());
+        var admitUsers = builder.Configuration.GetSection(InferenceOptions.Section).GetValue<bool>(nameof(InferenceOptions.AdmitUsers));
+        string[] roles = admitUsers ? [Roles.Service, Roles.Admin, Roles.User] : [Roles.Service, Roles.Admin];
+        builder.Services.AddAuthorizationBuilder().AddPolicy(InferenceApi.CallerPolicy, p => p.RequireAuthenticatedUser().RequireRole(roles));
         return builder;
     }
 }

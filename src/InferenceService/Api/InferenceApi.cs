@@ -5,6 +5,7 @@ using Grpc.Core;
 using ChatServices.InferenceService.Engine;
 using ChatServices.InferenceService.Engine.Sampling;
 using ChatServices.Protos.Chat.V1;
+using Microsoft.AspNetCore.Authorization;
 
 namespace ChatServices.InferenceService.Api;
 
@@ -12,10 +13,14 @@ namespace ChatServices.InferenceService.Api;
 /// <c>chat.v1.Inference</c> over gRPC: translates messages to engine requests and engine events back to messages.
 /// The call's cancellation token (client cancel, disconnect, or deadline) is the request's, so the engine drops
 /// the sequences at its next step. Parameter errors become INVALID_ARGUMENT naming the field; a full queue,
-/// RESOURCE_EXHAUSTED; a model still loading, UNAVAILABLE.
+/// RESOURCE_EXHAUSTED; a model still loading, UNAVAILABLE. Callers need a role <see cref="CallerPolicy"/> admits.
 /// </summary>
+[Authorize(Policy = CallerPolicy)]
 public sealed class InferenceApi(EngineHost host) : Inference.InferenceBase
 {
+    /// <summary>The authorization policy of the GPU tier (registered by <c>AddInferenceEngine</c>).</summary>
+    public const string CallerPolicy = "inference";
+
     public const int MaxRequestIdLength = 128;
 
     private static readonly WriteOptions BufferedWrite = new(WriteFlags.BufferHint);

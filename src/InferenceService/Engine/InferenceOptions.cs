@@ -11,6 +11,12 @@ public sealed class InferenceOptions
     /// <summary><c>cpu</c> (default) or <c>cuda</c>.</summary>
     public string ExecutionProvider { get; set; } = "cpu";
 
+    /// <summary>
+    /// Admit callers with role <c>user</c> as well. Off by default: the GPU tier serves <c>service</c> callers
+    /// (DialogueService) and <c>admin</c>, so a tenant cannot go around DialogueService's limits.
+    /// </summary>
+    public bool AdmitUsers { get; set; }
+
     /// <summary>CUDA device ordinal when <see cref="ExecutionProvider"/> is <c>cuda</c>.</summary>
     public int CudaDeviceId { get; set; }
 

@@ -8,7 +8,7 @@ namespace ChatServices.DialogueService.Tests.Conversations;
 /// The behaviour every <see cref="IConversationStore"/> must have, run against each real database by a concrete
 /// subclass. Each test gets a database of its own (a file, or a PostgreSQL schema), migrated before it starts.
 /// </summary>
-public abstract class ConversationStoreTests : IAsyncLifetime
+public abstract partial class ConversationStoreTests : IAsyncLifetime
 {
     private const string Alice = "alice";
     private const string Bob = "bob";

@@ -1,4 +1,6 @@
 using ChatServices.DialogueService.Tests;
+using ChatServices.ServiceDefaults;
+using ChatServices.ServiceDefaults.Identity;
 using Grpc.Net.Client;
 using ChatServices.ModelBuilder;
 using ChatServices.ModelBuilder.Folder;
@@ -9,7 +11,10 @@ namespace ChatServices.EndToEnd.Tests.Infrastructure;
 /// <summary>
 /// The whole system on loopback: InferenceService, DialogueService and Gateway as three processes, serving a
 /// small random model that tools/ModelBuilder builds with the real Llama 2 tokenizer. The conversation store is
-/// SQLite in a directory of the run, or PostgreSQL when a connection string is given.
+/// SQLite in a directory of the run, or PostgreSQL when a connection string is given. Identity as a deployment
+/// sets it up (<see cref="TestCredentials"/>): DialogueService calls InferenceService with its service key;
+/// DialogueService accepts the test's keys and JWTs, and — as <c>./run.sh</c> runs it — unauthenticated loopback
+/// callers as owner <c>local</c> (the Gateway here sends no credential, like the embedded default).
 /// </summary>
 public sealed class ChatSystem : IAsyncDisposable
 {
@@ -30,10 +35,17 @@ public sealed class ChatSystem : IAsyncDisposable
 
     public GrpcChannel DialogueChannel => _dialogueChannel ??= GrpcChannel.ForAddress(Dialogue.Address);
 
-    public Protos.Chat.V1.Dialogue.DialogueClient DialogueClient => new(DialogueChannel);
+    /// <summary>A backend team's client with a <c>service</c> key: it may act for any owner it names.</summary>
+    public Protos.Chat.V1.Dialogue.DialogueClient DialogueClient => DialogueClientWith(TestCredentials.BackendServiceKey);
 
-    public Protos.Chat.V1.Inference.InferenceClient InferenceClient =>
-        new(_inferenceChannel ??= GrpcChannel.ForAddress(Inference.Address));
+    /// <summary>A client whose calls carry <paramref name="credential"/> (an API key or a JWT; none when null).</summary>
+    public Protos.Chat.V1.Dialogue.DialogueClient DialogueClientWith(string? credential) => new(DialogueChannel.WithCredential(credential));
+
+    /// <summary>An operator's client (role <c>admin</c>).</summary>
+    public Protos.Chat.V1.Inference.InferenceClient InferenceClient => InferenceClientWith(TestCredentials.AdminKey);
+
+    public Protos.Chat.V1.Inference.InferenceClient InferenceClientWith(string? credential) =>
+        new((_inferenceChannel ??= GrpcChannel.ForAddress(Inference.Address)).WithCredential(credential));
 
     /// <summary>Every service's log, for assertion messages.</summary>
     public string Logs => $"--- InferenceService\n{Inference.Output}\n--- DialogueService\n{Dialogue.Output}\n--- Gateway\n{Gateway.Output}";
@@ -64,6 +76,12 @@ public sealed class ChatSystem : IAsyncDisposable
             ["Inference__KvCacheBudgetMiB"] = "64",
             ["Inference__IntraOpThreads"] = "1",
             ["OTEL_SERVICE_NAME"] = "inference-service",
+            ["Identity__ApiKeys__0__Hash"] = ApiKeyFormat.Hash(TestCredentials.DialogueServiceKey),
+            ["Identity__ApiKeys__0__Owner"] = "dialogue-service",
+            ["Identity__ApiKeys__0__Role"] = Roles.Service,
+            ["Identity__ApiKeys__1__Hash"] = ApiKeyFormat.Hash(TestCredentials.AdminKey),
+            ["Identity__ApiKeys__1__Owner"] = "operator",
+            ["Identity__ApiKeys__1__Role"] = Roles.Admin,
         }));
         var dialogueEnvironment = new Dictionary<string, string>
         {
@@ -73,7 +91,10 @@ public sealed class ChatSystem : IAsyncDisposable
             ["Dialogue__Inference__Endpoints__0"] = $"http://127.0.0.1:{inferencePort}",
             ["Data__Directory"] = Path.Combine(directory, "data"),
             ["OTEL_SERVICE_NAME"] = "dialogue-service",
+            ["Dialogue__Inference__ApiKey"] = TestCredentials.DialogueServiceKey,
+            ["Identity__AllowAnonymousOnLoopback"] = "true", // as ./run.sh runs it
         };
+        TestCredentials.AddDialogueIdentity(dialogueEnvironment);
         if (postgresConnectionString is not null) dialogueEnvironment["ConnectionStrings__Conversations"] = postgresConnectionString;
         var dialogue = ServiceProcess.Start("DialogueService", dialoguePort, With(extra, dialogueEnvironment));
         var gateway = ServiceProcess.Start("Gateway", gatewayPort, With(extra, new()

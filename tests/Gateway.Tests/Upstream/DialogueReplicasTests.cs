@@ -137,7 +137,7 @@ public sealed class DialogueReplicasTests(GatewayFixture fixture)
     }
 
     private static DialogueReplica Replica(string address) =>
-        new(new Uri(address), new Dialogue.DialogueClient(ChatServices.ServiceDefaults.GrpcChannels.ForAddress(address)));
+        new(new Uri(address), ChatServices.ServiceDefaults.GrpcChannels.ForAddress(address).CreateCallInvoker());
 
     private static int ClosedPort()
     {

@@ -3,6 +3,7 @@ using Grpc.Net.Client;
 using ChatServices.InferenceService.Api;
 using ChatServices.Protos.Chat.V1;
 using ChatServices.ServiceDefaults;
+using ChatServices.ServiceDefaults.Identity;
 using Grpc.Health.V1;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting.Server;
@@ -15,10 +16,15 @@ namespace ChatServices.InferenceService.Tests.Api;
 
 /// <summary>
 /// The InferenceService as clients see it: Kestrel on 127.0.0.1 (a port the OS picks), HTTP/2, the service wired as
-/// Program.cs wires it, called through the project's gRPC client over a real connection.
+/// Program.cs wires it, called through the project's gRPC client over a real connection. Callers authenticate with
+/// API keys from configuration; <see cref="Client"/> is DialogueService's kind of caller (role <c>service</c>).
 /// </summary>
-public sealed class InferenceServiceFixture : IAsyncLifetime
+public class InferenceServiceFixture : IAsyncLifetime
 {
+    public const string ServiceKey = "csk_inference-tests-service-key-0000000000000000";
+    public const string UserKey = "csk_inference-tests-user-key-000000000000000000000";
+    public const string AdminKey = "csk_inference-tests-admin-key-00000000000000000000";
+
     private readonly TestModel _model = new();
     private WebApplication _app = null!;
 
@@ -45,7 +51,17 @@ public sealed class InferenceServiceFixture : IAsyncLifetime
             ["Kestrel:Endpoints:Grpc:Url"] = "http://127.0.0.1:0",
             ["Kestrel:Endpoints:Grpc:Protocols"] = "Http2",
             ["Kestrel:Endpoints:Management:Url"] = "http://127.0.0.1:0",
+            ["Identity:ApiKeys:0:Hash"] = ApiKeyFormat.Hash(ServiceKey),
+            ["Identity:ApiKeys:0:Owner"] = "dialogue-service",
+            ["Identity:ApiKeys:0:Role"] = Roles.Service,
+            ["Identity:ApiKeys:1:Hash"] = ApiKeyFormat.Hash(UserKey),
+            ["Identity:ApiKeys:1:Owner"] = "tenant",
+            ["Identity:ApiKeys:1:Role"] = Roles.User,
+            ["Identity:ApiKeys:2:Hash"] = ApiKeyFormat.Hash(AdminKey),
+            ["Identity:ApiKeys:2:Owner"] = "operator",
+            ["Identity:ApiKeys:2:Role"] = Roles.Admin,
         });
+        builder.Configuration.AddInMemoryCollection(ExtraSettings);
         builder.AddServiceDefaults();
         builder.AddGrpcServiceDefaults();
         builder.AddInferenceEngine();
@@ -60,10 +76,16 @@ public sealed class InferenceServiceFixture : IAsyncLifetime
         Address = _app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses
             .Select(a => new Uri(a)).Single(a => a.Port != ManagementAddress.Port);
         Channel = GrpcChannel.ForAddress(Address);
-        Client = new Inference.InferenceClient(Channel);
+        Client = ClientWith(ServiceKey);
     }
 
-    public async Task DisposeAsync()
+    /// <summary>Settings a derived fixture adds to (or changes in) the service's configuration.</summary>
+    protected virtual IReadOnlyDictionary<string, string?> ExtraSettings => new Dictionary<string, string?>();
+
+    /// <summary>A client whose calls carry <paramref name="credential"/> (none when null).</summary>
+    public Inference.InferenceClient ClientWith(string? credential) => new(Channel.WithCredential(credential));
+
+    public virtual async Task DisposeAsync()
     {
         Channel.Dispose();
         await _app.StopAsync();

@@ -32,7 +32,7 @@ public sealed class PythonClientInteropTests(InferenceServiceFixture fixture) : 
         {
             var target = fixture.Address.Authority;
             var info = new ProcessStartInfo("/usr/bin/python3") { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = AppContext.BaseDirectory };
-            foreach (var a in new[] { Path.Combine(AppContext.BaseDirectory, "Peers", "python_inference_client.py"), target, descriptors, string.Join(',', prompt) })
+            foreach (var a in new[] { Path.Combine(AppContext.BaseDirectory, "Peers", "python_inference_client.py"), target, descriptors, string.Join(',', prompt), InferenceServiceFixture.ServiceKey })
                 info.ArgumentList.Add(a);
             using var process = Process.Start(info)!;
             var stdout = process.StandardOutput.ReadToEndAsync();
@@ -50,6 +50,11 @@ public sealed class PythonClientInteropTests(InferenceServiceFixture fixture) : 
             var invalid = lines.Single(l => l.GetProperty("scenario").GetString() == "invalid").GetProperty("error");
             Assert.Equal("INVALID_ARGUMENT", invalid.GetProperty("code").GetString());
             Assert.StartsWith("sampling.top_p:", invalid.GetProperty("details").GetString());
+
+            // The status the authorization layer answers is a real gRPC status to C-core, with its reason.
+            var anonymous = lines.Single(l => l.GetProperty("scenario").GetString() == "no-credential").GetProperty("error");
+            Assert.Equal("UNAUTHENTICATED", anonymous.GetProperty("code").GetString());
+            Assert.Contains("authorization: Bearer", anonymous.GetProperty("details").GetString());
 
             var model = lines.Single(l => l.GetProperty("scenario").GetString() == "info");
             Assert.Equal(512, model.GetProperty("vocab_size").GetInt32());

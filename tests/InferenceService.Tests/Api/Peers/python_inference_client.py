@@ -7,6 +7,7 @@ import grpc
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
 target, descriptor_set, prompt = sys.argv[1], sys.argv[2], [int(t) for t in sys.argv[3].split(",")]
+credential = [("authorization", "Bearer " + sys.argv[4])]
 fds = descriptor_pb2.FileDescriptorSet()
 with open(descriptor_set, "rb") as f:
     fds.ParseFromString(f.read())
@@ -23,7 +24,7 @@ info = channel.unary_unary("/chat.v1.Inference/GetModelInfo", M("GetModelInfoReq
 request = M("GenerateRequest")(prompt_token_ids=prompt, max_new_tokens=10, ignore_eos=True)
 request.sampling.temperature = 0.0
 steps, result = [], None
-for message in generate(request, timeout=60):
+for message in generate(request, timeout=60, metadata=credential):
     if message.WhichOneof("kind") == "step":
         steps.append([t.token_id for t in message.step.tokens])
     else:
@@ -34,10 +35,16 @@ print(json.dumps({"scenario": "generate", "steps": steps, "result": result}), fl
 bad = M("GenerateRequest")(prompt_token_ids=prompt, max_new_tokens=4)
 bad.sampling.top_p = 1.5
 try:
-    list(generate(bad, timeout=60))
+    list(generate(bad, timeout=60, metadata=credential))
     print(json.dumps({"scenario": "invalid", "error": None}), flush=True)
 except grpc.RpcError as e:
     print(json.dumps({"scenario": "invalid", "error": {"code": e.code().name, "details": e.details()}}), flush=True)
 
-i = info(M("GetModelInfoRequest")(), timeout=60)
+try:
+    info(M("GetModelInfoRequest")(), timeout=60)
+    print(json.dumps({"scenario": "no-credential", "error": None}), flush=True)
+except grpc.RpcError as e:
+    print(json.dumps({"scenario": "no-credential", "error": {"code": e.code().name, "details": e.details()}}), flush=True)
+
+i = info(M("GetModelInfoRequest")(), timeout=60, metadata=credential)
 print(json.dumps({"scenario": "info", "vocab_size": i.vocab_size, "context_length": i.context_length, "provider": i.execution_provider}), flush=True)
