@@ -54,6 +54,12 @@ public sealed class ChatPipeline(
         using var activity = Source.StartActivity("chat");
         var started = Stopwatch.GetTimestamp();
         var parameters = ValidateSettings(request.Settings ?? new GenerationSettings(), out var stops);
+        if (parameters.MaxNewTokens >= model.ContextLength)
+        {
+            // Too large whatever the prompt: name the setting, not the messages the window fitter would blame.
+            throw Invalid("settings.max_tokens",
+                $"settings.max_tokens is {parameters.MaxNewTokens}; the model's context length is {model.ContextLength} tokens, which must hold the prompt as well as the reply.");
+        }
         var turn = await GatherAsync(request, cancellationToken);
 
         // Fit and tokenize before anything is stored: a prompt that cannot fit is refused with nothing written.
@@ -266,6 +272,15 @@ public sealed class ChatPipeline(
         if (request.Messages.Count > 0) throw Invalid("messages", "give either conversation_id or messages, not both.");
         if (request.Regenerate && request.UserMessage.Length > 0) throw Invalid("user_message", "user_message must be empty when regenerating.");
         if (!request.Regenerate && string.IsNullOrWhiteSpace(request.UserMessage)) throw Invalid("user_message", "user_message must not be empty.");
+        try
+        {
+            // Checked here, before anything is rendered or stored, so that a refusal names this request's field.
+            if (!request.Regenerate) ConversationLimits.Content(request.UserMessage);
+        }
+        catch (ConversationValidationException e)
+        {
+            throw Invalid("user_message", e.Message);
+        }
 
         var id = Api.DialogueApi.ParseId(request.ConversationId);
         ConversationDetail detail;

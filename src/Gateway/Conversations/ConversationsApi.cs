@@ -15,6 +15,7 @@ namespace ChatServices.Gateway.Conversations;
 public static class ConversationsApi
 {
     private const int MaxTitleLength = 200;
+    private const int MaxPageSize = 100;
 
     public static RouteGroupBuilder MapConversationsApi(this IEndpointRouteBuilder app)
     {
@@ -30,13 +31,18 @@ public static class ConversationsApi
     }
 
     public static async Task ListConversations(
-        HttpContext http, DialogueUpstream upstream, [FromQuery(Name = "page_size")] int? pageSize, [FromQuery(Name = "page_token")] string? pageToken)
+        HttpContext http, DialogueUpstream upstream, [FromQuery(Name = "page_size")] string? pageSize, [FromQuery(Name = "page_token")] string? pageToken)
     {
-        if (pageSize is < 1 or > 100) throw ApiException.InvalidRequest("'page_size' must be between 1 and 100.", "page_size");
+        // Bound as text and parsed here: the framework's binder would answer "abc" or 99999999999 in its own words.
+        var size = 0;
+        if (pageSize is not null && !(int.TryParse(pageSize, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out size) && size is >= 1 and <= MaxPageSize))
+        {
+            throw ApiException.InvalidRequest($"Invalid value for 'page_size': '{pageSize}'. It must be an integer between 1 and {MaxPageSize}.", "page_size", "invalid_value");
+        }
         var page = await upstream.ListConversationsAsync(new ListConversationsRequest
         {
             OwnerId = http.GetCaller().OwnerId,
-            PageSize = pageSize ?? 0,
+            PageSize = size,
             PageToken = pageToken ?? "",
         }, http.RequestAborted);
         var body = new ConversationPage
@@ -108,6 +114,11 @@ public static class ConversationsApi
         if (!regenerate && string.IsNullOrWhiteSpace(body.Content))
         {
             throw ApiException.InvalidRequest("'content' is required.", "content");
+        }
+        if (body.Content?.Contains('\0') == true)
+        {
+            // Stored messages cannot hold NUL (PostgreSQL text refuses it); refused here, naming this body's field.
+            throw ApiException.InvalidRequest("'content' must not contain the character U+0000 (NUL).", "content", "invalid_value");
         }
 
         var request = new ChatRequest

@@ -19,6 +19,7 @@ public static class ChatCompletionsApi
         var body = await OpenAiJson.ReadBodyAsync(http.Request, OpenAiJson.Context.ChatCompletionRequest);
         var model = await upstream.RequireModelAsync(body.Model, http.RequestAborted);
         var request = ToChatRequest(body, http.GetCaller().OwnerId, options.Value.MaxMessages);
+        GenerationSettingsMapping.CheckFitsContext(request.Settings, body.MaxCompletionTokens is not null ? "max_completion_tokens" : "max_tokens", model.ContextLength);
         var choices = GenerationSettingsMapping.ChoiceCount(request.Settings);
 
         await using var call = await upstream.StartChatAsync(request, budgets.Charge(http.GetCaller(), TokenEstimate.ForChat(request)), http.RequestAborted);

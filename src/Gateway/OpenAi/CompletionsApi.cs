@@ -17,6 +17,7 @@ public static class CompletionsApi
         var body = await OpenAiJson.ReadBodyAsync(http.Request, OpenAiJson.Context.CompletionRequest);
         var model = await upstream.RequireModelAsync(body.Model, http.RequestAborted);
         var request = ToChatRequest(body, http.GetCaller().OwnerId);
+        GenerationSettingsMapping.CheckFitsContext(request.Settings, "max_tokens", model.ContextLength);
         var choices = GenerationSettingsMapping.ChoiceCount(request.Settings);
 
         await using var call = await upstream.StartChatAsync(request, budgets.Charge(http.GetCaller(), TokenEstimate.ForChat(request)), http.RequestAborted);
