@@ -72,7 +72,7 @@ public sealed class GatewayFixture : IAsyncLifetime
 
     /// <summary>Starts a Gateway against <paramref name="upstream"/>, with the test keys and limits.</summary>
     public static async Task<(WebApplication App, Uri Address)> StartGatewayAsync(
-        Uri upstream, bool anonymous, Action<Dictionary<string, string?>>? configure = null, bool waitUntilReady = true)
+        Uri upstream, bool anonymous, Action<Dictionary<string, string?>>? configure = null, bool waitUntilReady = true, ILoggerProvider? logs = null)
     {
         var root = RepositoryRoot.Path;
         var builder = WebApplication.CreateBuilder(new WebApplicationOptions
@@ -107,6 +107,11 @@ public sealed class GatewayFixture : IAsyncLifetime
         configure?.Invoke(settings);
         builder.Configuration.AddInMemoryCollection(settings);
         builder.Logging.ClearProviders();
+        if (logs is not null)
+        {
+            builder.Logging.SetMinimumLevel(LogLevel.Debug);
+            builder.Logging.AddProvider(logs);
+        }
         builder.WebHost.ConfigureKestrel(k => k.Listen(IPAddress.Loopback, 0));
         builder.AddServiceDefaults();
         builder.AddGateway();
