@@ -228,7 +228,14 @@ function markStatus(div, status) {
     note.className = 'status';
     div.append(note);
   }
-  note.textContent = status === 'cancelled' ? 'Stopped' : status === 'failed' || status === 'error' ? 'Failed' : status === 'length' ? 'Cut off at the token limit' : status;
+  note.textContent = status === 'cancelled' ? 'Stopped' : status === 'failed' || status === 'error' ? failedNote(div) : status === 'length' ? 'Cut off at the token limit' : status;
+}
+
+/** How the conversation goes on after a failed reply (DialogueService builds later prompts this way). */
+function failedNote(div) {
+  return div.querySelector('.content').textContent
+    ? 'Failed part-way: this partial reply stays in the conversation. Regenerate it, or go on.'
+    : 'Failed before replying: the message above is left out of what the model sees next. Regenerate to answer it, or go on.';
 }
 
 function scrollToEnd() {

@@ -327,7 +327,7 @@ public sealed class ChatPipelineTests : IAsyncLifetime
         return output.Events;
     }
 
-    private sealed class CollectingWriter : IServerStreamWriter<ChatEvent>
+    internal sealed class CollectingWriter : IServerStreamWriter<ChatEvent>
     {
         public List<ChatEvent> Events { get; } = [];
 
@@ -347,7 +347,7 @@ public sealed class ChatPipelineTests : IAsyncLifetime
     }
 
     /// <summary>Emits a fixed reply token by token, then an end-of-turn; can cancel or fail part-way.</summary>
-    private sealed class ScriptedBackend(int[] reply, int cancelAfter = -1, CancellationTokenSource? cancel = null, int failAfter = -1) : IGenerationBackend
+    internal sealed class ScriptedBackend(int[] reply, int cancelAfter = -1, CancellationTokenSource? cancel = null, int failAfter = -1) : IGenerationBackend
     {
         public List<GenerationRequest> Requests { get; } = [];
         public Func<Task>? OnStart { get; init; }
