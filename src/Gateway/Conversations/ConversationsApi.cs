@@ -5,6 +5,7 @@ using ChatServices.Gateway.Upstream;
 using ChatServices.Protos.Chat.V1;
 using Google.Protobuf.WellKnownTypes;
 using Microsoft.AspNetCore.Mvc;
+using Microsoft.Extensions.Options;
 
 namespace ChatServices.Gateway.Conversations;
 
@@ -103,7 +104,7 @@ public static class ConversationsApi
     /// <c>finished</c> ({finish_reason, assistant_message_id}), <c>usage</c>, or <c>error</c>; then
     /// <c>data: [DONE]</c>. Closing the connection cancels the generation; what was produced is kept, marked cancelled.
     /// </summary>
-    public static async Task SendMessage(string id, HttpContext http, DialogueUpstream upstream, TokenBudgets budgets)
+    public static async Task SendMessage(string id, HttpContext http, DialogueUpstream upstream, TokenBudgets budgets, IOptions<GatewayOptions> options)
     {
         var body = await OpenAiJson.ReadBodyAsync(http.Request, ConversationsJsonContext.Default.SendMessageBody);
         var regenerate = body.Regenerate == true;
@@ -145,7 +146,7 @@ public static class ConversationsApi
 
         try
         {
-            await foreach (var e in call.ReadEventsAsync())
+            await foreach (var e in call.ReadEventsAsync(sse, options.Value.SseKeepAliveInterval, ct))
             {
                 switch (e.EventCase)
                 {

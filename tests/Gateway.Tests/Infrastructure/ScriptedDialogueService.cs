@@ -14,6 +14,7 @@ namespace ChatServices.Gateway.Tests.Infrastructure;
 /// script:
 /// <list type="bullet">
 /// <item>"slow …": 400 words, 40 ms apart (for stop and disconnect);</item>
+/// <item>"queued …": the echo, after 1.5 s without a token (for SSE keep-alive);</item>
 /// <item>"fail:unavailable", "fail:invalid", "fail:exhausted", "fail:notfound": that gRPC status before starting;</item>
 /// <item>"fail:midstream": three words, then INTERNAL.</item>
 /// </list>
@@ -23,6 +24,7 @@ public sealed class ScriptedDialogueService : Dialogue.DialogueBase
 {
     public const string ModelId = "test-model";
     public const int SlowWords = 400;
+    public static readonly TimeSpan QueuedDelay = TimeSpan.FromSeconds(1.5);
 
     private readonly ConcurrentDictionary<string, StoredConversation> _conversations = new();
     private long _sequence;
@@ -104,6 +106,8 @@ public sealed class ScriptedDialogueService : Dialogue.DialogueBase
             },
         });
 
+        // Waits before its first token, as a request queued for the engine or with a long prompt to prefill does.
+        if (text.StartsWith("queued", StringComparison.Ordinal)) await Task.Delay(QueuedDelay, ct);
         var slow = text.StartsWith("slow", StringComparison.Ordinal);
         var words = slow ? Enumerable.Range(0, SlowWords).Select(i => $"word{i} ").ToArray() : Words("Hello! You said: " + text);
         var choices = request.Settings?.N is > 0 ? request.Settings.N : 1;
