@@ -147,5 +147,6 @@ public sealed class DialogueApi(IConversationStore store, ChatPipeline chat, Ser
         FinishReason = m.FinishReason ?? "",
         CreatedAt = Timestamp.FromDateTimeOffset(m.CreatedAt),
         Sequence = m.Sequence,
+        Error = m.Error ?? "",
     };
 }

@@ -16,15 +16,19 @@ public sealed class ChatSystem : IAsyncDisposable
     private readonly string _directory;
     private GrpcChannel? _dialogueChannel, _inferenceChannel;
 
-    private ChatSystem(string directory, ServiceProcess inference, ServiceProcess dialogue, ServiceProcess gateway)
+    private ChatSystem(string directory, IReadOnlyList<ServiceProcess> inference, ServiceProcess dialogue, ServiceProcess gateway)
     {
         _directory = directory;
-        Inference = inference;
+        InferenceReplicas = inference;
+        Inference = inference[0];
         Dialogue = dialogue;
         Gateway = gateway;
     }
 
     public ServiceProcess Inference { get; }
+
+    /// <summary>Every InferenceService replica DialogueService spreads requests over (<see cref="Inference"/> is the first).</summary>
+    public IReadOnlyList<ServiceProcess> InferenceReplicas { get; }
     public ServiceProcess Dialogue { get; }
     public ServiceProcess Gateway { get; }
 
@@ -36,7 +40,8 @@ public sealed class ChatSystem : IAsyncDisposable
         new(_inferenceChannel ??= GrpcChannel.ForAddress(Inference.Address));
 
     /// <summary>Every service's log, for assertion messages.</summary>
-    public string Logs => $"--- InferenceService\n{Inference.Output}\n--- DialogueService\n{Dialogue.Output}\n--- Gateway\n{Gateway.Output}";
+    public string Logs =>
+        string.Concat(InferenceReplicas.Select((r, i) => $"--- InferenceService {i}\n{r.Output}\n")) + $"--- DialogueService\n{Dialogue.Output}\n--- Gateway\n{Gateway.Output}";
 
     /// <summary>
     /// The served model: large enough that a long reply takes a few seconds on a loaded 2-core machine (so that a
@@ -47,7 +52,8 @@ public sealed class ChatSystem : IAsyncDisposable
         Layers = 4, HiddenSize = 256, Heads = 4, KvHeads = 2, IntermediateSize = 768, ContextLength = 1024, Seed = 3,
     };
 
-    public static async Task<ChatSystem> StartAsync(string? postgresConnectionString = null, IReadOnlyDictionary<string, string>? extraEnvironment = null)
+    public static async Task<ChatSystem> StartAsync(
+        string? postgresConnectionString = null, IReadOnlyDictionary<string, string>? extraEnvironment = null, int inferenceReplicas = 1)
     {
         var directory = Directory.CreateTempSubdirectory("chatservices-e2e-").FullName;
         var model = Path.Combine(directory, "model");
@@ -55,25 +61,30 @@ public sealed class ChatSystem : IAsyncDisposable
             model, new BuildOptions(), Path.Combine(TestPaths.NodeModules, "@lenml", "tokenizer-llama2", "models"));
 
         var extra = extraEnvironment ?? new Dictionary<string, string>();
-        int inferencePort = ServiceProcess.FreePort(), dialoguePort = ServiceProcess.FreePort(), gatewayPort = ServiceProcess.FreePort();
-        var inference = ServiceProcess.Start("InferenceService", inferencePort, With(extra, new()
+        int dialoguePort = ServiceProcess.FreePort(), gatewayPort = ServiceProcess.FreePort();
+        var inference = new List<ServiceProcess>();
+        for (var i = 0; i < inferenceReplicas; i++)
         {
-            ["Kestrel__Endpoints__Grpc__Url"] = $"http://127.0.0.1:{inferencePort}",
-            ["Kestrel__Endpoints__Management__Url"] = "http://127.0.0.1:0", // not appsettings.json's fixed 9052
-            ["Inference__ModelPath"] = model,
-            ["Inference__KvCacheBudgetMiB"] = "64",
-            ["Inference__IntraOpThreads"] = "1",
-            ["OTEL_SERVICE_NAME"] = "inference-service",
-        }));
+            var inferencePort = ServiceProcess.FreePort();
+            inference.Add(ServiceProcess.Start("InferenceService", inferencePort, With(extra, new()
+            {
+                ["Kestrel__Endpoints__Grpc__Url"] = $"http://127.0.0.1:{inferencePort}",
+                ["Kestrel__Endpoints__Management__Url"] = "http://127.0.0.1:0", // not appsettings.json's fixed 9052
+                ["Inference__ModelPath"] = model,
+                ["Inference__KvCacheBudgetMiB"] = "64",
+                ["Inference__IntraOpThreads"] = "1",
+                ["OTEL_SERVICE_NAME"] = "inference-service",
+            })));
+        }
         var dialogueEnvironment = new Dictionary<string, string>
         {
             ["Kestrel__Endpoints__Grpc__Url"] = $"http://127.0.0.1:{dialoguePort}",
             ["Kestrel__Endpoints__Management__Url"] = "http://127.0.0.1:0", // not appsettings.json's fixed 9051
             ["Dialogue__ModelPath"] = model,
-            ["Dialogue__Inference__Endpoints__0"] = $"http://127.0.0.1:{inferencePort}",
             ["Data__Directory"] = Path.Combine(directory, "data"),
             ["OTEL_SERVICE_NAME"] = "dialogue-service",
         };
+        for (var i = 0; i < inference.Count; i++) dialogueEnvironment[$"Dialogue__Inference__Endpoints__{i}"] = inference[i].Address.ToString().TrimEnd('/');
         if (postgresConnectionString is not null) dialogueEnvironment["ConnectionStrings__Conversations"] = postgresConnectionString;
         var dialogue = ServiceProcess.Start("DialogueService", dialoguePort, With(extra, dialogueEnvironment));
         var gateway = ServiceProcess.Start("Gateway", gatewayPort, With(extra, new()
@@ -88,7 +99,7 @@ public sealed class ChatSystem : IAsyncDisposable
         try
         {
             var ready = TimeSpan.FromSeconds(90);
-            await inference.WaitUntilReadyAsync(http2: true, ready);
+            foreach (var replica in inference) await replica.WaitUntilReadyAsync(http2: true, ready);
             await dialogue.WaitUntilReadyAsync(http2: true, ready);
             await gateway.WaitUntilReadyAsync(http2: false, ready);
             return system;
@@ -112,7 +123,7 @@ public sealed class ChatSystem : IAsyncDisposable
         _inferenceChannel?.Dispose();
         await Gateway.DisposeAsync();
         await Dialogue.DisposeAsync();
-        await Inference.DisposeAsync();
+        foreach (var replica in InferenceReplicas) await replica.DisposeAsync();
         try { Directory.Delete(_directory, recursive: true); } catch (IOException) { }
     }
 }

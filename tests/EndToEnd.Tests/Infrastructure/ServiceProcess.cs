@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
 using System.Reflection;
+using System.Runtime.InteropServices;
 using System.Text;
 using ChatServices.DialogueService.Tests;
 
@@ -90,6 +91,32 @@ public sealed class ServiceProcess : IAsyncDisposable
 
     /// <summary>Ends the process at once, as a crash or an OOM kill would (SIGKILL).</summary>
     public void Kill() => _process.Kill(entireProcessTree: true);
+
+    /// <summary>Asks the process to stop, as Kubernetes does when a pod is deleted (SIGTERM): it drains, then exits.</summary>
+    public void Terminate()
+    {
+        if (SendSignal(_process.Id, SigTerm) != 0) throw new InvalidOperationException($"kill(SIGTERM) failed: errno {Marshal.GetLastPInvokeError()}");
+    }
+
+    /// <summary>Waits for the process to exit on its own and returns its exit code.</summary>
+    public async Task<int> WaitForExitAsync(TimeSpan timeout)
+    {
+        using var cancel = new CancellationTokenSource(timeout);
+        try
+        {
+            await _process.WaitForExitAsync(cancel.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            throw new TimeoutException($"{Name} did not exit within {timeout.TotalSeconds:0} s:\n{Output}");
+        }
+        return _process.ExitCode;
+    }
+
+    private const int SigTerm = 15;
+
+    [DllImport("libc", EntryPoint = "kill", SetLastError = true)]
+    private static extern int SendSignal(int pid, int signal);
 
     public static int FreePort()
     {
