@@ -198,6 +198,7 @@ public sealed class InferenceEngine : IDisposable
         var plan = _scheduler.Schedule();
         foreach (var job in _active) if (job.Admitted) CountAdmitted(job);
         if (plan.IsEmpty) return false;
+        Metrics.Step(plan.Prefills.Count + plan.Decodes.Count);
 
         foreach (var (s, count) in plan.Prefills)
         {

@@ -61,54 +61,61 @@ public sealed class ChatSystem : IAsyncDisposable
             model, new BuildOptions(), Path.Combine(TestPaths.NodeModules, "@lenml", "tokenizer-llama2", "models"));
 
         var extra = extraEnvironment ?? new Dictionary<string, string>();
-        int dialoguePort = ServiceProcess.FreePort(), gatewayPort = ServiceProcess.FreePort();
-        var inference = new List<ServiceProcess>();
-        for (var i = 0; i < inferenceReplicas; i++)
-        {
-            var inferencePort = ServiceProcess.FreePort();
-            inference.Add(ServiceProcess.Start("InferenceService", inferencePort, With(extra, new()
-            {
-                ["Kestrel__Endpoints__Grpc__Url"] = $"http://127.0.0.1:{inferencePort}",
-                ["Kestrel__Endpoints__Management__Url"] = "http://127.0.0.1:0", // not appsettings.json's fixed 9052
-                ["Inference__ModelPath"] = model,
-                ["Inference__KvCacheBudgetMiB"] = "64",
-                ["Inference__IntraOpThreads"] = "1",
-                ["OTEL_SERVICE_NAME"] = "inference-service",
-            })));
-        }
-        var dialogueEnvironment = new Dictionary<string, string>
-        {
-            ["Kestrel__Endpoints__Grpc__Url"] = $"http://127.0.0.1:{dialoguePort}",
-            ["Kestrel__Endpoints__Management__Url"] = "http://127.0.0.1:0", // not appsettings.json's fixed 9051
-            ["Dialogue__ModelPath"] = model,
-            ["Data__Directory"] = Path.Combine(directory, "data"),
-            ["OTEL_SERVICE_NAME"] = "dialogue-service",
-        };
-        for (var i = 0; i < inference.Count; i++) dialogueEnvironment[$"Dialogue__Inference__Endpoints__{i}"] = inference[i].Address.ToString().TrimEnd('/');
-        if (postgresConnectionString is not null) dialogueEnvironment["ConnectionStrings__Conversations"] = postgresConnectionString;
-        var dialogue = ServiceProcess.Start("DialogueService", dialoguePort, With(extra, dialogueEnvironment));
-        var gateway = ServiceProcess.Start("Gateway", gatewayPort, With(extra, new()
-        {
-            ["Kestrel__Endpoints__Http__Url"] = $"http://127.0.0.1:{gatewayPort}",
-            ["Gateway__DialogueEndpoint"] = $"http://127.0.0.1:{dialoguePort}",
-            ["Gateway__AllowAnonymousOnLoopback"] = "true", // as ./run.sh runs it
-            ["OTEL_SERVICE_NAME"] = "gateway",
-        }));
-
-        var system = new ChatSystem(directory, inference, dialogue, gateway);
+        // Each process binds its own ports (port 0) and is started once the address it needs of the one before is known.
+        var started = new List<ServiceProcess>();
         try
         {
+            var inference = new List<ServiceProcess>();
+            for (var i = 0; i < inferenceReplicas; i++)
+            {
+                inference.Add(await Track(started, ServiceProcess.StartAsync("InferenceService", With(extra, new()
+                {
+                    ["Kestrel__Endpoints__Grpc__Url"] = ServiceProcess.AnyPort,
+                    ["Kestrel__Endpoints__Management__Url"] = ServiceProcess.AnyPort, // not appsettings.json's fixed 9052
+                    ["Inference__ModelPath"] = model,
+                    ["Inference__KvCacheBudgetMiB"] = "64",
+                    ["Inference__IntraOpThreads"] = "1",
+                    ["OTEL_SERVICE_NAME"] = "inference-service",
+                }), http2: true)));
+            }
+            var dialogueEnvironment = new Dictionary<string, string>
+            {
+                ["Kestrel__Endpoints__Grpc__Url"] = ServiceProcess.AnyPort,
+                ["Kestrel__Endpoints__Management__Url"] = ServiceProcess.AnyPort, // not appsettings.json's fixed 9051
+                ["Dialogue__ModelPath"] = model,
+                ["Data__Directory"] = Path.Combine(directory, "data"),
+                ["OTEL_SERVICE_NAME"] = "dialogue-service",
+            };
+            for (var i = 0; i < inference.Count; i++) dialogueEnvironment[$"Dialogue__Inference__Endpoints__{i}"] = inference[i].Address.ToString().TrimEnd('/');
+            if (postgresConnectionString is not null) dialogueEnvironment["ConnectionStrings__Conversations"] = postgresConnectionString;
+            var dialogue = await Track(started, ServiceProcess.StartAsync("DialogueService", With(extra, dialogueEnvironment), http2: true));
+            var gateway = await Track(started, ServiceProcess.StartAsync("Gateway", With(extra, new()
+            {
+                ["Kestrel__Endpoints__Http__Url"] = ServiceProcess.AnyPort,
+                ["Gateway__DialogueEndpoint"] = dialogue.Address.ToString().TrimEnd('/'),
+                ["Gateway__AllowAnonymousOnLoopback"] = "true", // as ./run.sh runs it
+                ["OTEL_SERVICE_NAME"] = "gateway",
+            }), http2: false));
+
             var ready = TimeSpan.FromSeconds(90);
             foreach (var replica in inference) await replica.WaitUntilReadyAsync(http2: true, ready);
             await dialogue.WaitUntilReadyAsync(http2: true, ready);
             await gateway.WaitUntilReadyAsync(http2: false, ready);
-            return system;
+            return new ChatSystem(directory, inference, dialogue, gateway);
         }
         catch
         {
-            await system.DisposeAsync();
+            foreach (var process in started) await process.DisposeAsync();
+            try { Directory.Delete(directory, recursive: true); } catch (IOException) { }
             throw;
         }
+    }
+
+    private static async Task<ServiceProcess> Track(List<ServiceProcess> started, Task<ServiceProcess> starting)
+    {
+        var process = await starting;
+        started.Add(process);
+        return process;
     }
 
     private static Dictionary<string, string> With(IReadOnlyDictionary<string, string> extra, Dictionary<string, string> own)

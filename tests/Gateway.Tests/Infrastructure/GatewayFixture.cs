@@ -3,6 +3,7 @@ using System.Net.Http.Headers;
 using ChatServices.Gateway.Auth;
 using Grpc.Core;
 using ChatServices.ServiceDefaults;
+using ChatServices.Tests.Shared;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Hosting;
@@ -122,7 +123,7 @@ public sealed class GatewayFixture : IAsyncLifetime
         if (waitUntilReady)
         {
             using var client = new HttpClient { BaseAddress = address };
-            for (var i = 0; i < 100 && (await client.GetAsync("/readyz")).StatusCode != HttpStatusCode.OK; i++) await Task.Delay(50);
+            await Wait.UntilAsync(async () => (await client.GetAsync("/readyz")).StatusCode == HttpStatusCode.OK, TimeSpan.FromSeconds(10), "the gateway's /readyz answering 200");
         }
         return (app, address);
     }
