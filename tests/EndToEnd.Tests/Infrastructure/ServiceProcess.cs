@@ -112,8 +112,9 @@ public sealed partial class ServiceProcess : IAsyncDisposable
         using var client = new HttpClient { Timeout = TimeSpan.FromSeconds(5) };
         try
         {
+            // An HTTP/2-only endpoint refuses the request (or answers it with an error status).
             using var response = await client.GetAsync($"http://127.0.0.1:{port}/healthz");
-            return true;
+            return response.IsSuccessStatusCode;
         }
         catch (HttpRequestException)
         {
