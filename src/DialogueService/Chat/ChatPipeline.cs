@@ -58,7 +58,7 @@ public sealed class ChatPipeline(
         {
             // Too large whatever the prompt: name the setting, not the messages the window fitter would blame.
             throw Invalid("settings.max_tokens",
-                $"settings.max_tokens is {parameters.MaxNewTokens}; the model's context length is {model.ContextLength} tokens, which must hold the prompt as well as the reply.");
+                $"settings.max_tokens: {parameters.MaxNewTokens} does not fit: the model's context length is {model.ContextLength} tokens, which must hold the prompt as well as the reply.");
         }
         var turn = await GatherAsync(request, cancellationToken);
 

@@ -160,7 +160,8 @@ public sealed class DialogueUpstream(DialogueReplicas replicas, IOptions<Gateway
         {
             RpcException rpc => rpc.StatusCode switch
             {
-                StatusCode.InvalidArgument or StatusCode.OutOfRange => ApiException.InvalidRequest(rpc.Status.Detail, ParamFromDetail(rpc.Status.Detail)),
+                StatusCode.InvalidArgument or StatusCode.OutOfRange => ApiException.InvalidRequest(
+                    rpc.Status.Detail.StartsWith("settings.", StringComparison.Ordinal) ? rpc.Status.Detail[9..] : rpc.Status.Detail, ParamFromDetail(rpc.Status.Detail)),
                 StatusCode.NotFound => ApiException.NotFound(rpc.Status.Detail),
                 StatusCode.ResourceExhausted => new ApiException(StatusCodes.Status429TooManyRequests, "server_overloaded",
                     rpc.Status.Detail.Length > 0 ? rpc.Status.Detail : "The model is at capacity. Try again shortly.", null, "server_overloaded") { RetryAfterSeconds = 1 },

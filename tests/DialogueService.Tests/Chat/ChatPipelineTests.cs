@@ -264,6 +264,28 @@ public sealed class ChatPipelineTests : IAsyncLifetime
         Assert.Empty(backend.Requests);
     }
 
+    [Theory]
+    [InlineData("nul")]
+    [InlineData("max_tokens")]
+    public async Task A_refused_turn_names_the_field_of_the_request_and_stores_nothing(string problem)
+    {
+        var conversation = await _store.CreateAsync("erin", null);
+        var backend = new ScriptedBackend([]);
+        var request = new ChatRequest { OwnerId = "erin", ConversationId = conversation.Id.ToString(), UserMessage = "Hello" };
+        if (problem == "nul") request.UserMessage = "a\0b";
+        else request.Settings = new GenerationSettings { MaxTokens = 100_000 };
+
+        var error = await Assert.ThrowsAsync<RpcException>(() => RunAsync(backend, request));
+
+        Assert.Equal(StatusCode.InvalidArgument, error.StatusCode);
+        Assert.Equal(problem == "nul"
+            ? "user_message: Message content must not contain the character U+0000."
+            : "settings.max_tokens: 100000 does not fit: the model's context length is 256 tokens, which must hold the prompt as well as the reply.",
+            error.Status.Detail);
+        Assert.Empty((await _store.GetAsync("erin", conversation.Id, includeMessages: true)).Messages);
+        Assert.Empty(backend.Requests);
+    }
+
     [Fact]
     public async Task Control_token_strings_in_user_text_stay_plain_text()
     {
