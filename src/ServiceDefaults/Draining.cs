@@ -28,6 +28,43 @@ public sealed class DrainOptions
         var options = section.Get<DrainOptions>() ?? new DrainOptions();
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = options.DrainTimeout + options.StopMargin);
         builder.Services.AddHostedService<DrainReadiness>();
+        builder.Services.AddSingleton(services =>
+            new DrainDeadline(services.GetRequiredService<IHostApplicationLifetime>().ApplicationStopping, options.DrainTimeout));
+    }
+}
+
+/// <summary>
+/// The end of the drain: <see cref="Elapsed"/> fires <see cref="DrainTimeout"/> after the host began to stop (never,
+/// while it runs). Work still going on then is ended with <see cref="Failure"/>, a status that says why.
+/// </summary>
+public sealed class DrainDeadline : IDisposable
+{
+    private readonly CancellationTokenSource _elapsed = new();
+    private readonly CancellationTokenRegistration _stopping;
+
+    public DrainDeadline(CancellationToken stopping, TimeSpan drainTimeout)
+    {
+        DrainTimeout = drainTimeout;
+        _stopping = stopping.Register(() =>
+        {
+            if (drainTimeout <= TimeSpan.Zero) _elapsed.Cancel();
+            else _elapsed.CancelAfter(drainTimeout);
+        });
+    }
+
+    public TimeSpan DrainTimeout { get; }
+
+    public CancellationToken Elapsed => _elapsed.Token;
+
+    /// <summary>UNAVAILABLE (retry elsewhere), saying that <paramref name="service"/> stopped the work at the drain's end.</summary>
+    public Grpc.Core.RpcException Failure(string service, string what) =>
+        new(new Grpc.Core.Status(Grpc.Core.StatusCode.Unavailable,
+            $"{service} shut down: {what} was stopped after the drain time of {DrainTimeout.TotalSeconds:0.#} s."));
+
+    public void Dispose()
+    {
+        _stopping.Dispose();
+        _elapsed.Dispose();
     }
 }
 

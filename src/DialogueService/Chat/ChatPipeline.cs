@@ -32,7 +32,8 @@ public sealed class ChatPipeline(
     IConversationStore store,
     IGenerationBackend backend,
     IOptions<ContentLoggingOptions> contentLogging,
-    ILogger<ChatPipeline> logger)
+    ILogger<ChatPipeline> logger,
+    DrainDeadline? drain = null)
 {
     public const int MaxChoices = 8;
     public const int MaxStopStrings = 4;
@@ -122,10 +123,12 @@ public sealed class ChatPipeline(
         GenerationUsage? usage = null;
         Exception? failure = null;
         var recorded = false;
+        // On SIGTERM a reply may go on for the drain time; then it is stopped, failed with a status that says so.
+        using var stopAtDrainEnd = drain is null ? null : CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, drain.Elapsed);
         try
         {
             var generation = new GenerationRequest(promptIds, parameters, model.EosTokenIds, turn.ConversationId?.ToString());
-            await foreach (var e in backend.GenerateAsync(generation, cancellationToken))
+            await foreach (var e in backend.GenerateAsync(generation, stopAtDrainEnd?.Token ?? cancellationToken))
             {
                 if (e is TokenGenerated t)
                 {
@@ -173,9 +176,12 @@ public sealed class ChatPipeline(
         }
         catch (Exception e)
         {
-            failure = e;
-            activity?.SetStatus(ActivityStatusCode.Error, e is RpcException r ? r.StatusCode.ToString() : e.GetType().Name);
-            throw;
+            failure = drain is { Elapsed.IsCancellationRequested: true } && !cancellationToken.IsCancellationRequested
+                ? drain.Failure("DialogueService", "the reply")
+                : e;
+            activity?.SetStatus(ActivityStatusCode.Error, failure is RpcException r ? r.StatusCode.ToString() : failure.GetType().Name);
+            if (failure == e) throw;
+            throw failure;
         }
         finally
         {

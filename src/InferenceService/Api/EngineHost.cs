@@ -9,7 +9,8 @@ namespace ChatServices.InferenceService.Api;
 /// turns ready (readiness, gRPC health SERVING) only when the model is loaded. A load failure is logged and leaves
 /// the service not ready, with the reason.
 /// </summary>
-public sealed class EngineHost(IOptions<InferenceOptions> options, IOptions<DrainOptions> drain, Readiness readiness, ILogger<EngineHost> logger)
+public sealed class EngineHost(
+    IOptions<InferenceOptions> options, IOptions<DrainOptions> drain, DrainDeadline deadline, Readiness readiness, ILogger<EngineHost> logger)
     : IHostedLifecycleService, IDisposable
 {
     private volatile InferenceEngine? _engine;
@@ -67,7 +68,7 @@ public sealed class EngineHost(IOptions<InferenceOptions> options, IOptions<Drai
         if (await engine.WaitUntilIdleAsync(timeout)) return;
 
         logger.LogWarning("Drain time of {Seconds} s passed: stopping {Count} generation(s) still running", timeout.TotalSeconds, engine.InFlight);
-        engine.StopRemaining($"InferenceService shut down: the generation was stopped after the drain time of {timeout.TotalSeconds:0.#} s.");
+        engine.StopRemaining(deadline.Failure("InferenceService", "the generation").Status.Detail);
         await engine.WaitUntilIdleAsync(drain.Value.StopMargin / 2);
     }
 

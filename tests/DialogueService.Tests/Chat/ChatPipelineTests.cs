@@ -217,6 +217,28 @@ public sealed class ChatPipelineTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_reply_still_running_at_the_end_of_the_drain_is_stopped_with_a_status_that_is_stored()
+    {
+        var conversation = await _store.CreateAsync("dan", null);
+        using var stopping = new CancellationTokenSource();
+        using var drain = new DrainDeadline(stopping.Token, TimeSpan.Zero);
+        // The host begins to stop after three tokens; with no drain time left the reply is stopped at once.
+        var backend = new ScriptedBackend(Ids("A reply that is still going when the service stops"), cancelAfter: 3, stopping);
+        var pipeline = new ChatPipeline(_model, _store, backend, Options.Create(new ContentLoggingOptions()), NullLogger<ChatPipeline>.Instance, drain);
+
+        var error = await Assert.ThrowsAsync<RpcException>(() => pipeline.RunAsync(
+            new ChatRequest { OwnerId = "dan", ConversationId = conversation.Id.ToString(), UserMessage = "Go" }, new CollectingWriter(), CancellationToken.None));
+
+        Assert.Equal(StatusCode.Unavailable, error.StatusCode);
+        Assert.Equal("DialogueService shut down: the reply was stopped after the drain time of 0 s.", error.Status.Detail);
+        var reply = (await _store.GetAsync("dan", conversation.Id, includeMessages: true)).Messages[^1];
+        Assert.Equal(StoreMessageStatus.Failed, reply.Status);
+        Assert.Equal("Unavailable: " + error.Status.Detail, reply.Error);
+        Assert.StartsWith(reply.Content, "A reply that is still going when the service stops");
+        Assert.NotEmpty(reply.Content);
+    }
+
+    [Fact]
     public async Task An_upstream_failure_reaches_the_caller_and_the_reply_is_recorded_failed()
     {
         var conversation = await _store.CreateAsync("dan", null);
