@@ -28,7 +28,7 @@ const questionWords = 100;
 // Every other loop asks for long replies (short questions, two turns per conversation), so that replies are always
 // streaming when a replica is killed: the cut mid-stream is exercised in every run, not by chance.
 const longLoop = chat => chat % 2 === 1;
-const longReply = { turns: 2, maxTokens: 1200, questionWords: 20 };
+const longReply = { turns: 2, maxTokens: 500, questionWords: 20 };
 
 const startedAt = Date.now();
 const endAt = startedAt + durationMs;
