@@ -34,18 +34,30 @@ else
   failed=$((failed + 1)); status=1
 fi
 # The multi-host fault tests: replicas killed and PostgreSQL crashed under load, each service in its own network
-# namespace. They need root and network namespaces; where those are missing they cannot run, and this says so.
-if [[ -z ${CHATSERVICES_SKIP_FAULT_TESTS:-} ]]; then
-  if [[ $(id -u) -eq 0 ]] && ip netns add chatservices-probe 2>/dev/null && ip netns del chatservices-probe; then
-    echo; echo "[test] multi-host fault tests (tests/Faults/run-fault-tests.sh)"
-    if tests/Faults/run-fault-tests.sh --results artifacts/fault-results.md; then
-      passed=$((passed + 1))
-    else
-      failed=$((failed + 1)); status=1
-    fi
-  else
-    echo; echo "[test] multi-host fault tests NOT RUN: they need root and network namespaces (ip netns)"
+# namespace. Each of their checks counts as a test (the "- PASS:" / "- FAIL:" lines of their results); a run that
+# fails before it could check anything counts as one failure. They need root and network namespaces; where those
+# are missing, or CHATSERVICES_SKIP_FAULT_TESTS is set, they cannot run, and count as skipped.
+echo
+if [[ -n ${CHATSERVICES_SKIP_FAULT_TESTS:-} ]]; then
+  echo "[test] multi-host fault tests SKIPPED (CHATSERVICES_SKIP_FAULT_TESTS is set)"
+  skipped=$((skipped + 1))
+elif [[ $(id -u) -eq 0 ]] && ip netns add chatservices-probe 2>/dev/null && ip netns del chatservices-probe; then
+  echo "[test] multi-host fault tests (tests/Faults/run-fault-tests.sh)"
+  fault_results=artifacts/fault-results.md
+  rm -f "$fault_results"
+  fault_status=0
+  tests/Faults/run-fault-tests.sh --results "$fault_results" || fault_status=$?
+  fault_passed=$(grep -c '^- PASS: ' "$fault_results" 2>/dev/null || true)
+  fault_failed=$(grep -c '^- FAIL: ' "$fault_results" 2>/dev/null || true)
+  if ((fault_status != 0)); then
+    status=1
+    ((${fault_failed:-0} > 0)) || fault_failed=1 # it failed before (or outside) its checks
   fi
+  passed=$((passed + ${fault_passed:-0})); failed=$((failed + ${fault_failed:-0}))
+  echo "[test] fault checks: ${fault_passed:-0} passed, ${fault_failed:-0} failed"
+else
+  echo "[test] multi-host fault tests SKIPPED: they need root and network namespaces (ip netns)"
+  skipped=$((skipped + 1))
 fi
 
 echo

@@ -283,6 +283,29 @@ function environmentValue(pod, variable, byKindName) {
   return undefined;
 }
 
+// Seconds in a .NET TimeSpan setting ("00:01:40", "100" is not one): null when unset or unreadable.
+function timeSpanSeconds(text) {
+  const match = /^(?:(\d+)\.)?(\d{1,2}):(\d{2}):(\d{2}(?:\.\d+)?)$/.exec(text ?? "");
+  return match ? Number(match[1] ?? 0) * 86400 + Number(match[2]) * 3600 + Number(match[3]) * 60 + Number(match[4]) : null;
+}
+
+// Graceful drain (src/ServiceDefaults/Draining.cs): after SIGTERM a service drains for Shutdown__DrainTimeout and then
+// takes Shutdown__StopMargin (default 5 s) to end what remains; with the preStop pause before SIGTERM, that must fit in
+// terminationGracePeriodSeconds, or the kubelet's SIGKILL cuts replies off without a status.
+function drainProblems(pod, byKindName) {
+  const drain = environmentValue(pod, "Shutdown__DrainTimeout", byKindName);
+  if (drain === undefined) return ["Shutdown__DrainTimeout is not set: the drain time must be matched to terminationGracePeriodSeconds"];
+  const drainSeconds = timeSpanSeconds(drain);
+  const marginSeconds = timeSpanSeconds(environmentValue(pod, "Shutdown__StopMargin", byKindName) ?? "00:00:05");
+  if (drainSeconds === null || marginSeconds === null) return [`Shutdown__DrainTimeout '${drain}' is not a TimeSpan (hh:mm:ss)`];
+  const preStop = Math.max(0, ...(pod.containers ?? []).map((c) => c.lifecycle?.preStop?.sleep?.seconds ?? 0));
+  const grace = pod.terminationGracePeriodSeconds ?? 30;
+  const needed = preStop + drainSeconds + marginSeconds;
+  return needed > grace
+    ? [`preStop ${preStop} s + drain ${drainSeconds} s + stop margin ${marginSeconds} s = ${needed} s exceeds terminationGracePeriodSeconds ${grace}`]
+    : [];
+}
+
 // Who may open connections to whom: the gateway is the only entry point, and each tier is reached only from
 // the tier in front of it — and DialogueService also from backend teams' namespaces, selected by one label (they
 // authenticate like every caller). Workloads not listed here are not constrained by this rule.
@@ -363,6 +386,7 @@ function projectProblems(objects, overlay) {
       for (const problem of containerProblems(container, pod, images, { init: true })) report(workload, problem);
     }
     for (const problem of referenceProblems(pod, byKindName)) report(workload, problem);
+    for (const problem of drainProblems(pod, byKindName)) report(workload, problem);
     for (const problem of scrapeProblems(workload.spec?.template)) report(workload, problem);
     if (pod.automountServiceAccountToken !== false) report(workload, "automountServiceAccountToken is not false");
 

@@ -58,6 +58,13 @@ public sealed class GatewayOptions
     /// <summary>Most messages one chat request may carry.</summary>
     public int MaxMessages { get; set; } = 256;
 
+    /// <summary>
+    /// While a streamed reply waits for its first token (queued for the engine, or its prompt being prefilled), an
+    /// SSE comment line is sent this often so that proxies and load balancers do not cut the idle connection.
+    /// Zero turns it off.
+    /// </summary>
+    public TimeSpan SseKeepAliveInterval { get; set; } = TimeSpan.FromSeconds(15);
+
     /// <summary>Origins allowed to call the API from a browser on another origin (CORS). Empty: none; "*": any.</summary>
     public string[] CorsOrigins { get; set; } = [];
 }

@@ -72,6 +72,7 @@ public static class GrpcServerDefaults
     /// <summary>Maps health and reflection; call it after the app's own <c>MapGrpcService</c> calls.</summary>
     public static WebApplication MapGrpcServiceDefaults(this WebApplication app)
     {
+        app.UseMiddleware<AbandonedBeforeHandlerMiddleware>();
         app.MapGrpcReadinessHealth();
         app.MapGrpcReflectionService();
         return app;

@@ -39,6 +39,7 @@ public static class ServiceDefaultsExtensions
         builder.Services.Configure<ContentLoggingOptions>(builder.Configuration.GetSection("Telemetry"));
 
         builder.Services.AddSingleton<Readiness>();
+        DrainOptions.Add(builder);
         builder.Services.AddHealthChecks()
             .AddCheck("self", () => HealthCheckResult.Healthy())
             .AddCheck<ReadinessHealthCheck>("ready", tags: [ReadyTag]);

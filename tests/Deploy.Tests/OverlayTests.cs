@@ -70,6 +70,21 @@ public sealed class OverlayTests
     }
 
     [Fact]
+    public void Rejects_a_drain_time_the_termination_grace_period_cannot_hold()
+    {
+        // Every service's drain, 100 s, becomes 115 s: with the preStop pause and the stop margin, past the 120 s grace.
+        var problems = ProblemsWith("cpu", "Shutdown__DrainTimeout: \"00:01:40\"", "Shutdown__DrainTimeout: \"00:01:55\"");
+
+        Assert.Equal(
+            [
+                "stdin: Deployment/dialogue-service: preStop 5 s + drain 115 s + stop margin 5 s = 125 s exceeds terminationGracePeriodSeconds 120",
+                "stdin: Deployment/gateway: preStop 5 s + drain 115 s + stop margin 5 s = 125 s exceeds terminationGracePeriodSeconds 120",
+                "stdin: Deployment/inference-service: preStop 10 s + drain 115 s + stop margin 5 s = 130 s exceeds terminationGracePeriodSeconds 120",
+            ],
+            problems.Order());
+    }
+
+    [Fact]
     public void Rejects_a_deployment_without_resources_security_context_probes_or_isolation()
     {
         const string bare = """
@@ -105,6 +120,7 @@ public sealed class OverlayTests
             "container bare: no startupProbe", "container bare: no livenessProbe", "container bare: no readinessProbe",
             "automountServiceAccountToken is not false", "no NetworkPolicy of its own restricts its ingress",
             "no PodDisruptionBudget selects its pods", "no HorizontalPodAutoscaler or ScaledObject scales it",
+            "Shutdown__DrainTimeout is not set: the drain time must be matched to terminationGracePeriodSeconds",
         ];
         Assert.Equal(expected.Select(problem => $"stdin: Deployment/bare: {problem}").Order(), ErrorLines(result).Order());
     }

@@ -1,3 +1,4 @@
+using System.Net;
 using System.Text.Json;
 using ChatServices.EndToEnd.Tests.Infrastructure;
 using ChatServices.Gateway.Tests.Infrastructure;
@@ -24,6 +25,25 @@ public sealed class GatewayTests(ChatSystemFixture fixture)
         Assert.Equal("model", summary.GetProperty("model").GetString()); // the model folder's name
         Assert.False(string.IsNullOrEmpty(summary.GetProperty("reply").GetString()));
         Assert.True(summary.GetProperty("usage").GetProperty("completion_tokens").GetInt32() > 0);
+    }
+
+    /// <summary>Refusals that DialogueService makes reach the HTTP caller naming the field as the caller sent it.</summary>
+    [Fact]
+    public async Task Errors_from_the_whole_system_name_the_field_the_caller_sent()
+    {
+        using var client = new HttpClient { BaseAddress = System.Gateway.Address };
+
+        var token = await (await client.GetAsync("/api/conversations?page_token=not-a-token")).AssertErrorAsync(HttpStatusCode.BadRequest, "page_token");
+        Assert.Equal("page_token: The page token is not valid; pass the token of the previous page unchanged.", token.GetProperty("message").GetString());
+
+        var id = (await (await client.PostJsonAsync("/api/conversations", "{}")).JsonAsync()).GetProperty("id").GetString();
+        var tooLong = await (await client.PostJsonAsync($"/api/conversations/{id}/messages", """{"content":"hi","max_tokens":100000}"""))
+            .AssertErrorAsync(HttpStatusCode.BadRequest, "max_tokens");
+        Assert.StartsWith("max_tokens: 100000 does not fit: the model's context length is 1024 tokens", tooLong.GetProperty("message").GetString());
+
+        var nul = await (await client.PostJsonAsync($"/api/conversations/{id}/messages", """{"content":"a\u0000b"}"""))
+            .AssertErrorAsync(HttpStatusCode.BadRequest, "content");
+        Assert.Contains("U+0000", nul.GetProperty("message").GetString());
     }
 
     [Fact]

@@ -29,14 +29,13 @@ public sealed class KeysAcrossGatewaysTests(ChatSystemFixture fixture) : IAsyncL
     {
         for (var i = 0; i < 2; i++)
         {
-            var port = ServiceProcess.FreePort();
-            var gateway = ServiceProcess.Start("Gateway", port, new Dictionary<string, string>
+            var gateway = await ServiceProcess.StartAsync("Gateway", new Dictionary<string, string>
             {
-                ["Kestrel__Endpoints__Http__Url"] = $"http://127.0.0.1:{port}",
+                ["Kestrel__Endpoints__Http__Url"] = ServiceProcess.AnyPort,
                 ["Gateway__DialogueEndpoint"] = System.Dialogue.Address.ToString(),
                 ["Gateway__DialogueApiKey"] = TestCredentials.BackendServiceKey,
                 ["Gateway__KeyCacheSeconds"] = KeyCacheSeconds.ToString(),
-            });
+            }, http2: false);
             _gateways.Add(gateway);
             await gateway.WaitUntilReadyAsync(http2: false, TimeSpan.FromSeconds(60));
         }

@@ -231,13 +231,19 @@ crash() { # kill -9 a host's service; reaped quietly
   unset "pids[$1]"
   event "kill -9 $1"
 }
+# Sequences inference-a is generating now, from its /metrics (management endpoint, loopback in its namespace).
+running_on_a() {
+  ip netns exec csf-inference-a curl -s -m 1 http://127.0.0.1:9052/metrics 2>/dev/null \
+    | awk '/^chatservices_inference_sequences_running[{ ]/ { print int($NF); found = 1 } END { if (!found) print 0 }'
+}
 at 16
-# Strike while turns are both waiting for their first token and streaming (within 10 s), so that both the retry
-# before the first token and the cut mid-stream are likely exercised (which replica each turn is on is not known).
-for _ in $(seq 400); do
+# Strike while turns are waiting for their first token and long replies are streaming from inference-a (the load's
+# long-reply loops keep some streaming at all times), so that both the retry before the first token and the cut
+# mid-stream are exercised; load.mjs fails the run if either was not.
+for _ in $(seq 200); do
   read -r waiting streaming <"$work/in-flight" 2>/dev/null || { waiting=0 streaming=0; }
-  ((waiting >= 1 && streaming >= 3)) && break
-  sleep 0.025
+  ((waiting >= 1 && streaming >= 3 && $(running_on_a) >= 2)) && break
+  sleep 0.05
 done
 crash inference-a
 at 40; crash dialogue-a

@@ -171,5 +171,6 @@ public sealed class DialogueApi(IConversationStore store, ChatPipeline chat, Ser
         ParentId = m.ParentId?.ToString() ?? "",
         PromptTokens = m.Usage?.PromptTokens ?? 0,
         CompletionTokens = m.Usage?.CompletionTokens ?? 0,
+        Error = m.Error ?? "",
     };
 }

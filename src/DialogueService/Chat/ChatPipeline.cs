@@ -32,7 +32,8 @@ public sealed class ChatPipeline(
     IConversationStore store,
     IGenerationBackend backend,
     IOptions<ContentLoggingOptions> contentLogging,
-    ILogger<ChatPipeline> logger)
+    ILogger<ChatPipeline> logger,
+    DrainDeadline? drain = null)
 {
     public const int MaxChoices = 8;
     public const int MaxStopStrings = 4;
@@ -54,6 +55,12 @@ public sealed class ChatPipeline(
         using var activity = Source.StartActivity("chat");
         var started = Stopwatch.GetTimestamp();
         var parameters = ValidateSettings(request.Settings ?? new GenerationSettings(), out var stops);
+        if (parameters.MaxNewTokens >= model.ContextLength)
+        {
+            // Too large whatever the prompt: name the setting, not the messages the window fitter would blame.
+            throw Invalid("settings.max_tokens",
+                $"settings.max_tokens: {parameters.MaxNewTokens} does not fit: the model's context length is {model.ContextLength} tokens, which must hold the prompt as well as the reply.");
+        }
         var turn = await GatherAsync(request, cancellationToken);
 
         // Fit and tokenize before anything is stored: a prompt that cannot fit is refused with nothing written.
@@ -118,10 +125,12 @@ public sealed class ChatPipeline(
         GenerationUsage? usage = null;
         Exception? failure = null;
         var recorded = false;
+        // On SIGTERM a reply may go on for the drain time; then it is stopped, failed with a status that says so.
+        using var stopAtDrainEnd = drain is null ? null : CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, drain.Elapsed);
         try
         {
             var generation = new GenerationRequest(promptIds, parameters, model.EosTokenIds, turn.ConversationId?.ToString());
-            await foreach (var e in backend.GenerateAsync(generation, cancellationToken))
+            await foreach (var e in backend.GenerateAsync(generation, stopAtDrainEnd?.Token ?? cancellationToken))
             {
                 if (e is TokenGenerated t)
                 {
@@ -169,9 +178,12 @@ public sealed class ChatPipeline(
         }
         catch (Exception e)
         {
-            failure = e;
-            activity?.SetStatus(ActivityStatusCode.Error, e is RpcException r ? r.StatusCode.ToString() : e.GetType().Name);
-            throw;
+            failure = drain is { Elapsed.IsCancellationRequested: true } && !cancellationToken.IsCancellationRequested
+                ? drain.Failure("DialogueService", "the reply")
+                : e;
+            activity?.SetStatus(ActivityStatusCode.Error, failure is RpcException r ? r.StatusCode.ToString() : failure.GetType().Name);
+            if (failure == e) throw;
+            throw failure;
         }
         finally
         {
@@ -290,6 +302,15 @@ public sealed class ChatPipeline(
             throw Invalid("continue_reply", "continue_reply excludes user_message and regenerate.");
         if (request.ContinueReply && !request.HasParentMessageId) throw Invalid("parent_message_id", "parent_message_id must name the reply to continue.");
         if (!request.Regenerate && !request.ContinueReply && string.IsNullOrWhiteSpace(request.UserMessage)) throw Invalid("user_message", "user_message must not be empty.");
+        try
+        {
+            // Checked here, before anything is rendered or stored, so that a refusal names this request's field.
+            if (!request.Regenerate && !request.ContinueReply) ConversationLimits.Content(request.UserMessage);
+        }
+        catch (ConversationValidationException e)
+        {
+            throw Invalid("user_message", e.Message);
+        }
 
         var id = Api.DialogueApi.ParseId(request.ConversationId);
         ConversationDetail detail;

@@ -10,9 +10,15 @@ public sealed class ConversationNotFoundException(Guid conversationId)
     public Guid ConversationId { get; } = conversationId;
 }
 
-/// <summary>An argument is out of its allowed range or format. Maps to INVALID_ARGUMENT.</summary>
+/// <summary>
+/// An argument is out of its allowed range or format. Maps to INVALID_ARGUMENT. Its message is written for the
+/// caller as it is (without ArgumentException's "(Parameter 'x')" suffix, which names a C# parameter).
+/// </summary>
 public sealed class ConversationValidationException(string paramName, string message)
-    : ArgumentException(message, paramName);
+    : ArgumentException(message, paramName)
+{
+    public override string Message { get; } = message;
+}
 
 /// <summary>
 /// The request conflicts with the current state, such as completing an assistant message that is already

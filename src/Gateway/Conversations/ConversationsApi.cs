@@ -5,6 +5,7 @@ using ChatServices.Gateway.Upstream;
 using ChatServices.Protos.Chat.V1;
 using Google.Protobuf.WellKnownTypes;
 using Microsoft.AspNetCore.Mvc;
+using Microsoft.Extensions.Options;
 
 namespace ChatServices.Gateway.Conversations;
 
@@ -15,6 +16,7 @@ namespace ChatServices.Gateway.Conversations;
 public static class ConversationsApi
 {
     private const int MaxTitleLength = 200;
+    private const int MaxPageSize = 100;
 
     public static RouteGroupBuilder MapConversationsApi(this IEndpointRouteBuilder app)
     {
@@ -30,13 +32,18 @@ public static class ConversationsApi
     }
 
     public static async Task ListConversations(
-        HttpContext http, DialogueUpstream upstream, [FromQuery(Name = "page_size")] int? pageSize, [FromQuery(Name = "page_token")] string? pageToken)
+        HttpContext http, DialogueUpstream upstream, [FromQuery(Name = "page_size")] string? pageSize, [FromQuery(Name = "page_token")] string? pageToken)
     {
-        if (pageSize is < 1 or > 100) throw ApiException.InvalidRequest("'page_size' must be between 1 and 100.", "page_size");
+        // Bound as text and parsed here: the framework's binder would answer "abc" or 99999999999 in its own words.
+        var size = 0;
+        if (pageSize is not null && !(int.TryParse(pageSize, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out size) && size is >= 1 and <= MaxPageSize))
+        {
+            throw ApiException.InvalidRequest($"Invalid value for 'page_size': '{pageSize}'. It must be an integer between 1 and {MaxPageSize}.", "page_size", "invalid_value");
+        }
         var page = await upstream.ListConversationsAsync(new ListConversationsRequest
         {
             OwnerId = http.GetCaller().OwnerId,
-            PageSize = pageSize ?? 0,
+            PageSize = size,
             PageToken = pageToken ?? "",
         }, http.RequestAborted);
         var body = new ConversationPage
@@ -100,7 +107,7 @@ public static class ConversationsApi
     /// <c>finished</c> ({finish_reason, assistant_message_id}), <c>usage</c>, or <c>error</c>; then
     /// <c>data: [DONE]</c>. Closing the connection cancels the generation; what was produced is kept, marked cancelled.
     /// </summary>
-    public static async Task SendMessage(string id, HttpContext http, DialogueUpstream upstream, TokenBudgets budgets)
+    public static async Task SendMessage(string id, HttpContext http, DialogueUpstream upstream, TokenBudgets budgets, IOptions<GatewayOptions> options)
     {
         var body = await OpenAiJson.ReadBodyAsync(http.Request, ConversationsJsonContext.Default.SendMessageBody);
         var regenerate = body.Regenerate == true;
@@ -117,6 +124,11 @@ public static class ConversationsApi
         if (!regenerate && !continueReply && string.IsNullOrWhiteSpace(body.Content))
         {
             throw ApiException.InvalidRequest("'content' is required.", "content");
+        }
+        if (body.Content?.Contains('\0') == true)
+        {
+            // Stored messages cannot hold NUL (PostgreSQL text refuses it); refused here, naming this body's field.
+            throw ApiException.InvalidRequest("'content' must not contain the character U+0000 (NUL).", "content", "invalid_value");
         }
 
         var request = new ChatRequest
@@ -145,7 +157,7 @@ public static class ConversationsApi
 
         try
         {
-            await foreach (var e in call.ReadEventsAsync())
+            await foreach (var e in call.ReadEventsAsync(sse, options.Value.SseKeepAliveInterval, ct))
             {
                 switch (e.EventCase)
                 {

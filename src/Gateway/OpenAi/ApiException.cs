@@ -20,6 +20,9 @@ public sealed class ApiException(int statusCode, string type, string message, st
     /// <summary>Seconds the caller should wait before retrying (429, 503); sent as <c>Retry-After</c>.</summary>
     public int? RetryAfterSeconds { get; init; }
 
+    /// <summary>The methods the URL does serve (405); sent as <c>Allow</c>.</summary>
+    public string? Allow { get; init; }
+
     /// <summary>The upstream service could not be reached at all (no connection): nothing was sent to it.</summary>
     public bool UpstreamUnreachable { get; init; }
 
@@ -39,6 +42,10 @@ public sealed class ApiException(int statusCode, string type, string message, st
 
     public static ApiException NotFound(string message, string? code = "not_found") =>
         new(StatusCodes.Status404NotFound, "invalid_request_error", message, null, code);
+
+    public static ApiException MethodNotAllowed(string method, string path, string allowed) =>
+        new(StatusCodes.Status405MethodNotAllowed, "invalid_request_error",
+            $"{method} is not supported on {path}; use {(allowed.Length == 0 ? "another method" : allowed)}.", null, "method_not_allowed") { Allow = allowed };
 
     public static ApiException BodyTooLarge(long limit) =>
         new(StatusCodes.Status413RequestEntityTooLarge, "invalid_request_error",

@@ -19,6 +19,7 @@ public static class ChatCompletionsApi
         var body = await OpenAiJson.ReadBodyAsync(http.Request, OpenAiJson.Context.ChatCompletionRequest);
         var model = await upstream.RequireModelAsync(body.Model, http.RequestAborted);
         var request = ToChatRequest(body, http.GetCaller().OwnerId, options.Value.MaxMessages);
+        GenerationSettingsMapping.CheckFitsContext(request.Settings, body.MaxCompletionTokens is not null ? "max_completion_tokens" : "max_tokens", model.ContextLength);
         var choices = GenerationSettingsMapping.ChoiceCount(request.Settings);
 
         await using var call = await upstream.StartChatAsync(request, budgets.Charge(http.GetCaller(), TokenEstimate.ForChat(request)), http.RequestAborted);
@@ -27,7 +28,7 @@ public static class ChatCompletionsApi
 
         if (body.Stream == true)
         {
-            await StreamAsync(http.Response, call, id, created, model.Id, choices, body.StreamOptions?.IncludeUsage == true, http.RequestAborted);
+            await StreamAsync(http.Response, call, id, created, model.Id, choices, body.StreamOptions?.IncludeUsage == true, options.Value.SseKeepAliveInterval, http.RequestAborted);
             return;
         }
 
@@ -143,9 +144,9 @@ public static class ChatCompletionsApi
     /// The chat stream: per choice first a chunk with the assistant role and empty content, then one chunk per
     /// delta (with its logprobs when asked for), then one with the finish reason and an empty delta.
     /// </summary>
-    private static async Task StreamAsync(HttpResponse response, ChatCall call, string id, long created, string model, int choices, bool includeUsage, CancellationToken cancellationToken)
+    private static async Task StreamAsync(HttpResponse response, ChatCall call, string id, long created, string model, int choices, bool includeUsage, TimeSpan keepAliveInterval, CancellationToken cancellationToken)
     {
-        using var chunks = new CompletionChunkWriter(response, id, "chat.completion.chunk", created, model, includeUsage);
+        using var chunks = new CompletionChunkWriter(response, id, "chat.completion.chunk", created, model, includeUsage, keepAliveInterval);
         for (var i = 0; i < choices; i++)
         {
             var json = chunks.BeginChoice(i);

@@ -10,9 +10,11 @@ namespace ChatServices.Gateway.OpenAi;
 /// <c>text_completion</c>: one choice per chunk, each chunk carrying the id, object, created and model (and
 /// <c>"usage": null</c> when usage was asked for); per choice a chunk with its finish reason; then, with
 /// <c>include_usage</c>, a chunk with no choices and the usage; then <c>data: [DONE]</c>. An upstream failure
-/// after the stream has started (the status line is sent) ends it with an error event, as OpenAI does.
+/// after the stream has started (the status line is sent) ends it with an error event, as OpenAI does. While the
+/// first token is awaited, SSE comments keep the connection alive (<see cref="GatewayOptions.SseKeepAliveInterval"/>).
 /// </summary>
-internal sealed class CompletionChunkWriter(HttpResponse response, string id, string objectName, long created, string model, bool includeUsage)
+internal sealed class CompletionChunkWriter(
+    HttpResponse response, string id, string objectName, long created, string model, bool includeUsage, TimeSpan keepAliveInterval)
     : IDisposable
 {
     /// <summary>Writes a delta's fields into its choice; returns whether it wrote <c>logprobs</c>.</summary>
@@ -46,7 +48,7 @@ internal sealed class CompletionChunkWriter(HttpResponse response, string id, st
     {
         try
         {
-            await foreach (var e in call.ReadEventsAsync())
+            await foreach (var e in call.ReadEventsAsync(_sse, keepAliveInterval, cancellationToken))
             {
                 if (e.EventCase == ChatEvent.EventOneofCase.Delta)
                 {

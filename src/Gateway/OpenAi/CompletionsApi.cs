@@ -3,6 +3,7 @@ using ChatServices.Gateway.Auth;
 using ChatServices.Gateway.Limits;
 using ChatServices.Gateway.Upstream;
 using ChatServices.Protos.Chat.V1;
+using Microsoft.Extensions.Options;
 
 namespace ChatServices.Gateway.OpenAi;
 
@@ -12,11 +13,12 @@ namespace ChatServices.Gateway.OpenAi;
 /// </summary>
 public static class CompletionsApi
 {
-    public static async Task CreateCompletion(HttpContext http, DialogueUpstream upstream, TokenBudgets budgets)
+    public static async Task CreateCompletion(HttpContext http, DialogueUpstream upstream, TokenBudgets budgets, IOptions<GatewayOptions> options)
     {
         var body = await OpenAiJson.ReadBodyAsync(http.Request, OpenAiJson.Context.CompletionRequest);
         var model = await upstream.RequireModelAsync(body.Model, http.RequestAborted);
         var request = ToChatRequest(body, http.GetCaller().OwnerId);
+        GenerationSettingsMapping.CheckFitsContext(request.Settings, "max_tokens", model.ContextLength);
         var choices = GenerationSettingsMapping.ChoiceCount(request.Settings);
 
         await using var call = await upstream.StartChatAsync(request, budgets.Charge(http.GetCaller(), TokenEstimate.ForChat(request)), http.RequestAborted);
@@ -25,7 +27,7 @@ public static class CompletionsApi
 
         if (body.Stream == true)
         {
-            await StreamAsync(http.Response, call, id, created, model.Id, choices, body.StreamOptions?.IncludeUsage == true, http.RequestAborted);
+            await StreamAsync(http.Response, call, id, created, model.Id, choices, body.StreamOptions?.IncludeUsage == true, options.Value.SseKeepAliveInterval, http.RequestAborted);
             return;
         }
 
@@ -66,9 +68,9 @@ public static class CompletionsApi
         };
     }
 
-    private static async Task StreamAsync(HttpResponse response, ChatCall call, string id, long created, string model, int choices, bool includeUsage, CancellationToken cancellationToken)
+    private static async Task StreamAsync(HttpResponse response, ChatCall call, string id, long created, string model, int choices, bool includeUsage, TimeSpan keepAliveInterval, CancellationToken cancellationToken)
     {
-        using var chunks = new CompletionChunkWriter(response, id, "text_completion", created, model, includeUsage);
+        using var chunks = new CompletionChunkWriter(response, id, "text_completion", created, model, includeUsage, keepAliveInterval);
         await response.StartAsync(cancellationToken);
         await chunks.WriteAsync(call, choices,
             static (json, delta) =>

@@ -91,6 +91,20 @@ internal static class GenerationSettingsMapping
         return settings;
     }
 
+    /// <summary>
+    /// A reply limit the model's context cannot hold even with an empty prompt is the limit's fault: refused here,
+    /// naming the parameter as the caller wrote it (DialogueService would otherwise blame the messages).
+    /// </summary>
+    public static void CheckFitsContext(GenerationSettings settings, string maxTokensParam, int contextLength)
+    {
+        if (contextLength > 0 && settings.MaxTokens >= contextLength)
+        {
+            throw ApiException.InvalidRequest(
+                $"Invalid value for '{maxTokensParam}': {settings.MaxTokens}. This model's context length is {contextLength} tokens, " +
+                $"which must hold the prompt as well as the reply: ask for fewer than {contextLength}.", maxTokensParam, "invalid_value");
+        }
+    }
+
     /// <summary>Choices the request asks for (the contract's default is 1).</summary>
     public static int ChoiceCount(GenerationSettings settings) => settings.N == 0 ? 1 : settings.N;
 

@@ -45,10 +45,21 @@ public static class OpenAiJson
                 $"Unsupported content type '{request.ContentType}': send the body as application/json.", null, "unsupported_content_type");
         }
 
+        // Read whole (Kestrel bounds its size) so that all of it is checked as UTF-8: the JSON reader validates strings
+        // it decodes but skips the bytes of an unknown property's name, which would let a mangled key pass as absent.
+        using var buffer = new MemoryStream();
+        await request.Body.CopyToAsync(buffer, request.HttpContext.RequestAborted);
+        var bytes = buffer.GetBuffer().AsSpan(0, (int)buffer.Length);
+        if (!System.Text.Unicode.Utf8.IsValid(bytes))
+        {
+            throw ApiException.InvalidRequest(
+                $"The request body is not valid UTF-8 (at byte {InvalidUtf8Offset(bytes)}): send JSON encoded as UTF-8.", null, "invalid_encoding");
+        }
+
         T? body;
         try
         {
-            body = await JsonSerializer.DeserializeAsync(request.Body, typeInfo, request.HttpContext.RequestAborted);
+            body = JsonSerializer.Deserialize(bytes, typeInfo);
         }
         catch (JsonException e)
         {
@@ -60,6 +71,14 @@ public static class OpenAiJson
         }
 
         return body ?? throw ApiException.InvalidRequest("The request body must be a JSON object.");
+    }
+
+    private static int InvalidUtf8Offset(ReadOnlySpan<byte> bytes)
+    {
+        var offset = 0;
+        while (offset < bytes.Length && System.Text.Rune.DecodeFromUtf8(bytes[offset..], out _, out var length) == System.Buffers.OperationStatus.Done)
+            offset += length;
+        return offset;
     }
 
     public static Task WriteAsync<T>(HttpResponse response, T value, JsonTypeInfo<T> typeInfo, int statusCode = StatusCodes.Status200OK)

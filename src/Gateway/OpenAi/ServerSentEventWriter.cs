@@ -19,6 +19,7 @@ public sealed class ServerSentEventWriter : IDisposable
     private static readonly byte[] DataPrefix = "data: "u8.ToArray();
     private static readonly byte[] EventEnd = "\n\n"u8.ToArray();
     private static readonly byte[] Done = "data: [DONE]\n\n"u8.ToArray();
+    private static readonly byte[] KeepAlive = ": keep-alive\n\n"u8.ToArray();
 
     private readonly HttpResponse _response;
     private readonly PipeWriter _pipe;
@@ -56,6 +57,13 @@ public sealed class ServerSentEventWriter : IDisposable
     {
         _json.Flush();
         WriteRaw(EventEnd);
+        return _pipe.FlushAsync(cancellationToken);
+    }
+
+    /// <summary>An SSE comment (<c>: keep-alive</c>): clients ignore it; proxies see traffic on an idle stream.</summary>
+    public ValueTask<FlushResult> WriteKeepAliveAsync(CancellationToken cancellationToken)
+    {
+        WriteRaw(KeepAlive);
         return _pipe.FlushAsync(cancellationToken);
     }
 

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using ChatServices.Gateway.Limits;
 using ChatServices.Gateway.OpenAi;
 using ChatServices.Protos.Chat.V1;
@@ -33,9 +34,14 @@ public sealed class ChatCall : IAsyncDisposable
     /// The events after <see cref="Started"/>; upstream failures surface as <see cref="ApiException"/>. The call
     /// was started with the request's cancellation token, which also ends this enumeration.
     /// </summary>
-    public async IAsyncEnumerable<ChatEvent> ReadEventsAsync()
+    /// <param name="keepAlive">For a stream: until the first delta arrives (the request is queued, or its prompt is
+    /// prefilled), an SSE comment is sent every <paramref name="keepAliveInterval"/> of silence.</param>
+    public async IAsyncEnumerable<ChatEvent> ReadEventsAsync(
+        ServerSentEventWriter? keepAlive = null, TimeSpan keepAliveInterval = default, [EnumeratorCancellation] CancellationToken cancellationToken = default)
     {
-        while (await _events.MoveNextAsync())
+        while (await (keepAlive is not null && keepAliveInterval > TimeSpan.Zero && _deltas == 0
+                   ? MoveNextKeepingAliveAsync(keepAlive, keepAliveInterval, cancellationToken)
+                   : _events.MoveNextAsync()))
         {
             var e = _events.Current;
             if (e.EventCase == ChatEvent.EventOneofCase.Delta) _deltas++;
@@ -45,6 +51,22 @@ public sealed class ChatCall : IAsyncDisposable
                 _charge.Settle(e.Usage.PromptTokens + e.Usage.CompletionTokens);
             }
             yield return e;
+        }
+    }
+
+    private async ValueTask<bool> MoveNextKeepingAliveAsync(ServerSentEventWriter sse, TimeSpan interval, CancellationToken cancellationToken)
+    {
+        var next = _events.MoveNextAsync().AsTask();
+        while (true)
+        {
+            try
+            {
+                return await next.WaitAsync(interval, cancellationToken);
+            }
+            catch (TimeoutException)
+            {
+                await sse.WriteKeepAliveAsync(cancellationToken);
+            }
         }
     }
 

@@ -2,6 +2,7 @@ using System.Runtime.CompilerServices;
 using ChatServices.Gateway.Limits;
 using ChatServices.Gateway.OpenAi;
 using ChatServices.Protos.Chat.V1;
+using ChatServices.ServiceDefaults;
 using Grpc.Core;
 using Microsoft.Extensions.Options;
 
@@ -20,7 +21,7 @@ namespace ChatServices.Gateway.Upstream;
 /// after storing the user message but before sending that event can leave the message stored twice (never lost).
 /// </para>
 /// </summary>
-public sealed class DialogueUpstream(DialogueReplicas replicas, IOptions<GatewayOptions> options, TimeProvider time)
+public sealed class DialogueUpstream(DialogueReplicas replicas, IOptions<GatewayOptions> options, TimeProvider time, DrainDeadline drain)
 {
     private static readonly TimeSpan ModelCacheLifetime = TimeSpan.FromMinutes(1);
     private readonly TimeSpan _timeout = options.Value.UpstreamTimeout;
@@ -62,7 +63,7 @@ public sealed class DialogueUpstream(DialogueReplicas replicas, IOptions<Gateway
         for (var attempt = 0; ; attempt++)
         {
             var replica = order[attempt];
-            var events = ChatEventsAsync(replica.Client, request, cancellationToken).GetAsyncEnumerator(cancellationToken);
+            var events = ChatEventsAsync(replica.Client, request, drain, cancellationToken).GetAsyncEnumerator(cancellationToken);
             try
             {
                 if (!await events.MoveNextAsync() || events.Current.EventCase != ChatEvent.EventOneofCase.Started)
@@ -110,16 +111,22 @@ public sealed class DialogueUpstream(DialogueReplicas replicas, IOptions<Gateway
         UnaryAsync((client, ct) => client.DeleteConversationAsync(request, deadline: Deadline(), cancellationToken: ct), cancellationToken);
 
     private static async IAsyncEnumerable<ChatEvent> ChatEventsAsync(
-        Dialogue.DialogueClient client, ChatRequest request, [EnumeratorCancellation] CancellationToken cancellationToken)
+        Dialogue.DialogueClient client, ChatRequest request, DrainDeadline drain, [EnumeratorCancellation] CancellationToken cancellationToken)
     {
-        // No deadline on the stream itself: a long reply is not a failure. The client going away cancels it.
-        using var call = client.Chat(request, cancellationToken: cancellationToken);
+        // No deadline on the stream itself: a long reply is not a failure. The client going away cancels it, and so
+        // does the end of the drain when the Gateway is stopping (the caller then gets an error saying so).
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, drain.Elapsed);
+        using var call = client.Chat(request, cancellationToken: stop.Token);
         var stream = call.ResponseStream;
         while (true)
         {
             try
             {
-                if (!await stream.MoveNext(cancellationToken)) yield break;
+                if (!await stream.MoveNext(stop.Token)) yield break;
+            }
+            catch (Exception) when (drain.Elapsed.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
+            {
+                throw ApiException.Unavailable(drain.Failure("The gateway", "the reply").Status.Detail);
             }
             catch (Exception e) when (Map(e, cancellationToken) is { } error)
             {
@@ -180,7 +187,8 @@ public sealed class DialogueUpstream(DialogueReplicas replicas, IOptions<Gateway
         {
             RpcException rpc => rpc.StatusCode switch
             {
-                StatusCode.InvalidArgument or StatusCode.OutOfRange => ApiException.InvalidRequest(rpc.Status.Detail, ParamFromDetail(rpc.Status.Detail)),
+                StatusCode.InvalidArgument or StatusCode.OutOfRange => ApiException.InvalidRequest(
+                    rpc.Status.Detail.StartsWith("settings.", StringComparison.Ordinal) ? rpc.Status.Detail[9..] : rpc.Status.Detail, ParamFromDetail(rpc.Status.Detail)),
                 StatusCode.NotFound => ApiException.NotFound(rpc.Status.Detail),
                 // A key's rate limit in DialogueService (shared by every replica) says when to come back.
                 StatusCode.ResourceExhausted when rpc.Trailers.GetValue("retry-after") is { } retryAfter =>

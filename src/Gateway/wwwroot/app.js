@@ -372,7 +372,7 @@ function markStatus(div, status) {
     note.className = 'status';
     div.querySelector('.meta').before(note);
   }
-  note.textContent = status === 'cancelled' ? 'Stopped' : status === 'failed' || status === 'error' ? 'Failed' : status === 'length' ? 'Cut off at the token limit' : status;
+  note.textContent = status === 'cancelled' ? 'Stopped' : status === 'failed' || status === 'error' ? failedNote(div) : status === 'length' ? 'Cut off at the token limit' : status;
   if (status === 'length' && state.current && !note.querySelector('.continue')) {
     const more = document.createElement('button');
     more.type = 'button';
@@ -426,6 +426,13 @@ function startEdit(div, message) {
 function continueReply(div) {
   const message = state.messages.find((m) => m.id === div.dataset.id);
   if (message) generate({ continueReply: true, parentId: message.id, fork: message.parent_id ?? '', from: div, continued: message.content });
+}
+
+/** How the conversation goes on after a failed reply (DialogueService builds later prompts this way). */
+function failedNote(div) {
+  return div.querySelector('.content').textContent
+    ? 'Failed part-way: this partial reply stays in the conversation. Regenerate it, or go on.'
+    : 'Failed before replying: the message above is left out of what the model sees next. Regenerate to answer it, or go on.';
 }
 
 function scrollToEnd() {

@@ -10,7 +10,9 @@ namespace ChatServices.InferenceService.Api;
 /// turns ready (readiness, gRPC health SERVING) only when the model is loaded. A load failure is logged and leaves
 /// the service not ready, with the reason.
 /// </summary>
-public sealed class EngineHost(IOptions<InferenceOptions> options, Readiness readiness, ILogger<EngineHost> logger) : IHostedService, IDisposable
+public sealed class EngineHost(
+    IOptions<InferenceOptions> options, IOptions<DrainOptions> drain, DrainDeadline deadline, Readiness readiness, ILogger<EngineHost> logger)
+    : IHostedLifecycleService, IDisposable
 {
     private volatile InferenceEngine? _engine;
     private Task? _loading;
@@ -50,11 +52,34 @@ public sealed class EngineHost(IOptions<InferenceOptions> options, Readiness rea
         return Path.GetFullPath(Path.Combine(AppContext.BaseDirectory, path));
     }
 
-    public async Task StopAsync(CancellationToken cancellationToken)
+    /// <summary>
+    /// The drain (SIGTERM), before the server stops: new requests are refused as UNAVAILABLE (callers retry on
+    /// another replica), running generations go on for up to <see cref="DrainOptions.DrainTimeout"/>, then whatever
+    /// remains ends with UNAVAILABLE saying the replica shut down, after the tokens generated so far were sent.
+    /// </summary>
+    public async Task StoppingAsync(CancellationToken cancellationToken)
     {
-        readiness.MarkNotReady("stopping");
+        readiness.MarkNotReady("draining: the service is shutting down");
         if (_loading is not null) await _loading.WaitAsync(cancellationToken);
+        if (_engine is not { } engine) return;
+
+        engine.BeginDrain();
+        var timeout = drain.Value.DrainTimeout;
+        logger.LogInformation("Draining: {Count} generation(s) in flight may run for up to {Seconds} s", engine.InFlight, timeout.TotalSeconds);
+        if (await engine.WaitUntilIdleAsync(timeout)) return;
+
+        logger.LogWarning("Drain time of {Seconds} s passed: stopping {Count} generation(s) still running", timeout.TotalSeconds, engine.InFlight);
+        engine.StopRemaining(deadline.Failure("InferenceService", "the generation").Status.Detail);
+        await engine.WaitUntilIdleAsync(drain.Value.StopMargin / 2);
     }
+
+    public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    public Task StartingAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    public Task StartedAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    public Task StoppedAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 
     public void Dispose() => _engine?.Dispose();
 }

@@ -45,9 +45,26 @@ public sealed class InferenceApi(EngineHost host) : Inference.InferenceBase
         {
             throw new RpcException(new Status(StatusCode.ResourceExhausted, e.Message));
         }
+        catch (EngineShutdownException e)
+        {
+            throw new RpcException(new Status(StatusCode.Unavailable, e.Message));
+        }
 
+        try
+        {
+            await StreamAsync(request, events, arrival, responseStream, context.CancellationToken);
+        }
+        catch (EngineShutdownException e)
+        {
+            // The drain time passed: what was generated has been sent; the rest will not come.
+            throw new RpcException(new Status(StatusCode.Unavailable, e.Message));
+        }
+    }
+
+    private static async Task StreamAsync(GenerateRequest request, ChannelReader<GenerationEvent> events, DateTimeOffset arrival, IServerStreamWriter<GenerateResponse> responseStream, CancellationToken cancellationToken)
+    {
         var withLogprobs = request.Logprobs || request.TopLogprobs > 0;
-        await foreach (var e in events.ReadAllAsync(context.CancellationToken))
+        await foreach (var e in events.ReadAllAsync(cancellationToken))
         {
             if (e is GenerationCompleted completed) RecordSpans(arrival, completed.Usage, request);
             // A step whose successor is already waiting is buffered, not flushed: the burst goes out in one write.

@@ -50,6 +50,7 @@ public sealed class EngineMetrics : IDisposable
     private readonly Histogram<double> _duration;
     private readonly Histogram<double> _queueTime;
     private readonly Counter<long> _tokens;
+    private readonly Histogram<int> _stepSequences;
 
     /// <summary>The meter the instruments belong to (one per engine).</summary>
     public Meter Meter => _meter;
@@ -72,6 +73,10 @@ public sealed class EngineMetrics : IDisposable
             "Time from request arrival to its admission into the running batch.", advice: requestLatency);
         _tokens = _meter.CreateCounter<long>("chatservices.inference.tokens", "{token}",
             "Tokens of completed requests, by gen_ai.token.type: input (prompt) and output (generated).");
+        // Its count is the number of engine steps; its values show how many sequences shared each one.
+        _stepSequences = _meter.CreateHistogram("chatservices.inference.step.sequences", "{sequence}",
+            "Sequences computed together in one engine step (prefill chunks and decodes).",
+            advice: new InstrumentAdvice<int> { HistogramBucketBoundaries = [1, 2, 4, 8, 16, 32, 64, 128, 256] });
 
         // Load, read from the last published status when collected.
         _meter.CreateObservableGauge("chatservices.inference.queue.depth", () => status().Waiting, "{request}",
@@ -101,6 +106,9 @@ public sealed class EngineMetrics : IDisposable
     }
 
     public void FirstToken(double seconds) => _ttft.Record(seconds);
+
+    /// <summary>One engine step ran <paramref name="sequences"/> sequences through the model together.</summary>
+    public void Step(int sequences) => _stepSequences.Record(sequences);
 
     /// <summary>A step gave a request tokens, <paramref name="seconds"/> after the previous one that did.</summary>
     public void InterTokenLatency(double seconds) => _interToken.Record(seconds);

@@ -79,3 +79,6 @@ public sealed class InvalidRequestException(string field, string message) : Argu
 
 /// <summary>The waiting queue is full: the request was refused without queueing.</summary>
 public sealed class QueueFullException(string message) : InvalidOperationException(message);
+
+/// <summary>The engine is shutting down: it takes no new request, or it stopped this one after the drain time.</summary>
+public sealed class EngineShutdownException(string message) : InvalidOperationException(message);

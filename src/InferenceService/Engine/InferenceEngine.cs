@@ -43,6 +43,9 @@ public sealed class InferenceEngine : IDisposable
     private long _generatedTokens;
     private volatile EngineStatus _status;
     private volatile bool _stopping;
+    private volatile bool _draining;
+    private volatile string? _stopReason;
+    private int _inFlight;
 
     private InferenceEngine(InferenceOptions options, ILogger logger)
     {
@@ -104,6 +107,7 @@ public sealed class InferenceEngine : IDisposable
     {
         RequestValidation.Validate(request, Model.VocabSize, _pool.SlotCapacity, _maxWidth);
         ObjectDisposedException.ThrowIf(_stopping, this);
+        if (_draining) throw new EngineShutdownException("InferenceService is shutting down and takes no new requests; retry on another replica.");
         if (Interlocked.Increment(ref _queued) > _options.MaxQueue)
         {
             Interlocked.Decrement(ref _queued);
@@ -111,6 +115,7 @@ public sealed class InferenceEngine : IDisposable
         }
         var maxNew = Math.Min(request.MaxNewTokens ?? int.MaxValue, _pool.SlotCapacity - request.PromptTokenIds.Length);
         var job = new GenerationJob(request, Interlocked.Increment(ref _arrivals), maxNew, cancellation);
+        Interlocked.Increment(ref _inFlight);
         _inbox.Enqueue(job);
         if (cancellation.CanBeCanceled) cancellation.Register(static s => ((SemaphoreSlim)s!).Release(), _wake);
         _wake.Release();
@@ -138,13 +143,45 @@ public sealed class InferenceEngine : IDisposable
             {
                 // A failed step (ONNX Runtime error) fails the requests in flight; the engine itself keeps serving.
                 _logger.LogError(e, "Engine step failed; failing {Count} active requests", _active.Count);
-                foreach (var job in _active) { _scheduler.Abort(job); job.Events.Writer.TryComplete(e); CountAdmitted(job); }
+                foreach (var job in _active) { _scheduler.Abort(job); Complete(job, e); CountAdmitted(job); }
                 _active.Clear();
             }
             _status = CurrentStatus();
         }
-        foreach (var job in _active) job.Events.Writer.TryComplete(new ObjectDisposedException(nameof(InferenceEngine)));
-        while (_inbox.TryDequeue(out var late)) late.Events.Writer.TryComplete(new ObjectDisposedException(nameof(InferenceEngine)));
+        foreach (var job in _active) Complete(job, new ObjectDisposedException(nameof(InferenceEngine)));
+        while (_inbox.TryDequeue(out var late)) Complete(late, new ObjectDisposedException(nameof(InferenceEngine)));
+    }
+
+    /// <summary>Requests submitted and not yet ended (queued or generating).</summary>
+    public int InFlight => Volatile.Read(ref _inFlight);
+
+    /// <summary>
+    /// Starts draining: from now on <see cref="Submit"/> refuses with <see cref="EngineShutdownException"/>, while
+    /// the requests already submitted go on to their end.
+    /// </summary>
+    public void BeginDrain() => _draining = true;
+
+    /// <summary>Waits until every submitted request has ended; false when <paramref name="timeout"/> passed first.</summary>
+    public async Task<bool> WaitUntilIdleAsync(TimeSpan timeout)
+    {
+        var deadline = Stopwatch.GetTimestamp() + (long)(timeout.TotalSeconds * Stopwatch.Frequency);
+        while (InFlight > 0)
+        {
+            if (Stopwatch.GetTimestamp() >= deadline) return false;
+            await Task.Delay(50);
+        }
+        return true;
+    }
+
+    /// <summary>
+    /// Ends every request still queued or generating with <see cref="EngineShutdownException"/> carrying
+    /// <paramref name="reason"/> (at the engine's next step), after the tokens generated so far were published.
+    /// </summary>
+    public void StopRemaining(string reason)
+    {
+        _draining = true;
+        _stopReason = reason;
+        _wake.Release();
     }
 
     /// <summary>One engine step. Returns false when there was nothing to run.</summary>
@@ -155,11 +192,13 @@ public sealed class InferenceEngine : IDisposable
             _active.Add(job);
             _scheduler.Enqueue(job.Leader);
         }
+        if (_stopReason is { } reason) StopActive(reason);
         ReapCancelled();
 
         var plan = _scheduler.Schedule();
         foreach (var job in _active) if (job.Admitted) CountAdmitted(job);
         if (plan.IsEmpty) return false;
+        Metrics.Step(plan.Prefills.Count + plan.Decodes.Count);
 
         foreach (var (s, count) in plan.Prefills)
         {
@@ -331,6 +370,23 @@ public sealed class InferenceEngine : IDisposable
         MarkFirstToken(job);
     }
 
+    private void StopActive(string reason)
+    {
+        foreach (var job in _active)
+        {
+            _scheduler.Abort(job);
+            CountAdmitted(job);
+            Complete(job, new EngineShutdownException(reason));
+        }
+        _active.Clear();
+    }
+
+    /// <summary>Ends a request's event stream (with <paramref name="error"/>, or normally) and counts it out.</summary>
+    private void Complete(GenerationJob job, Exception? error)
+    {
+        if (job.Events.Writer.TryComplete(error)) Interlocked.Decrement(ref _inFlight);
+    }
+
     private void ReapCancelled()
     {
         for (var i = _active.Count - 1; i >= 0; i--)
@@ -339,7 +395,7 @@ public sealed class InferenceEngine : IDisposable
             if (!job.Cancellation.IsCancellationRequested) continue;
             _scheduler.Abort(job);
             CountAdmitted(job);
-            job.Events.Writer.TryComplete(new OperationCanceledException(job.Cancellation));
+            Complete(job, new OperationCanceledException(job.Cancellation));
             _active.RemoveAt(i);
         }
     }
@@ -367,7 +423,7 @@ public sealed class InferenceEngine : IDisposable
             job.StepTokens.Clear();
             if (!job.IsFinished) continue;
             job.Events.Writer.TryWrite(Completion(job));
-            job.Events.Writer.TryComplete();
+            Complete(job, null);
             _active.RemoveAt(i);
         }
     }

@@ -299,6 +299,28 @@ public sealed class ChatPipelineTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_reply_still_running_at_the_end_of_the_drain_is_stopped_with_a_status_that_is_stored()
+    {
+        var conversation = await _store.CreateAsync("dan", null);
+        using var stopping = new CancellationTokenSource();
+        using var drain = new DrainDeadline(stopping.Token, TimeSpan.Zero);
+        // The host begins to stop after three tokens; with no drain time left the reply is stopped at once.
+        var backend = new ScriptedBackend(Ids("A reply that is still going when the service stops"), cancelAfter: 3, stopping);
+        var pipeline = new ChatPipeline(_model, _store, backend, Options.Create(new ContentLoggingOptions()), NullLogger<ChatPipeline>.Instance, drain);
+
+        var error = await Assert.ThrowsAsync<RpcException>(() => pipeline.RunAsync(
+            new ChatRequest { OwnerId = "dan", ConversationId = conversation.Id.ToString(), UserMessage = "Go" }, new CollectingWriter(), CancellationToken.None));
+
+        Assert.Equal(StatusCode.Unavailable, error.StatusCode);
+        Assert.Equal("DialogueService shut down: the reply was stopped after the drain time of 0 s.", error.Status.Detail);
+        var reply = (await _store.GetAsync("dan", conversation.Id, includeMessages: true)).Messages[^1];
+        Assert.Equal(StoreMessageStatus.Failed, reply.Status);
+        Assert.Equal("Unavailable: " + error.Status.Detail, reply.Error);
+        Assert.StartsWith(reply.Content, "A reply that is still going when the service stops");
+        Assert.NotEmpty(reply.Content);
+    }
+
+    [Fact]
     public async Task An_upstream_failure_reaches_the_caller_and_the_reply_is_recorded_failed()
     {
         var conversation = await _store.CreateAsync("dan", null);
@@ -342,6 +364,28 @@ public sealed class ChatPipelineTests : IAsyncLifetime
         }));
         Assert.Equal(StatusCode.InvalidArgument, error.StatusCode);
         Assert.Contains("context length of 256", error.Status.Detail);
+        Assert.Empty((await _store.GetAsync("erin", conversation.Id, includeMessages: true)).Messages);
+        Assert.Empty(backend.Requests);
+    }
+
+    [Theory]
+    [InlineData("nul")]
+    [InlineData("max_tokens")]
+    public async Task A_refused_turn_names_the_field_of_the_request_and_stores_nothing(string problem)
+    {
+        var conversation = await _store.CreateAsync("erin", null);
+        var backend = new ScriptedBackend([]);
+        var request = new ChatRequest { OwnerId = "erin", ConversationId = conversation.Id.ToString(), UserMessage = "Hello" };
+        if (problem == "nul") request.UserMessage = "a\0b";
+        else request.Settings = new GenerationSettings { MaxTokens = 100_000 };
+
+        var error = await Assert.ThrowsAsync<RpcException>(() => RunAsync(backend, request));
+
+        Assert.Equal(StatusCode.InvalidArgument, error.StatusCode);
+        Assert.Equal(problem == "nul"
+            ? "user_message: Message content must not contain the character U+0000."
+            : "settings.max_tokens: 100000 does not fit: the model's context length is 256 tokens, which must hold the prompt as well as the reply.",
+            error.Status.Detail);
         Assert.Empty((await _store.GetAsync("erin", conversation.Id, includeMessages: true)).Messages);
         Assert.Empty(backend.Requests);
     }
@@ -409,7 +453,7 @@ public sealed class ChatPipelineTests : IAsyncLifetime
         return output.Events;
     }
 
-    private sealed class CollectingWriter : IServerStreamWriter<ChatEvent>
+    internal sealed class CollectingWriter : IServerStreamWriter<ChatEvent>
     {
         public List<ChatEvent> Events { get; } = [];
 
@@ -429,7 +473,7 @@ public sealed class ChatPipelineTests : IAsyncLifetime
     }
 
     /// <summary>Emits a fixed reply token by token, then an end-of-turn; can cancel or fail part-way.</summary>
-    private sealed class ScriptedBackend(int[] reply, int cancelAfter = -1, CancellationTokenSource? cancel = null, int failAfter = -1) : IGenerationBackend
+    internal sealed class ScriptedBackend(int[] reply, int cancelAfter = -1, CancellationTokenSource? cancel = null, int failAfter = -1) : IGenerationBackend
     {
         public List<GenerationRequest> Requests { get; } = [];
         public Func<Task>? OnStart { get; init; }

@@ -249,6 +249,8 @@ public abstract partial class ConversationStoreTests : IAsyncLifetime
     {
         var error = await Assert.ThrowsAsync<ConversationValidationException>(() => Store.ListAsync(Alice, 10, token));
         Assert.Equal("pageToken", error.ParamName);
+        // Written for the caller: no "(Parameter 'pageToken')" naming a C# parameter.
+        Assert.Equal("The page token is not valid; pass the token of the previous page unchanged.", error.Message);
     }
 
     // ---- messages ----

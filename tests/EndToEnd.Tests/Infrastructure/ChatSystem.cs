@@ -21,15 +21,19 @@ public sealed class ChatSystem : IAsyncDisposable
     private readonly string _directory;
     private GrpcChannel? _dialogueChannel, _inferenceChannel;
 
-    private ChatSystem(string directory, ServiceProcess inference, ServiceProcess dialogue, ServiceProcess gateway)
+    private ChatSystem(string directory, IReadOnlyList<ServiceProcess> inference, ServiceProcess dialogue, ServiceProcess gateway)
     {
         _directory = directory;
-        Inference = inference;
+        InferenceReplicas = inference;
+        Inference = inference[0];
         Dialogue = dialogue;
         Gateway = gateway;
     }
 
     public ServiceProcess Inference { get; }
+
+    /// <summary>Every InferenceService replica DialogueService spreads requests over (<see cref="Inference"/> is the first).</summary>
+    public IReadOnlyList<ServiceProcess> InferenceReplicas { get; }
     public ServiceProcess Dialogue { get; }
     public ServiceProcess Gateway { get; }
 
@@ -48,7 +52,8 @@ public sealed class ChatSystem : IAsyncDisposable
         new((_inferenceChannel ??= GrpcChannel.ForAddress(Inference.Address)).WithCredential(credential));
 
     /// <summary>Every service's log, for assertion messages.</summary>
-    public string Logs => $"--- InferenceService\n{Inference.Output}\n--- DialogueService\n{Dialogue.Output}\n--- Gateway\n{Gateway.Output}";
+    public string Logs =>
+        string.Concat(InferenceReplicas.Select((r, i) => $"--- InferenceService {i}\n{r.Output}\n")) + $"--- DialogueService\n{Dialogue.Output}\n--- Gateway\n{Gateway.Output}";
 
     /// <summary>
     /// The served model: large enough that a long reply takes a few seconds on a loaded 2-core machine (so that a
@@ -59,7 +64,8 @@ public sealed class ChatSystem : IAsyncDisposable
         Layers = 4, HiddenSize = 256, Heads = 4, KvHeads = 2, IntermediateSize = 768, ContextLength = 1024, Seed = 3,
     };
 
-    public static async Task<ChatSystem> StartAsync(string? postgresConnectionString = null, IReadOnlyDictionary<string, string>? extraEnvironment = null)
+    public static async Task<ChatSystem> StartAsync(
+        string? postgresConnectionString = null, IReadOnlyDictionary<string, string>? extraEnvironment = null, int inferenceReplicas = 1)
     {
         var directory = Directory.CreateTempSubdirectory("chatservices-e2e-").FullName;
         var model = Path.Combine(directory, "model");
@@ -67,58 +73,70 @@ public sealed class ChatSystem : IAsyncDisposable
             model, new BuildOptions(), Path.Combine(TestPaths.NodeModules, "@lenml", "tokenizer-llama2", "models"));
 
         var extra = extraEnvironment ?? new Dictionary<string, string>();
-        int inferencePort = ServiceProcess.FreePort(), dialoguePort = ServiceProcess.FreePort(), gatewayPort = ServiceProcess.FreePort();
-        var inference = ServiceProcess.Start("InferenceService", inferencePort, With(extra, new()
-        {
-            ["Kestrel__Endpoints__Grpc__Url"] = $"http://127.0.0.1:{inferencePort}",
-            ["Kestrel__Endpoints__Management__Url"] = "http://127.0.0.1:0", // not appsettings.json's fixed 9052
-            ["Inference__ModelPath"] = model,
-            ["Inference__KvCacheBudgetMiB"] = "64",
-            ["Inference__IntraOpThreads"] = "1",
-            ["OTEL_SERVICE_NAME"] = "inference-service",
-            ["Identity__ApiKeys__0__Hash"] = ApiKeyFormat.Hash(TestCredentials.DialogueServiceKey),
-            ["Identity__ApiKeys__0__Owner"] = "dialogue-service",
-            ["Identity__ApiKeys__0__Role"] = Roles.Service,
-            ["Identity__ApiKeys__1__Hash"] = ApiKeyFormat.Hash(TestCredentials.AdminKey),
-            ["Identity__ApiKeys__1__Owner"] = "operator",
-            ["Identity__ApiKeys__1__Role"] = Roles.Admin,
-        }));
-        var dialogueEnvironment = new Dictionary<string, string>
-        {
-            ["Kestrel__Endpoints__Grpc__Url"] = $"http://127.0.0.1:{dialoguePort}",
-            ["Kestrel__Endpoints__Management__Url"] = "http://127.0.0.1:0", // not appsettings.json's fixed 9051
-            ["Dialogue__ModelPath"] = model,
-            ["Dialogue__Inference__Endpoints__0"] = $"http://127.0.0.1:{inferencePort}",
-            ["Data__Directory"] = Path.Combine(directory, "data"),
-            ["OTEL_SERVICE_NAME"] = "dialogue-service",
-            ["Dialogue__Inference__ApiKey"] = TestCredentials.DialogueServiceKey,
-            ["Identity__AllowAnonymousOnLoopback"] = "true", // as ./run.sh runs it
-        };
-        TestCredentials.AddDialogueIdentity(dialogueEnvironment);
-        if (postgresConnectionString is not null) dialogueEnvironment["ConnectionStrings__Conversations"] = postgresConnectionString;
-        var dialogue = ServiceProcess.Start("DialogueService", dialoguePort, With(extra, dialogueEnvironment));
-        var gateway = ServiceProcess.Start("Gateway", gatewayPort, With(extra, new()
-        {
-            ["Kestrel__Endpoints__Http__Url"] = $"http://127.0.0.1:{gatewayPort}",
-            ["Gateway__DialogueEndpoint"] = $"http://127.0.0.1:{dialoguePort}",
-            ["Gateway__AllowAnonymousOnLoopback"] = "true", // as ./run.sh runs it
-            ["OTEL_SERVICE_NAME"] = "gateway",
-        }));
-
-        var system = new ChatSystem(directory, inference, dialogue, gateway);
+        // Each process binds its own ports (port 0) and is started once the address it needs of the one before is known.
+        var started = new List<ServiceProcess>();
         try
         {
+            var inference = new List<ServiceProcess>();
+            for (var i = 0; i < inferenceReplicas; i++)
+            {
+                inference.Add(await Track(started, ServiceProcess.StartAsync("InferenceService", With(extra, new()
+                {
+                    ["Kestrel__Endpoints__Grpc__Url"] = ServiceProcess.AnyPort,
+                    ["Kestrel__Endpoints__Management__Url"] = ServiceProcess.AnyPort, // not appsettings.json's fixed 9052
+                    ["Inference__ModelPath"] = model,
+                    ["Inference__KvCacheBudgetMiB"] = "64",
+                    ["Inference__IntraOpThreads"] = "1",
+                    ["OTEL_SERVICE_NAME"] = "inference-service",
+                    ["Identity__ApiKeys__0__Hash"] = ApiKeyFormat.Hash(TestCredentials.DialogueServiceKey),
+                    ["Identity__ApiKeys__0__Owner"] = "dialogue-service",
+                    ["Identity__ApiKeys__0__Role"] = Roles.Service,
+                    ["Identity__ApiKeys__1__Hash"] = ApiKeyFormat.Hash(TestCredentials.AdminKey),
+                    ["Identity__ApiKeys__1__Owner"] = "operator",
+                    ["Identity__ApiKeys__1__Role"] = Roles.Admin,
+                }), http2: true)));
+            }
+            var dialogueEnvironment = new Dictionary<string, string>
+            {
+                ["Kestrel__Endpoints__Grpc__Url"] = ServiceProcess.AnyPort,
+                ["Kestrel__Endpoints__Management__Url"] = ServiceProcess.AnyPort, // not appsettings.json's fixed 9051
+                ["Dialogue__ModelPath"] = model,
+                ["Data__Directory"] = Path.Combine(directory, "data"),
+                ["OTEL_SERVICE_NAME"] = "dialogue-service",
+                ["Dialogue__Inference__ApiKey"] = TestCredentials.DialogueServiceKey,
+                ["Identity__AllowAnonymousOnLoopback"] = "true", // as ./run.sh runs it
+            };
+            TestCredentials.AddDialogueIdentity(dialogueEnvironment);
+            for (var i = 0; i < inference.Count; i++) dialogueEnvironment[$"Dialogue__Inference__Endpoints__{i}"] = inference[i].Address.ToString().TrimEnd('/');
+            if (postgresConnectionString is not null) dialogueEnvironment["ConnectionStrings__Conversations"] = postgresConnectionString;
+            var dialogue = await Track(started, ServiceProcess.StartAsync("DialogueService", With(extra, dialogueEnvironment), http2: true));
+            var gateway = await Track(started, ServiceProcess.StartAsync("Gateway", With(extra, new()
+            {
+                ["Kestrel__Endpoints__Http__Url"] = ServiceProcess.AnyPort,
+                ["Gateway__DialogueEndpoint"] = dialogue.Address.ToString().TrimEnd('/'),
+                ["Gateway__AllowAnonymousOnLoopback"] = "true", // as ./run.sh runs it
+                ["OTEL_SERVICE_NAME"] = "gateway",
+            }), http2: false));
+
             var ready = TimeSpan.FromSeconds(90);
-            await inference.WaitUntilReadyAsync(http2: true, ready);
+            foreach (var replica in inference) await replica.WaitUntilReadyAsync(http2: true, ready);
             await dialogue.WaitUntilReadyAsync(http2: true, ready);
             await gateway.WaitUntilReadyAsync(http2: false, ready);
-            return system;
+            return new ChatSystem(directory, inference, dialogue, gateway);
         }
         catch
         {
-            await system.DisposeAsync();
+            foreach (var process in started) await process.DisposeAsync();
+            try { Directory.Delete(directory, recursive: true); } catch (IOException) { }
             throw;
         }
+    }
+
+    private static async Task<ServiceProcess> Track(List<ServiceProcess> started, Task<ServiceProcess> starting)
+    {
+        var process = await starting;
+        started.Add(process);
+        return process;
     }
 
     private static Dictionary<string, string> With(IReadOnlyDictionary<string, string> extra, Dictionary<string, string> own)
@@ -133,7 +151,7 @@ public sealed class ChatSystem : IAsyncDisposable
         _inferenceChannel?.Dispose();
         await Gateway.DisposeAsync();
         await Dialogue.DisposeAsync();
-        await Inference.DisposeAsync();
+        foreach (var replica in InferenceReplicas) await replica.DisposeAsync();
         try { Directory.Delete(_directory, recursive: true); } catch (IOException) { }
     }
 }

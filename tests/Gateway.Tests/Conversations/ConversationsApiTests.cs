@@ -161,6 +161,47 @@ public sealed class ConversationsApiTests(GatewayFixture fixture)
     }
 
     [Fact]
+    public async Task A_NUL_in_a_message_is_a_400_naming_content()
+    {
+        using var client = fixture.CreateClient(GatewayFixture.AliceKey);
+        var id = (await (await client.PostJsonAsync("/api/conversations", "{}")).JsonAsync()).GetProperty("id").GetString()!;
+        var error = await (await client.PostJsonAsync($"/api/conversations/{id}/messages", """{"content":"a\u0000b"}"""))
+            .AssertErrorAsync(HttpStatusCode.BadRequest, "content");
+        Assert.Contains("U+0000", error.GetProperty("message").GetString());
+    }
+
+    [Theory]
+    [InlineData("abc")]
+    [InlineData("0")]
+    [InlineData("101")]
+    [InlineData("-1")]
+    [InlineData("1.5")]
+    [InlineData("99999999999")]
+    [InlineData("")]
+    public async Task A_bad_page_size_is_a_400_naming_page_size_in_the_callers_words(string value)
+    {
+        using var client = fixture.CreateClient(GatewayFixture.AliceKey);
+        var error = await (await client.GetAsync($"/api/conversations?page_size={Uri.EscapeDataString(value)}"))
+            .AssertErrorAsync(HttpStatusCode.BadRequest, "page_size");
+        Assert.Equal($"Invalid value for 'page_size': '{value}'. It must be an integer between 1 and 100.", error.GetProperty("message").GetString());
+    }
+
+    [Theory]
+    [InlineData("PUT", "/api/conversations", "GET, POST")]
+    [InlineData("DELETE", "/api/conversations", "GET, POST")]
+    [InlineData("PUT", "/api/conversations/some-id", "GET, PATCH, DELETE")]
+    [InlineData("GET", "/api/conversations/some-id/messages", "POST")]
+    public async Task A_method_the_url_does_not_serve_is_a_405_with_Allow_and_a_body(string method, string path, string allowed)
+    {
+        using var client = fixture.CreateClient(GatewayFixture.AliceKey);
+        using var response = await client.SendAsync(new HttpRequestMessage(new HttpMethod(method), path) { Content = method == "GET" ? null : HttpJson.Body("{}") });
+        var error = await response.AssertErrorAsync(HttpStatusCode.MethodNotAllowed);
+        Assert.Equal("method_not_allowed", error.GetProperty("code").GetString());
+        Assert.Equal(allowed.Split(", ").Order(), response.Content.Headers.Allow.Order());
+        Assert.Contains(method, error.GetProperty("message").GetString());
+    }
+
+    [Fact]
     public async Task A_title_over_200_characters_is_a_400()
     {
         using var client = fixture.CreateClient(GatewayFixture.AliceKey);

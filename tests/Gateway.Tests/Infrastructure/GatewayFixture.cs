@@ -3,6 +3,7 @@ using System.Net.Http.Headers;
 using ChatServices.Gateway.Auth;
 using Grpc.Core;
 using ChatServices.ServiceDefaults;
+using ChatServices.Tests.Shared;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Hosting;
@@ -72,7 +73,7 @@ public sealed class GatewayFixture : IAsyncLifetime
 
     /// <summary>Starts a Gateway against <paramref name="upstream"/>, with the test keys and limits.</summary>
     public static async Task<(WebApplication App, Uri Address)> StartGatewayAsync(
-        Uri upstream, bool anonymous, Action<Dictionary<string, string?>>? configure = null, bool waitUntilReady = true)
+        Uri upstream, bool anonymous, Action<Dictionary<string, string?>>? configure = null, bool waitUntilReady = true, ILoggerProvider? logs = null)
     {
         var root = RepositoryRoot.Path;
         var builder = WebApplication.CreateBuilder(new WebApplicationOptions
@@ -107,6 +108,11 @@ public sealed class GatewayFixture : IAsyncLifetime
         configure?.Invoke(settings);
         builder.Configuration.AddInMemoryCollection(settings);
         builder.Logging.ClearProviders();
+        if (logs is not null)
+        {
+            builder.Logging.SetMinimumLevel(LogLevel.Debug);
+            builder.Logging.AddProvider(logs);
+        }
         builder.WebHost.ConfigureKestrel(k => k.Listen(IPAddress.Loopback, 0));
         builder.AddServiceDefaults();
         builder.AddGateway();
@@ -117,7 +123,7 @@ public sealed class GatewayFixture : IAsyncLifetime
         if (waitUntilReady)
         {
             using var client = new HttpClient { BaseAddress = address };
-            for (var i = 0; i < 100 && (await client.GetAsync("/readyz")).StatusCode != HttpStatusCode.OK; i++) await Task.Delay(50);
+            await Wait.UntilAsync(async () => (await client.GetAsync("/readyz")).StatusCode == HttpStatusCode.OK, TimeSpan.FromSeconds(10), "the gateway's /readyz answering 200");
         }
         return (app, address);
     }

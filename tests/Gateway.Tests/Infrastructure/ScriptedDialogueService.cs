@@ -14,6 +14,7 @@ namespace ChatServices.Gateway.Tests.Infrastructure;
 /// script:
 /// <list type="bullet">
 /// <item>"slow …": 400 words, 40 ms apart (for stop and disconnect);</item>
+/// <item>"queued …": the echo, after 1.5 s without a token (for SSE keep-alive);</item>
 /// <item>"fail:unavailable", "fail:invalid", "fail:exhausted", "fail:notfound": that gRPC status before starting;</item>
 /// <item>"fail:midstream": three words, then INTERNAL.</item>
 /// <item>"fixture:NAME": the text of WebPage/fixtures/NAME.md, in pieces of 1, 2, 3, 5, 7, 11 and 13 characters (so
@@ -29,6 +30,7 @@ public sealed class ScriptedDialogueService : Dialogue.DialogueBase
 {
     public const string ModelId = "test-model";
     public const int SlowWords = 400;
+    public static readonly TimeSpan QueuedDelay = TimeSpan.FromSeconds(1.5);
 
     private readonly ConcurrentDictionary<string, StoredConversation> _conversations = new();
     private long _sequence;
@@ -108,6 +110,8 @@ public sealed class ScriptedDialogueService : Dialogue.DialogueBase
             },
         });
 
+        // Waits before its first token, as a request queued for the engine or with a long prompt to prefill does.
+        if (text.StartsWith("queued", StringComparison.Ordinal)) await Task.Delay(QueuedDelay, ct);
         var slow = text.StartsWith("slow", StringComparison.Ordinal);
         // A continued reply goes on with the rest of the reply to the question it answers.
         var continued = request.ContinueReply ? text : "";

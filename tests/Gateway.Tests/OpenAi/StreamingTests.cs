@@ -1,6 +1,7 @@
 using System.Net;
 using System.Text.Json;
 using ChatServices.Gateway.Tests.Infrastructure;
+using ChatServices.Tests.Shared;
 
 namespace ChatServices.Gateway.Tests.OpenAi;
 
@@ -126,12 +127,7 @@ public sealed class StreamingTests(GatewayFixture fixture)
         var finished = await Task.WhenAny(cancelled.Task, Task.Delay(TimeSpan.FromSeconds(10)));
         Assert.Same(cancelled.Task, finished);
         // The generation no longer counts against capacity.
-        Assert.True(fixture.Upstream.Running == 0 || await WaitForAsync(() => fixture.Upstream.Running == 0));
+        await Wait.UntilAsync(() => fixture.Upstream.Running == 0, TimeSpan.FromSeconds(5), "the upstream generation ending");
     }
 
-    private static async Task<bool> WaitForAsync(Func<bool> condition)
-    {
-        for (var i = 0; i < 100 && !condition(); i++) await Task.Delay(50);
-        return condition();
-    }
 }

@@ -73,6 +73,37 @@ public sealed class ValidationTests(GatewayFixture fixture)
         await (await client.PostJsonAsync("/v1/chat/completions", json)).AssertErrorAsync(HttpStatusCode.BadRequest, param);
     }
 
+    [Theory]
+    [InlineData("max_tokens", 4096)]
+    [InlineData("max_tokens", 100000)]
+    [InlineData("max_completion_tokens", 100000)]
+    public async Task A_reply_limit_the_context_cannot_hold_is_a_400_naming_that_limit(string param, int value)
+    {
+        using var client = fixture.CreateClient();
+        var json = $$"""{"model":"{{ScriptedDialogueService.ModelId}}","messages":{{Messages}},"{{param}}":{{value}}}""";
+        var error = await (await client.PostJsonAsync("/v1/chat/completions", json)).AssertErrorAsync(HttpStatusCode.BadRequest, param);
+        Assert.Contains("context length is 4096 tokens", error.GetProperty("message").GetString());
+        await (await client.PostJsonAsync("/v1/completions", $$"""{"model":"{{ScriptedDialogueService.ModelId}}","prompt":"hi","max_tokens":{{value}}}"""))
+            .AssertErrorAsync(HttpStatusCode.BadRequest, "max_tokens");
+    }
+
+    [Theory]
+    [InlineData("/v1/chat/completions", "{\"model\":\"test-model\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"u\xff\":1}", 68)]
+    [InlineData("/v1/chat/completions", "{\"model\":\"test-model\",\"messages\":[{\"role\":\"user\",\"content\":\"h\xc3\"}]}", 61)]
+    [InlineData("/v1/completions", "{\"\xed\xa0\x80\":\"x\",\"model\":\"test-model\",\"prompt\":\"hi\"}", 2)]
+    [InlineData("/api/conversations", "{\"title\":\"t\",\"\xc0\xaf\":1}", 14)]
+    public async Task Invalid_UTF8_anywhere_in_a_body_is_a_400(string path, string latin1Body, int offset)
+    {
+        // Each char of latin1Body is one byte: the bodies hold bytes that are not UTF-8 (in a key, in a value).
+        var bytes = System.Text.Encoding.Latin1.GetBytes(latin1Body);
+        using var client = fixture.CreateClient();
+        using var content = new ByteArrayContent(bytes);
+        content.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue("application/json");
+        var error = await (await client.PostAsync(path, content)).AssertErrorAsync(HttpStatusCode.BadRequest);
+        Assert.Equal("invalid_encoding", error.GetProperty("code").GetString());
+        Assert.Contains($"at byte {offset}", error.GetProperty("message").GetString());
+    }
+
     [Fact]
     public async Task More_messages_than_the_limit_is_a_400()
     {

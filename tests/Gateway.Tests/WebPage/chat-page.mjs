@@ -299,6 +299,11 @@ try {
     assert.match(await page.textContent('#error'), /the model runner failed/);
     await page.waitForSelector('.message.assistant[data-status="failed"]');
     assert.equal(await replyText(), 'Hello! You said:');
+    // The failed reply is marked, says how the conversation goes on, and the conversation does go on.
+    assert.match(await assistants.last().locator('.status').textContent(), /^Failed part-way: this partial reply stays/);
+    await send('after the failure');
+    await page.waitForFunction(() => [...document.querySelectorAll('.message.assistant .content')].at(-1)?.textContent.trim() === 'Hello! You said: after the failure');
+    assert.equal(await page.locator('.message.assistant[data-status="failed"]').count(), 1);
   }
 
   if (scripted) {

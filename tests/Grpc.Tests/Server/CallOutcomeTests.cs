@@ -1,9 +1,8 @@
-using System.Collections.Concurrent;
-using System.Diagnostics.Metrics;
 using System.Net;
 using ChatServices.Grpc.Tests.Infrastructure;
 using ChatServices.Grpc.Tests.Interop;
 using ChatServices.ServiceDefaults;
+using ChatServices.Tests.Shared;
 using Grpc.Net.Client;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
@@ -19,7 +18,7 @@ namespace ChatServices.Grpc.Tests.Server;
 /// trace either.</summary>
 public sealed class CallOutcomeTests : IAsyncLifetime
 {
-    private readonly CapturingLoggerProvider _logs = new();
+    private readonly CapturedLogs _logs = new();
     private WebApplication _app = null!;
     private GrpcChannel _channel = null!;
 
@@ -63,6 +62,74 @@ public sealed class CallOutcomeTests : IAsyncLifetime
         Assert.DoesNotContain(_logs.Entries, e => e.Level >= LogLevel.Warning || e.Exception is not null);
     }
 
+    /// <summary>
+    /// A client that resets its stream, or whose few-millisecond deadline passes, before its request message has
+    /// arrived: the call ends before its handler (and so any interceptor) runs, inside grpc-dotnet. Sent with a raw
+    /// HTTP/2 client, because a gRPC client writes the message with the headers.
+    /// </summary>
+    [Theory]
+    [InlineData("reset")]
+    [InlineData("reset-mid-message")]
+    [InlineData("deadline")]
+    public async Task A_client_that_goes_away_before_its_request_is_read_is_counted_and_logged_quietly(string how)
+    {
+        using var abandoned = new CounterListener("chatservices.rpc.server.abandoned_calls");
+        using var http = new HttpClient { BaseAddress = new Uri(_app.Urls.First()) };
+        var body = new TaskCompletionSource();
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/chatservices.testing.v1.Echo/Unary")
+        {
+            Version = HttpVersion.Version20,
+            VersionPolicy = HttpVersionPolicy.RequestVersionExact,
+            Content = new NeverEndingContent(body.Task),
+        };
+        request.Content.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue("application/grpc");
+        request.Headers.TryAddWithoutValidation("te", "trailers");
+        if (how == "deadline") request.Headers.TryAddWithoutValidation("grpc-timeout", "5m");
+
+        var reset = how.StartsWith("reset", StringComparison.Ordinal);
+        if (how == "reset-mid-message") request.Content = new NeverEndingContent(body.Task, [0, 0, 0, 0, 100, 10, 98]); // 2 of 100 bytes
+        request.Content.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue("application/grpc");
+        using var cancel = new CancellationTokenSource(reset ? TimeSpan.FromMilliseconds(300) : TimeSpan.FromSeconds(10));
+        try
+        {
+            using var response = await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cancel.Token);
+            // A trailers-only response: the status comes in the headers, and the server then resets the unread request.
+            Assert.Equal("4", response.Headers.GetValues("grpc-status").Single()); // DEADLINE_EXCEEDED
+        }
+        catch (OperationCanceledException) when (reset)
+        {
+            // The client reset the stream (RST_STREAM CANCEL) before it had sent its message.
+        }
+        finally
+        {
+            body.TrySetResult();
+        }
+
+        var reason = reset ? "cancelled" : "deadline";
+        Assert.True(SpinWait.SpinUntil(() => abandoned.Total("reason", reason) == 1, TimeSpan.FromSeconds(10)),
+            "not counted; logged: " + _logs);
+        Assert.Contains(_logs.Entries, e => e.Level == LogLevel.Debug && e.Message.Contains("/chatservices.testing.v1.Echo/Unary ended early"));
+        // Kestrel notes the stream it resets at debug level, with the exception; nothing above debug carries one.
+        Assert.DoesNotContain(_logs.Entries, e => e.Level >= LogLevel.Warning || (e.Level > LogLevel.Debug && e.Exception is not null));
+    }
+
+    /// <summary>A request body that sends <paramref name="start"/> and then nothing until <paramref name="release"/> completes.</summary>
+    private sealed class NeverEndingContent(Task release, byte[]? start = null) : HttpContent
+    {
+        protected override async Task SerializeToStreamAsync(Stream stream, System.Net.TransportContext? context)
+        {
+            if (start is not null) await stream.WriteAsync(start);
+            await stream.FlushAsync();
+            await release;
+        }
+
+        protected override bool TryComputeLength(out long length)
+        {
+            length = 0;
+            return false;
+        }
+    }
+
     [Fact]
     public async Task A_status_a_handler_ends_with_on_purpose_is_logged_without_a_stack_trace()
     {
@@ -73,52 +140,5 @@ public sealed class CallOutcomeTests : IAsyncLifetime
         Assert.Equal(StatusCode.InvalidArgument, error.StatusCode);
         Assert.Contains(_logs.Entries, e => e.Level == LogLevel.Debug && e.Message.Contains("InvalidArgument"));
         Assert.DoesNotContain(_logs.Entries, e => e.Exception is not null);
-    }
-
-    private sealed record LogEntry(string Category, LogLevel Level, string Message, Exception? Exception);
-
-    private sealed class CapturingLoggerProvider : ILoggerProvider
-    {
-        private readonly ConcurrentQueue<LogEntry> _entries = new();
-
-        public IReadOnlyCollection<LogEntry> Entries => _entries;
-
-        public ILogger CreateLogger(string categoryName) => new Logger(this, categoryName);
-
-        public void Dispose()
-        {
-        }
-
-        private sealed class Logger(CapturingLoggerProvider owner, string category) : ILogger
-        {
-            public IDisposable? BeginScope<TState>(TState state) where TState : notnull => null;
-
-            public bool IsEnabled(LogLevel logLevel) => true;
-
-            public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter) =>
-                owner._entries.Enqueue(new LogEntry(category, logLevel, formatter(state, exception), exception));
-        }
-    }
-
-    /// <summary>Sums one counter's measurements by tag, as an exporter would see them.</summary>
-    private sealed class CounterListener : IDisposable
-    {
-        private readonly MeterListener _listener = new();
-        private readonly ConcurrentQueue<(long Value, KeyValuePair<string, object?>[] Tags)> _measurements = new();
-
-        public CounterListener(string name)
-        {
-            _listener.InstrumentPublished = (instrument, listener) =>
-            {
-                if (instrument.Name == name) listener.EnableMeasurementEvents(instrument);
-            };
-            _listener.SetMeasurementEventCallback<long>((_, value, tags, _) => _measurements.Enqueue((value, tags.ToArray())));
-            _listener.Start();
-        }
-
-        public long Total(string tag, string value) =>
-            _measurements.Where(m => m.Tags.Any(t => t.Key == tag && Equals(t.Value, value))).Sum(m => m.Value);
-
-        public void Dispose() => _listener.Dispose();
     }
 }

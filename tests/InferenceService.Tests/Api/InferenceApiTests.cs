@@ -1,3 +1,4 @@
+using ChatServices.Tests.Shared;
 using Grpc.Core;
 using Grpc.Net.Client;
 using ChatServices.InferenceService.Api;
@@ -71,7 +72,7 @@ public class InferenceServiceFixture : IAsyncLifetime
         _app.MapGrpcServiceDefaults();
         await _app.StartAsync();
         var readiness = _app.Services.GetRequiredService<Readiness>();
-        SpinWait.SpinUntil(() => readiness.IsReady, TimeSpan.FromSeconds(30));
+        await Wait.UntilAsync(() => readiness.IsReady, TimeSpan.FromSeconds(30), "the model loading (readiness)");
         ManagementAddress = _app.Services.GetRequiredService<ManagementEndpoint>().Address!;
         Address = _app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses
             .Select(a => new Uri(a)).Single(a => a.Port != ManagementAddress.Port);

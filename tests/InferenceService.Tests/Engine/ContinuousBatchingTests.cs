@@ -6,6 +6,7 @@ namespace ChatServices.InferenceService.Tests.Engine;
 /// <summary>
 /// Iteration-level batching must not change what a request computes: a greedy request gives the same tokens alone
 /// and batched with requests of other lengths that join and leave while it runs, with chunked prefill interleaved.
+/// That they were batched is read from the engine's step metric (sequences per step), not assumed.
 /// </summary>
 public sealed class ContinuousBatchingTests(TestModel model) : IClassFixture<TestModel>
 {
@@ -33,7 +34,9 @@ public sealed class ContinuousBatchingTests(TestModel model) : IClassFixture<Tes
         var alone = new List<int[]>();
         foreach (var r in requests) alone.Add((await engine.GenerateAsync(r)).Sequences[0].TokenIds);
 
-        // Start the first two, then let the others join while those decode.
+        // Start the first two, then let the others join while those decode; the engine's step metric records how
+        // many sequences each step computed.
+        using var steps = new StepListener(engine);
         var first = requests.Take(2).Select(r => engine.GenerateAsync(r)).ToList();
         await WaitForTokens(engine, 6);
         var rest = requests.Skip(2).Select(r => engine.GenerateAsync(r)).ToList();
@@ -44,6 +47,50 @@ public sealed class ContinuousBatchingTests(TestModel model) : IClassFixture<Tes
             Assert.Equal(requests[i].MaxNewTokens, alone[i].Length);
             Assert.Equal(alone[i], batched[i]);
         }
+        // The requests shared engine steps: some steps ran several sequences at once (up to all five), and there
+        // were fewer steps than the tokens they generated (one step per token each would be no batching at all).
+        var sizes = steps.Sizes;
+        var generated = requests.Sum(r => r.MaxNewTokens!.Value);
+        Assert.Contains(sizes, n => n >= 3);
+        Assert.True(sizes.Count < generated, $"{sizes.Count} steps for {generated} tokens: the requests did not share steps");
+        Assert.True(sizes.Count(n => n >= 2) >= 5, $"steps per size: {string.Join(", ", sizes.GroupBy(n => n).OrderBy(g => g.Key).Select(g => $"{g.Key}×{g.Count()}"))}");
+    }
+
+    [Fact]
+    public async Task Requests_alone_take_one_step_per_token_each()
+    {
+        using var engine = model.Start(o => o.PrefixCaching = false);
+        using var steps = new StepListener(engine);
+        await engine.GenerateAsync(Greedy(TestModel.Prompt(5, 1), 10));
+        await engine.GenerateAsync(Greedy(TestModel.Prompt(6, 2), 10));
+
+        // One prefill step (the prompt fits a chunk) that gives the first token, then one decode step per token.
+        Assert.Equal(Enumerable.Repeat(1, 20), steps.Sizes);
+    }
+
+    /// <summary>The sequences of every step of one engine, from its <c>chatservices.inference.step.sequences</c> metric.</summary>
+    private sealed class StepListener : IDisposable
+    {
+        private readonly System.Diagnostics.Metrics.MeterListener _listener = new();
+        private readonly List<int> _sizes = [];
+
+        public StepListener(InferenceEngine engine)
+        {
+            _listener.InstrumentPublished = (instrument, listener) =>
+            {
+                if (instrument.Meter == engine.Metrics.Meter && instrument.Name == "chatservices.inference.step.sequences")
+                    listener.EnableMeasurementEvents(instrument);
+            };
+            _listener.SetMeasurementEventCallback<int>((_, value, _, _) => { lock (_sizes) _sizes.Add(value); });
+            _listener.Start();
+        }
+
+        public List<int> Sizes
+        {
+            get { lock (_sizes) return [.. _sizes]; }
+        }
+
+        public void Dispose() => _listener.Dispose();
     }
 
     [Fact]
@@ -71,6 +118,10 @@ public sealed class ContinuousBatchingTests(TestModel model) : IClassFixture<Tes
     {
         var start = engine.Status.GeneratedTokens;
         var deadline = DateTime.UtcNow.AddSeconds(30);
-        while (engine.Status.GeneratedTokens - start < tokens && DateTime.UtcNow < deadline) await Task.Delay(1);
+        while (engine.Status.GeneratedTokens - start < tokens)
+        {
+            if (DateTime.UtcNow >= deadline) throw new TimeoutException($"the engine did not generate {tokens} tokens within 30 s");
+            await Task.Delay(1);
+        }
     }
 }
