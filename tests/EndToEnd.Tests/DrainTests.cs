@@ -1,5 +1,6 @@
 using ChatServices.EndToEnd.Tests.Infrastructure;
 using ChatServices.Protos.Chat.V1;
+using ChatServices.ServiceDefaults;
 using Grpc.Core;
 
 namespace ChatServices.EndToEnd.Tests;
@@ -74,7 +75,7 @@ public sealed class DrainTests
         foreach (var replica in system.InferenceReplicas)
         {
             using var channel = Grpc.Net.Client.GrpcChannel.ForAddress(replica.Address);
-            running.Add((await new Inference.InferenceClient(channel).GetModelInfoAsync(new GetModelInfoRequest())).Running);
+            running.Add((await new Inference.InferenceClient(channel.WithCredential(TestCredentials.AdminKey)).GetModelInfoAsync(new GetModelInfoRequest())).Running);
         }
         var terminated = system.InferenceReplicas[running.IndexOf(running.Max())];
         terminated.Terminate();

@@ -159,6 +159,12 @@ public sealed class ScriptedDialogueService : Dialogue.DialogueBase
             CancellationOf(text).TrySetResult();
             throw;
         }
+        catch (RpcException)
+        {
+            // As DialogueService does: the failed reply is stored with what it produced, marked failed.
+            conversation?.Add("assistant", produced.ToString(), MessageStatus.Failed, "", replyParent, ref _sequence);
+            throw;
+        }
         finally
         {
             Interlocked.Decrement(ref _running);
