@@ -61,10 +61,35 @@ public static class ServiceDefaultsExtensions
             ResponseWriter = WriteReadiness,
         });
         var management = app.Services.GetRequiredService<ManagementEndpoint>();
+        var allowed = MetricsAllowedNetworks(app.Configuration);
         app.MapPrometheusScrapingEndpoint(MetricsPath, meterProvider: null,
-            configureBranchedPipeline: management.IsConfigured ? metrics => metrics.Use(OnlyOnManagementEndpoint) : null,
+            configureBranchedPipeline: metrics =>
+            {
+                if (management.IsConfigured) metrics.Use(OnlyOnManagementEndpoint);
+                if (allowed.Count > 0) metrics.Use((context, next) => OnlyFromNetworks(context, next, allowed));
+            },
             optionsName: null);
         return app;
+    }
+
+    /// <summary>
+    /// <c>Telemetry:MetricsAllowedNetworks</c>: the networks (CIDR, e.g. <c>10.0.0.0/8</c>) whose callers may read
+    /// <c>/metrics</c>; empty (the default) admits every caller that reaches the endpoint. A bad entry stops the start.
+    /// </summary>
+    public static IReadOnlyList<System.Net.IPNetwork> MetricsAllowedNetworks(Microsoft.Extensions.Configuration.IConfiguration configuration) =>
+        [.. configuration.GetSection("Telemetry:MetricsAllowedNetworks").GetChildren()
+            .Select(entry => entry.Value)
+            .Where(value => !string.IsNullOrWhiteSpace(value))
+            .Select(value => System.Net.IPNetwork.TryParse(value!.Trim(), out var network) ? network
+                : throw new InvalidOperationException($"Telemetry:MetricsAllowedNetworks: '{value}' is not a network in CIDR notation (for example 10.0.0.0/8)."))];
+
+    private static Task OnlyFromNetworks(HttpContext context, Func<Task> next, IReadOnlyList<System.Net.IPNetwork> allowed)
+    {
+        var remote = context.Connection.RemoteIpAddress;
+        if (remote is { IsIPv4MappedToIPv6: true }) remote = remote.MapToIPv4();
+        if (remote is not null && allowed.Any(network => network.Contains(remote))) return next();
+        context.Response.StatusCode = StatusCodes.Status403Forbidden;
+        return context.Response.WriteAsync("/metrics is not served to this address (Telemetry:MetricsAllowedNetworks).");
     }
 
     /// <summary>

@@ -70,6 +70,51 @@ public sealed class MetricsEndpointTests
         Assert.Equal(HttpStatusCode.NotFound, (await GetAsync(main, "/metrics", HttpVersion.Version20)).StatusCode);
     }
 
+    [Fact]
+    public async Task Metrics_restricted_to_configured_networks_refuse_other_callers_and_health_stays_open()
+    {
+        await using var app = await StartAsync(new()
+        {
+            ["Kestrel:Endpoints:Http:Url"] = "http://127.0.0.1:0",
+            ["Kestrel:Endpoints:Http:Protocols"] = "Http1",
+            ["Telemetry:MetricsAllowedNetworks:0"] = "10.0.0.0/8",
+        });
+        var main = Addresses(app).Single();
+
+        using var refused = await GetAsync(main, "/metrics", HttpVersion.Version11);
+        Assert.Equal(HttpStatusCode.Forbidden, refused.StatusCode);
+        Assert.Contains("MetricsAllowedNetworks", await refused.Content.ReadAsStringAsync());
+        Assert.Equal(HttpStatusCode.OK, (await GetAsync(main, "/healthz", HttpVersion.Version11)).StatusCode);
+    }
+
+    [Fact]
+    public async Task Metrics_from_an_allowed_network_answer()
+    {
+        await using var app = await StartAsync(new()
+        {
+            ["Kestrel:Endpoints:Http:Url"] = "http://127.0.0.1:0",
+            ["Kestrel:Endpoints:Http:Protocols"] = "Http1",
+            ["Telemetry:MetricsAllowedNetworks:0"] = "10.0.0.0/8",
+            ["Telemetry:MetricsAllowedNetworks:1"] = "127.0.0.0/8",
+        });
+
+        using var response = await GetAsync(Addresses(app).Single(), "/metrics", HttpVersion.Version11);
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal("text/plain", response.Content.Headers.ContentType?.MediaType);
+    }
+
+    [Fact]
+    public void A_metrics_network_that_is_not_CIDR_is_refused_at_start()
+    {
+        var configuration = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?>
+        {
+            ["Telemetry:MetricsAllowedNetworks:0"] = "10.0.0.0/33",
+        }).Build();
+
+        var error = Assert.Throws<InvalidOperationException>(() => ServiceDefaultsExtensions.MetricsAllowedNetworks(configuration));
+        Assert.Contains("'10.0.0.0/33'", error.Message);
+    }
+
     private static async Task<WebApplication> StartAsync(Dictionary<string, string?> configuration)
     {
         var builder = WebApplication.CreateBuilder();
