@@ -26,7 +26,17 @@ public sealed class ApiKeyAuthenticationHandler(
         var hash = ApiKeyFormat.Hash(credential);
         foreach (var validator in validators)
         {
-            var identity = await validator.ValidateAsync(hash, Context.RequestAborted);
+            ApiKeyIdentity? identity;
+            try
+            {
+                identity = await validator.ValidateAsync(hash, Context.RequestAborted);
+            }
+            catch (Exception e) when (e is not OperationCanceledException || !Context.RequestAborted.IsCancellationRequested)
+            {
+                // The key store (a database) could not answer: the caller may retry, the key may well be valid.
+                Logger.LogWarning("An API key could not be checked: {Source} failed: {Error}", validator.GetType().Name, e.Message);
+                return AuthenticateResult.Fail(new KeyStoreUnavailableException(e));
+            }
             if (identity is null) continue;
             var principal = ServiceIdentity.CreatePrincipal(identity.Owner, [identity.Role], ServiceIdentity.ApiKeyScheme, identity.KeyId);
             return AuthenticateResult.Success(new AuthenticationTicket(principal, ServiceIdentity.ApiKeyScheme));
@@ -57,3 +67,7 @@ public sealed class LoopbackAuthenticationHandler(
         return Task.FromResult(AuthenticateResult.Success(new AuthenticationTicket(principal, ServiceIdentity.LoopbackScheme)));
     }
 }
+
+/// <summary>A key source failed while checking a credential: the call is answered UNAVAILABLE, not UNAUTHENTICATED.</summary>
+public sealed class KeyStoreUnavailableException(Exception inner)
+    : Exception("The credential could not be checked: the key store is unavailable. Retry later.", inner);

@@ -8,12 +8,13 @@ namespace ChatServices.ServiceDefaults.Identity;
 
 /// <summary>
 /// Answers a refused gRPC call with a gRPC status rather than a bare HTTP 401/403: UNAUTHENTICATED when the call
-/// has no valid credential (the message says why), PERMISSION_DENIED when the caller's role is not admitted.
+/// has no valid credential (the message says why), UNAVAILABLE when a key store could not check it, PERMISSION_DENIED
+/// when the caller's role is not admitted.
 /// Other requests get ASP.NET Core's usual challenge or forbid.
 /// </summary>
 public sealed class GrpcAuthorizationResultHandler : IAuthorizationMiddlewareResultHandler
 {
-    private const int Unauthenticated = 16, PermissionDenied = 7;
+    private const int Unauthenticated = 16, PermissionDenied = 7, Unavailable = 14;
     private readonly AuthorizationMiddlewareResultHandler _default = new();
 
     public async Task HandleAsync(RequestDelegate next, HttpContext context, AuthorizationPolicy policy, PolicyAuthorizationResult authorizeResult)
@@ -25,7 +26,7 @@ public sealed class GrpcAuthorizationResultHandler : IAuthorizationMiddlewareRes
         }
 
         var (status, message) = authorizeResult.Challenged
-            ? (Unauthenticated, await ChallengeMessageAsync(context))
+            ? await ChallengeAsync(context)
             : (PermissionDenied, ForbiddenMessage(context, policy));
         // A trailers-only response: HTTP 200 whose headers carry the status, as gRPC servers answer such calls.
         context.Response.StatusCode = StatusCodes.Status200OK;
@@ -34,13 +35,16 @@ public sealed class GrpcAuthorizationResultHandler : IAuthorizationMiddlewareRes
         context.Response.Headers["grpc-message"] = Uri.EscapeDataString(message);
     }
 
-    private static async Task<string> ChallengeMessageAsync(HttpContext context)
+    private static async Task<(int Status, string Message)> ChallengeAsync(HttpContext context)
     {
         // The handlers keep their result for the request: this asks again without validating again.
-        var failure = (await context.AuthenticateAsync()).Failure?.Message;
-        return failure is not null
-            ? "The credential was not accepted: " + failure
-            : "The call carries no credential: send 'authorization: Bearer <API key or JWT>' metadata.";
+        var failure = (await context.AuthenticateAsync()).Failure;
+        return failure switch
+        {
+            KeyStoreUnavailableException unavailable => (Unavailable, unavailable.Message),
+            not null => (Unauthenticated, "The credential was not accepted: " + failure.Message),
+            null => (Unauthenticated, "The call carries no credential: send 'authorization: Bearer <API key or JWT>' metadata."),
+        };
     }
 
     private static string ForbiddenMessage(HttpContext context, AuthorizationPolicy policy)

@@ -1,0 +1,68 @@
+using ChatServices.DialogueService.Tests.Conversations;
+using ChatServices.EndToEnd.Tests.Infrastructure;
+using ChatServices.Protos.Chat.V1;
+using ChatServices.ServiceDefaults;
+using Grpc.Core;
+using Npgsql;
+
+namespace ChatServices.EndToEnd.Tests;
+
+/// <summary>
+/// DialogueService keeps API keys in its database. When that database stops answering, a database key cannot be
+/// checked: the call is UNAVAILABLE (retry later), not UNAUTHENTICATED (the key may well be valid), and keys from
+/// configuration keep working. Once the database answers again, so does the key.
+/// </summary>
+[Collection(PostgresCollection.Name)]
+public sealed class KeyStoreOutageTests(PostgresServerFixture postgres)
+{
+    [Fact]
+    public async Task A_database_key_is_unavailable_while_the_database_is_down_and_works_again_after()
+    {
+        var admin = postgres.RequireConnectionString();
+        var database = "keys_" + Guid.NewGuid().ToString("N")[..12];
+        await ExecuteAsync(admin, $"CREATE DATABASE {database}");
+        var connectionString = new NpgsqlConnectionStringBuilder(admin) { Database = database }.ConnectionString;
+        await using var system = await ChatSystem.StartAsync(connectionString);
+
+        var created = await new Admin.AdminClient(system.DialogueChannel.WithCredential(TestCredentials.AdminKey))
+            .CreateKeyAsync(new CreateKeyRequest { OwnerId = "outage-tenant", Role = "user", Name = "outage" });
+        var tenant = system.DialogueClientWith(created.Secret);
+        await tenant.ListConversationsAsync(new ListConversationsRequest());
+
+        // The database refuses connections, and the ones the service holds are ended.
+        await ExecuteAsync(admin, $"ALTER DATABASE {database} ALLOW_CONNECTIONS false");
+        await ExecuteAsync(admin, $"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{database}'");
+
+        var refused = await Assert.ThrowsAsync<RpcException>(() => tenant.ListConversationsAsync(new ListConversationsRequest()).ResponseAsync);
+        Assert.Equal(StatusCode.Unavailable, refused.StatusCode);
+        Assert.Contains("key store is unavailable", refused.Status.Detail);
+        // A key from configuration does not need the database to be recognised.
+        var configured = await Assert.ThrowsAsync<RpcException>(() =>
+            system.DialogueClient.ListConversationsAsync(new ListConversationsRequest { OwnerId = "someone" }).ResponseAsync);
+        Assert.NotEqual(StatusCode.Unauthenticated, configured.StatusCode);
+
+        await ExecuteAsync(admin, $"ALTER DATABASE {database} ALLOW_CONNECTIONS true");
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
+        while (true)
+        {
+            try
+            {
+                await tenant.ListConversationsAsync(new ListConversationsRequest());
+                break;
+            }
+            catch (RpcException e) when (e.StatusCode == StatusCode.Unavailable && DateTime.UtcNow < deadline)
+            {
+                await Task.Delay(250);
+            }
+        }
+        Assert.DoesNotContain(created.Secret[ServiceDefaults.Identity.ApiKeyFormat.Prefix.Length..], system.Logs);
+    }
+
+    private static async Task ExecuteAsync(string connectionString, string sql)
+    {
+        await using var connection = new NpgsqlConnection(connectionString);
+        await connection.OpenAsync();
+        await using var command = new NpgsqlCommand(sql, connection);
+        await command.ExecuteNonQueryAsync();
+    }
+}
