@@ -201,6 +201,18 @@ async function verify() {
   return { checked, missing, changed };
 }
 
+// Probe turns: on SIGUSR2 (sent by the script just before it kills inference-a) a few turns with long prompts start
+// at once, and `<--status>.probe` says they have been sent. The script kills on that signal, so turns that have
+// no token yet are in flight at the kill in every run, not by chance: the retry before the first token is exercised.
+const probes = args.status ? await Promise.all([0, 1, 2].map(i => createConversation(100 + i))) : [];
+process.on('SIGUSR2', () => {
+  const text = Array.from({ length: 300 }, (_, i) => words[i % words.length]).join(' ');
+  for (const [i, probe] of probes.entries()) {
+    if (probe.outcome === 'completed') sendMessage(100 + i, probe.conversation, `probe ${i}: ${text}?`, 16);
+  }
+  writeFileSync(args.status + '.probe', `${Date.now()}\n`);
+});
+
 // ---- run ----
 // --status: the turns in flight now (before their first token, streaming), so the script can time a fault.
 const status = args.status && setInterval(() => {

@@ -245,6 +245,10 @@ for _ in $(seq 200); do
   ((waiting >= 1 && streaming >= 3 && $(running_on_a) >= 2)) && break
   sleep 0.05
 done
+# Then the load starts its probe turns (long prompts, so they are before their first token) and the kill follows
+# as soon as they are sent.
+kill -USR2 "$load_pid"
+for _ in $(seq 200); do [[ -f $work/in-flight.probe ]] && break; sleep 0.01; done
 crash inference-a
 at 40; crash dialogue-a
 at 60

@@ -15,7 +15,12 @@ namespace ChatServices.Grpc.Tests.Server;
 /// <summary>How calls end as the services log and count them (CallOutcomeInterceptor, installed by
 /// AddGrpcServiceDefaults): a client that goes away mid-stream is normal — counted, logged at debug without a stack
 /// trace, never a warning or an error — and a status a handler ends with on purpose is not logged with a stack
-/// trace either.</summary>
+/// trace either. Runs alone (no other test class in parallel): the counter it reads is process-wide, and another
+/// class's cancelled calls would be counted with its own.</summary>
+[CollectionDefinition(nameof(CallOutcomeTests), DisableParallelization = true)]
+public sealed class CallOutcomeCollection;
+
+[Collection(nameof(CallOutcomeTests))]
 public sealed class CallOutcomeTests : IAsyncLifetime
 {
     private readonly CapturedLogs _logs = new();
@@ -107,7 +112,7 @@ public sealed class CallOutcomeTests : IAsyncLifetime
 
         var reason = reset ? "cancelled" : "deadline";
         Assert.True(SpinWait.SpinUntil(() => abandoned.Total("reason", reason) == 1, TimeSpan.FromSeconds(10)),
-            "not counted; logged: " + _logs);
+            $"counted {abandoned.Total("reason", reason)} times, not once; logged: " + _logs);
         Assert.Contains(_logs.Entries, e => e.Level == LogLevel.Debug && e.Message.Contains("/chatservices.testing.v1.Echo/Unary ended early"));
         // Kestrel notes the stream it resets at debug level, with the exception; nothing above debug carries one.
         Assert.DoesNotContain(_logs.Entries, e => e.Level >= LogLevel.Warning || (e.Level > LogLevel.Debug && e.Exception is not null));
