@@ -237,12 +237,12 @@ running_on_a() {
     | awk '/^chatservices_inference_sequences_running[{ ]/ { print int($NF); found = 1 } END { if (!found) print 0 }'
 }
 at 16
-# Strike while turns are waiting for their first token and long replies are streaming from inference-a (the load's
-# long-reply loops keep some streaming at all times), so that both the retry before the first token and the cut
-# mid-stream are exercised; load.mjs fails the run if either was not.
+# Strike while replies are streaming from inference-a (the load's long-reply loops keep some streaming at all
+# times): a moment when every turn in flight has had its first token and inference-a runs at least two sequences,
+# which are then streaming ones, so that the cut mid-stream is exercised; load.mjs fails the run if it was not.
 for _ in $(seq 200); do
-  read -r waiting streaming <"$work/in-flight" 2>/dev/null || { waiting=0 streaming=0; }
-  ((waiting >= 1 && streaming >= 3 && $(running_on_a) >= 2)) && break
+  read -r waiting streaming <"$work/in-flight" 2>/dev/null || { waiting=1 streaming=0; }
+  ((waiting == 0 && streaming >= 2 && $(running_on_a) >= 2)) && break
   sleep 0.05
 done
 # Then the load starts its probe turns (long prompts, so they are before their first token) and the kill follows
