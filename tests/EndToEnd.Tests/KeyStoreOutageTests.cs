@@ -2,8 +2,8 @@ using ChatServices.DialogueService.Tests.Conversations;
 using ChatServices.EndToEnd.Tests.Infrastructure;
 using ChatServices.Protos.Chat.V1;
 using ChatServices.ServiceDefaults;
+using ChatServices.Tests.Shared;
 using Grpc.Core;
-using Npgsql;
 
 namespace ChatServices.EndToEnd.Tests;
 
@@ -18,10 +18,7 @@ public sealed class KeyStoreOutageTests(PostgresServerFixture postgres)
     [Fact]
     public async Task A_database_key_is_unavailable_while_the_database_is_down_and_works_again_after()
     {
-        var admin = postgres.RequireConnectionString();
-        var database = "keys_" + Guid.NewGuid().ToString("N")[..12];
-        await ExecuteAsync(admin, $"CREATE DATABASE {database}");
-        var connectionString = new NpgsqlConnectionStringBuilder(admin) { Database = database }.ConnectionString;
+        var (database, connectionString) = await postgres.CreateDatabaseAsync("keys_");
         await using var system = await ChatSystem.StartAsync(connectionString);
 
         var created = await new Admin.AdminClient(system.DialogueChannel.WithCredential(TestCredentials.AdminKey))
@@ -30,8 +27,8 @@ public sealed class KeyStoreOutageTests(PostgresServerFixture postgres)
         await tenant.ListConversationsAsync(new ListConversationsRequest());
 
         // The database refuses connections, and the ones the service holds are ended.
-        await ExecuteAsync(admin, $"ALTER DATABASE {database} ALLOW_CONNECTIONS false");
-        await ExecuteAsync(admin, $"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{database}'");
+        await postgres.ExecuteAsync($"ALTER DATABASE {database} ALLOW_CONNECTIONS false");
+        await postgres.ExecuteAsync($"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{database}'");
 
         var refused = await Assert.ThrowsAsync<RpcException>(() => tenant.ListConversationsAsync(new ListConversationsRequest()).ResponseAsync);
         Assert.Equal(StatusCode.Unavailable, refused.StatusCode);
@@ -41,28 +38,19 @@ public sealed class KeyStoreOutageTests(PostgresServerFixture postgres)
             system.DialogueClient.ListConversationsAsync(new ListConversationsRequest { OwnerId = "someone" }).ResponseAsync);
         Assert.NotEqual(StatusCode.Unauthenticated, configured.StatusCode);
 
-        await ExecuteAsync(admin, $"ALTER DATABASE {database} ALLOW_CONNECTIONS true");
-        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
-        while (true)
+        await postgres.ExecuteAsync($"ALTER DATABASE {database} ALLOW_CONNECTIONS true");
+        await Wait.UntilAsync(async () =>
         {
             try
             {
                 await tenant.ListConversationsAsync(new ListConversationsRequest());
-                break;
+                return true;
             }
-            catch (RpcException e) when (e.StatusCode == StatusCode.Unavailable && DateTime.UtcNow < deadline)
+            catch (RpcException e) when (e.StatusCode == StatusCode.Unavailable)
             {
-                await Task.Delay(250);
+                return false;
             }
-        }
+        }, TimeSpan.FromSeconds(30), "the key was accepted again after the database came back");
         Assert.DoesNotContain(created.Secret[ServiceDefaults.Identity.ApiKeyFormat.Prefix.Length..], system.Logs);
-    }
-
-    private static async Task ExecuteAsync(string connectionString, string sql)
-    {
-        await using var connection = new NpgsqlConnection(connectionString);
-        await connection.OpenAsync();
-        await using var command = new NpgsqlCommand(sql, connection);
-        await command.ExecuteNonQueryAsync();
     }
 }

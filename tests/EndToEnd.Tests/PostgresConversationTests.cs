@@ -12,15 +12,7 @@ public sealed class PostgresConversationTests(PostgresServerFixture postgres)
     [Fact]
     public async Task A_multi_turn_conversation_is_stored_in_postgresql()
     {
-        var admin = postgres.RequireConnectionString();
-        var database = "e2e_" + Guid.NewGuid().ToString("N")[..12];
-        await using (var connection = new NpgsqlConnection(admin))
-        {
-            await connection.OpenAsync();
-            await using var create = new NpgsqlCommand($"CREATE DATABASE {database}", connection);
-            await create.ExecuteNonQueryAsync();
-        }
-        var connectionString = new NpgsqlConnectionStringBuilder(admin) { Database = database }.ConnectionString;
+        var (_, connectionString) = await postgres.CreateDatabaseAsync("e2e_");
 
         await using var system = await ChatSystem.StartAsync(connectionString);
         var client = system.DialogueClient;

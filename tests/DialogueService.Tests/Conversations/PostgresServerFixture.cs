@@ -63,6 +63,23 @@ public sealed class PostgresServerFixture : IAsyncLifetime
         _connectionString ?? throw new InvalidOperationException(
             $"The PostgreSQL tests need a PostgreSQL server and none could be started ({_startError}). Install PostgreSQL with scripts/setup.sh --test, or set {ConnectionStringVariable} to a connection string.");
 
+    /// <summary>Runs <paramref name="sql"/> on the server as its administrator (outside any test database).</summary>
+    public async Task ExecuteAsync(string sql)
+    {
+        await using var connection = new NpgsqlConnection(RequireConnectionString());
+        await connection.OpenAsync();
+        await using var command = new NpgsqlCommand(sql, connection);
+        await command.ExecuteNonQueryAsync();
+    }
+
+    /// <summary>Creates an empty database named <paramref name="prefix"/> and a random suffix; returns its name and connection string.</summary>
+    public async Task<(string Name, string ConnectionString)> CreateDatabaseAsync(string prefix)
+    {
+        var name = prefix + Guid.NewGuid().ToString("N")[..12];
+        await ExecuteAsync($"CREATE DATABASE {name}");
+        return (name, new NpgsqlConnectionStringBuilder(RequireConnectionString()) { Database = name }.ConnectionString);
+    }
+
     private static async Task<(int ExitCode, string Stdout, string Stderr)> RunScriptAsync(string script, params string[] args)
     {
         var start = new ProcessStartInfo("bash") { RedirectStandardOutput = true, RedirectStandardError = true };
