@@ -22,9 +22,6 @@ public sealed class ApiKeyStore
 
     public int Count => _entries.Length;
 
-    /// <summary>The lowercase hex SHA-256 of a key: what <c>Gateway:ApiKeys[].Hash</c> holds.</summary>
-    public static string HashKey(string key) => Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(key)));
-
     /// <summary>The caller a key belongs to, or null when it matches none.</summary>
     public Caller? Find(string presentedKey)
     {

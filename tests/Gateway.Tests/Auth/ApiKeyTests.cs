@@ -2,6 +2,7 @@ using System.Net;
 using System.Net.Http.Headers;
 using ChatServices.Gateway.Auth;
 using ChatServices.Gateway.Tests.Infrastructure;
+using ChatServices.ServiceDefaults.Identity;
 
 namespace ChatServices.Gateway.Tests.Auth;
 
@@ -28,7 +29,7 @@ public sealed class ApiKeyTests(GatewayFixture fixture)
         Assert.Equal("invalid_api_key", error.GetProperty("code").GetString());
 
         // The stored hash itself is not a key.
-        using var hashClient = fixture.CreateClient(key: ApiKeyStore.HashKey(GatewayFixture.AliceKey));
+        using var hashClient = fixture.CreateClient(key: ApiKeyFormat.Hash(GatewayFixture.AliceKey));
         await (await hashClient.GetAsync("/v1/models")).AssertErrorAsync(HttpStatusCode.Unauthorized);
     }
 
@@ -52,15 +53,15 @@ public sealed class ApiKeyTests(GatewayFixture fixture)
     [Fact]
     public async Task Keys_are_stored_as_SHA256_hashes()
     {
-        Assert.Equal("9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08", ApiKeyStore.HashKey("test"));
+        Assert.Equal("9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08", ApiKeyFormat.Hash("test"));
         var store = new ApiKeyStore(Microsoft.Extensions.Options.Options.Create(new GatewayOptions
         {
-            ApiKeys = [new ApiKeyOptions { Hash = ApiKeyStore.HashKey("sk-one"), OwnerId = "one", RequestsPerMinute = 7 }],
+            ApiKeys = [new ApiKeyOptions { Hash = ApiKeyFormat.Hash("sk-one"), OwnerId = "one", RequestsPerMinute = 7 }],
         }));
         Assert.Equal("one", store.Find("sk-one")?.OwnerId);
         Assert.Equal(7, store.Find("sk-one")?.RequestsPerMinute);
         Assert.Null(store.Find("sk-one "));
-        Assert.Null(store.Find(ApiKeyStore.HashKey("sk-one")));
+        Assert.Null(store.Find(ApiKeyFormat.Hash("sk-one")));
     }
 
     [Fact]

@@ -3,6 +3,7 @@ using System.Net.Http.Headers;
 using ChatServices.Gateway.Auth;
 using Grpc.Core;
 using ChatServices.ServiceDefaults;
+using ChatServices.ServiceDefaults.Identity;
 using ChatServices.Tests.Shared;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
@@ -94,14 +95,14 @@ public sealed class GatewayFixture : IAsyncLifetime
             ["Gateway:DefaultLimits:RequestsPerMinute"] = "0",
             ["Gateway:DefaultLimits:TokensPerMinute"] = "0",
             ["Gateway:CorsOrigins:0"] = "https://app.example",
-            ["Gateway:ApiKeys:0:Hash"] = ApiKeyStore.HashKey(AliceKey),
+            ["Gateway:ApiKeys:0:Hash"] = ApiKeyFormat.Hash(AliceKey),
             ["Gateway:ApiKeys:0:OwnerId"] = "alice",
-            ["Gateway:ApiKeys:1:Hash"] = ApiKeyStore.HashKey(BobKey),
+            ["Gateway:ApiKeys:1:Hash"] = ApiKeyFormat.Hash(BobKey),
             ["Gateway:ApiKeys:1:OwnerId"] = "bob",
-            ["Gateway:ApiKeys:2:Hash"] = ApiKeyStore.HashKey(LimitedKey),
+            ["Gateway:ApiKeys:2:Hash"] = ApiKeyFormat.Hash(LimitedKey),
             ["Gateway:ApiKeys:2:OwnerId"] = "carol",
             ["Gateway:ApiKeys:2:RequestsPerMinute"] = LimitedRequestsPerMinute.ToString(),
-            ["Gateway:ApiKeys:3:Hash"] = ApiKeyStore.HashKey(TokensKey),
+            ["Gateway:ApiKeys:3:Hash"] = ApiKeyFormat.Hash(TokensKey),
             ["Gateway:ApiKeys:3:OwnerId"] = "dave",
             ["Gateway:ApiKeys:3:TokensPerMinute"] = TokensPerMinute.ToString(),
         };
