@@ -11,11 +11,38 @@ using GenAi = Microsoft.ML.OnnxRuntimeGenAI;
 // Engine benchmarks on the CPU provider: the InferenceService engine in-process beside ONNX Runtime GenAI's own
 // generator on the same ~25M-parameter model folder, in the same run. Writes bench/results/inference.md.
 // Usage: dotnet run -c Release --project bench/InferenceBench [-- --quick]
+//        ... -- --quantization   MatMulNBits settings against float32 (bench/results/quantization.md)
+//        ... -- --accuracy       quantized builds of the trained default model against float32 (quantization-accuracy.md)
+//        ... -- --llamacpp       the engine beside llama.cpp on the same weights (bench/results/llamacpp.md)
 CultureInfo.DefaultThreadCurrentCulture = CultureInfo.InvariantCulture;
 var quick = args.Contains("--quick");
 var raw = new StringBuilder(); // every [bench] line, kept as the report's raw output
 void Log(string line) { Console.WriteLine(line); raw.AppendLine(line); }
 var repo = FindRepoRoot();
+if (args.Contains("--accuracy"))
+{
+    // Quantized builds of the trained default model against float32 (bench/results/quantization-accuracy.md).
+    var table = TrainedModelAccuracy.Run(repo, Log, LoadAverage);
+    File.WriteAllText(Path.Combine(repo, "bench", "results", "quantization-accuracy.md"), $"{table}\n## Raw output\n\n```\n{raw}```\n");
+    Console.WriteLine(table);
+    return;
+}
+if (args.Contains("--llamacpp"))
+{
+    // The engine beside llama.cpp at equal bytes per weight (bench/results/llamacpp.md): see LlamaCppBench.
+    var table = await LlamaCppBench.Run(repo, quick, Log, LoadAverage);
+    File.WriteAllText(Path.Combine(repo, "bench", "results", "llamacpp.md"), $"{table}\n## Raw output\n\n```\n{raw}```\n");
+    Console.WriteLine(table);
+    return;
+}
+if (args.Contains("--quantization"))
+{
+    // MatMulNBits settings (bench/results/quantization.md): see QuantizationBench.
+    var table = await QuantizationBench.Run(repo, quick, Log, LoadAverage);
+    File.WriteAllText(Path.Combine(repo, "bench", "results", "quantization.md"), $"{table}\n## Raw output\n\n```\n{raw}```\n");
+    Console.WriteLine(table);
+    return;
+}
 var modelPath = Path.Combine(repo, ".models", "bench-25m-ctx4096");
 if (!File.Exists(Path.Combine(modelPath, "model.onnx")))
 {

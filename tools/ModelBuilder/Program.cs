@@ -2,7 +2,9 @@ using System.CommandLine;
 using System.Globalization;
 using ChatServices.ModelBuilder;
 using ChatServices.ModelBuilder.Architectures;
+using ChatServices.ModelBuilder.Checkpoints;
 using ChatServices.ModelBuilder.Folder;
+using ChatServices.ModelBuilder.Gguf;
 using ChatServices.ModelBuilder.Quantization;
 
 // The command line over ModelFolderBuilder. Either --checkpoint DIR (a Hugging Face config.json + *.safetensors)
@@ -26,16 +28,18 @@ var tie = new Option<bool>("--tie-embeddings") { Description = "Random: the LM h
 var precision = new Option<Precision>("--precision") { Description = "Float32 (default) or Float16 weights, activations and KV cache.", DefaultValueFactory = _ => Precision.Float32 };
 var attention = new Option<AttentionKind>("--attention") { Description = "GroupQuery (contrib ops, ONNX Runtime GenAI convention) or Standard (plain ONNX ops, position_ids input).", DefaultValueFactory = _ => AttentionKind.GroupQuery };
 var int4 = new Option<bool>("--int4") { Description = "4-bit weight-only quantization of the linear layers (MatMulNBits)." };
-var blockSize = new Option<int>("--int4-block-size") { Description = "Weights per 4-bit scale.", DefaultValueFactory = _ => 32 };
+var blockSize = new Option<int>("--int4-block-size") { Description = "Weights per scale (default 128, the fastest measured; 32 is more accurate).", DefaultValueFactory = _ => new Int4Options().BlockSize };
 var asymmetric = new Option<bool>("--int4-asymmetric") { Description = "Per-block 4-bit zero points (default: symmetric)." };
-var accuracy = new Option<int>("--int4-accuracy-level") { Description = "MatMulNBits accuracy_level: 0 = float32 compute, 4 = int8 activations (faster on CPU).", DefaultValueFactory = _ => 0 };
+var accuracy = new Option<int>("--int4-accuracy-level") { Description = "MatMulNBits accuracy_level: 4 (default) = int8 activations, the fast CPU kernels; 0 = float32 compute.", DefaultValueFactory = _ => new Int4Options().AccuracyLevel };
+var bits = new Option<int>("--int4-bits") { Description = "Bits per quantized weight: 4, or 8 (MatMulNBits with bits = 8).", DefaultValueFactory = _ => 4 };
+var gguf = new Option<GgufType?>("--gguf") { Description = "Write a GGUF file for llama.cpp at --output instead of a model folder: F32, F16, Q8_0 or Q4_0 (needs a tokenizer)." };
 var lastToken = new Option<bool>("--last-token-logits") { Description = "Logits for each row's last token only ([batch, 1, vocab]): faster prefill, no prompt log-probabilities." };
 var externalData = new Option<ExternalDataMode>("--external-data") { Description = "Auto (above 1 GiB of weights), Always or Never.", DefaultValueFactory = _ => ExternalDataMode.Auto };
 
 var root = new RootCommand("Builds a servable ONNX decoder model folder (genai_config.json, model.onnx, tokenizer, config.json).")
 {
     output, checkpoint, random, preset, tokenizer, architecture, layers, hidden, heads, kvHeads, headDim, intermediate, vocab,
-    context, seed, tie, precision, attention, int4, blockSize, asymmetric, accuracy, lastToken, externalData,
+    context, seed, tie, precision, attention, int4, blockSize, asymmetric, accuracy, bits, gguf, lastToken, externalData,
 };
 root.SetAction(parse =>
 {
@@ -43,7 +47,7 @@ root.SetAction(parse =>
     {
         Precision = parse.GetValue(precision),
         Attention = parse.GetValue(attention),
-        Int4 = parse.GetValue(int4) ? new Int4Options(parse.GetValue(blockSize), !parse.GetValue(asymmetric), parse.GetValue(accuracy)) : null,
+        Int4 = parse.GetValue(int4) ? new Int4Options(parse.GetValue(blockSize), !parse.GetValue(asymmetric), parse.GetValue(accuracy), parse.GetValue(bits)) : null,
         ExternalData = parse.GetValue(externalData),
         LastTokenLogitsOnly = parse.GetValue(lastToken),
         Progress = new SynchronousProgress(line => Console.WriteLine($"[model-builder] {line}")),
@@ -54,12 +58,43 @@ root.SetAction(parse =>
         var checkpointDir = parse.GetValue(checkpoint);
         if (checkpointDir is not null == parse.GetValue(random))
             throw new ModelBuilderException("Give exactly one of --checkpoint DIR or --random.");
+        var spec = RandomSpec();
+        if (parse.GetValue(gguf) is { } ggufType)
+        {
+            var clock = System.Diagnostics.Stopwatch.StartNew();
+            DecoderConfig config;
+            TokenizerFiles? vocabulary;
+            ITensorSource weights;
+            if (checkpointDir is not null)
+            {
+                (config, _, vocabulary) = ModelFolderBuilder.CheckpointConfig(checkpointDir, parse.GetValue(context), parse.GetValue(tokenizer));
+                weights = ModelFolderBuilder.OpenCheckpoint(checkpointDir, config);
+            }
+            else
+            {
+                (config, vocabulary) = ModelFolderBuilder.RandomConfig(spec, parse.GetValue(tokenizer));
+                weights = new RandomCheckpoint(config, spec.Seed);
+            }
+            using (weights)
+                GgufWriter.Write(config, weights, vocabulary ?? throw new ModelBuilderException("GGUF output needs a tokenizer (--tokenizer)."), outputDir, ggufType);
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"[model-builder] done: {outputDir} ({ggufType}, {config.ParameterCount:N0} parameters), {clock.Elapsed.TotalSeconds:F1} s"));
+            return 0;
+        }
         BuildResult result;
         if (checkpointDir is not null)
         {
             result = ModelFolderBuilder.FromCheckpoint(checkpointDir, outputDir, options, parse.GetValue(context), parse.GetValue(tokenizer));
         }
         else
+        {
+            result = ModelFolderBuilder.FromRandom(spec, outputDir, options, parse.GetValue(tokenizer));
+        }
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"[model-builder] done: {result.ParameterCount:N0} parameters, {(result.ExternalData ? "external data" : "inline weights")}, {result.Elapsed.TotalSeconds:F1} s"));
+        return 0;
+
+        RandomModelSpec RandomSpec()
         {
             var spec = RandomModelSpec.Preset(parse.GetValue(preset) ?? "tiny");
             spec = spec with
@@ -76,11 +111,8 @@ root.SetAction(parse =>
                 Seed = parse.GetValue(seed) ?? spec.Seed,
                 TieWordEmbeddings = parse.GetValue(tie) || spec.TieWordEmbeddings,
             };
-            result = ModelFolderBuilder.FromRandom(spec, outputDir, options, parse.GetValue(tokenizer));
+            return spec;
         }
-        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"[model-builder] done: {result.ParameterCount:N0} parameters, {(result.ExternalData ? "external data" : "inline weights")}, {result.Elapsed.TotalSeconds:F1} s"));
-        return 0;
     }
     catch (ModelBuilderException e)
     {

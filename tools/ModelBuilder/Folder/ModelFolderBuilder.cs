@@ -21,9 +21,24 @@ public static class ModelFolderBuilder
     public const string ModelFileName = "model.onnx";
     public const string ExternalDataFileName = "model.onnx.data";
 
-    /// <summary>Converts a Hugging Face checkpoint folder (config.json + *.safetensors, tokenizer files copied when present).</summary>
+    /// <summary>
+    /// Converts a Hugging Face checkpoint folder (config.json + *.safetensors, tokenizer files copied when present), or a
+    /// float32 model folder this builder wrote (config.json + model.onnx).
+    /// </summary>
     public static BuildResult FromCheckpoint(string checkpointDirectory, string outputDirectory, BuildOptions options,
         int? contextLength = null, string? tokenizerPath = null)
+    {
+        var (config, hfJson, tokenizer) = CheckpointConfig(checkpointDirectory, contextLength, tokenizerPath);
+        using var weights = OpenCheckpoint(checkpointDirectory, config);
+        var result = Build(config, hfJson, weights, tokenizer, outputDirectory, options);
+        var generationConfig = Path.Combine(checkpointDirectory, "generation_config.json");
+        if (File.Exists(generationConfig)) File.Copy(generationConfig, Path.Combine(outputDirectory, "generation_config.json"), overwrite: true);
+        return result;
+    }
+
+    /// <summary>A checkpoint folder's config (generation_config.json's end tokens included) and tokenizer, checked against each other.</summary>
+    public static (DecoderConfig Config, JsonObject HuggingFaceJson, TokenizerFiles? Tokenizer) CheckpointConfig(
+        string checkpointDirectory, int? contextLength = null, string? tokenizerPath = null)
     {
         var configPath = Path.Combine(checkpointDirectory, "config.json");
         var config = HuggingFaceConfig.Load(configPath, contextLength);
@@ -33,33 +48,46 @@ public static class ModelFolderBuilder
             : File.Exists(Path.Combine(checkpointDirectory, "tokenizer.json")) ? TokenizerFiles.Load(checkpointDirectory) : null;
         if (tokenizer is not null && tokenizer.VocabSize > config.VocabSize)
             throw new ModelBuilderException($"The tokenizer has {tokenizer.VocabSize} tokens but the model's vocab_size is {config.VocabSize}.");
-        using var weights = SafetensorsCheckpoint.Open(checkpointDirectory);
-        CheckTensors(config, weights);
-        var result = Build(config, hfJson, weights, tokenizer, outputDirectory, options);
-        var generationConfig = Path.Combine(checkpointDirectory, "generation_config.json");
-        if (File.Exists(generationConfig)) File.Copy(generationConfig, Path.Combine(outputDirectory, "generation_config.json"), overwrite: true);
-        return result;
+        return (config, hfJson, tokenizer);
+    }
+
+    /// <summary>The checkpoint's weights, checked against its config.</summary>
+    public static ITensorSource OpenCheckpoint(string checkpointDirectory, DecoderConfig config)
+    {
+        // A float32 folder this builder wrote stands in for its checkpoint (to rebuild it quantized, for instance).
+        ITensorSource weights = ModelFolderCheckpoint.IsModelFolder(checkpointDirectory)
+            ? ModelFolderCheckpoint.Open(checkpointDirectory, config)
+            : SafetensorsCheckpoint.Open(checkpointDirectory);
+        try
+        {
+            CheckTensors(config, weights);
+            return weights;
+        }
+        catch
+        {
+            weights.Dispose();
+            throw;
+        }
     }
 
     /// <summary>A random model; with a tokenizer the vocabulary size and special token ids follow it.</summary>
     public static BuildResult FromRandom(RandomModelSpec spec, string outputDirectory, BuildOptions options, string? tokenizerPath = null)
     {
-        var tokenizer = tokenizerPath is null ? null : TokenizerFiles.Load(tokenizerPath);
-        DecoderConfig config;
-        if (tokenizer is null)
-        {
-            config = spec.ToConfig();
-        }
-        else
-        {
-            // Tokenizers without a BOS token (Qwen's) get the convention of their model configs: <|endoftext|>, their pad.
-            var eos = tokenizer.SpecialTokenId("eos_token");
-            var pad = tokenizer.SpecialTokenId("pad_token");
-            var bos = tokenizer.SpecialTokenId("bos_token") ?? pad ?? eos;
-            config = spec.ToConfig(tokenizer.VocabSize, bos, eos is { } e ? [e] : null, pad);
-        }
+        var (config, tokenizer) = RandomConfig(spec, tokenizerPath);
         using var weights = new RandomCheckpoint(config, spec.Seed);
         return Build(config, RandomModelSpec.ToHuggingFaceJson(config), weights, tokenizer, outputDirectory, options);
+    }
+
+    /// <summary>A random model's config: with a tokenizer the vocabulary size and special token ids follow it.</summary>
+    public static (DecoderConfig Config, TokenizerFiles? Tokenizer) RandomConfig(RandomModelSpec spec, string? tokenizerPath)
+    {
+        var tokenizer = tokenizerPath is null ? null : TokenizerFiles.Load(tokenizerPath);
+        if (tokenizer is null) return (spec.ToConfig(), null);
+        // Tokenizers without a BOS token (Qwen's) get the convention of their model configs: <|endoftext|>, their pad.
+        var eos = tokenizer.SpecialTokenId("eos_token");
+        var pad = tokenizer.SpecialTokenId("pad_token");
+        var bos = tokenizer.SpecialTokenId("bos_token") ?? pad ?? eos;
+        return (spec.ToConfig(tokenizer.VocabSize, bos, eos is { } e ? [e] : null, pad), tokenizer);
     }
 
     public static BuildResult Build(DecoderConfig config, JsonObject huggingFaceConfig, ITensorSource weights,

@@ -26,7 +26,7 @@ public sealed record RandomModelSpec
     public int? SlidingWindow { get; init; }
     public double RmsNormEps { get; init; } = 1e-5;
 
-    /// <summary>Well-known shapes: "tiny" (the defaults), "default" (the embedded default model), "bench-25m".</summary>
+    /// <summary>Well-known shapes: "tiny" (the defaults), "default" (the embedded default model), "bench-25m", "bench-125m".</summary>
     public static RandomModelSpec Preset(string name) => name switch
     {
         "tiny" => new RandomModelSpec(),
@@ -34,7 +34,10 @@ public sealed record RandomModelSpec
         "default" => new RandomModelSpec { Layers = 4, HiddenSize = 256, Heads = 4, KvHeads = 2, IntermediateSize = 768, VocabSize = 32000, ContextLength = 2048 },
         // ≈24M parameters with the Llama 2 vocabulary: 2·32000·256 (embeddings, untied) + 8 layers × 0.98M.
         "bench-25m" => new RandomModelSpec { Layers = 8, HiddenSize = 256, Heads = 4, KvHeads = 2, IntermediateSize = 1024, VocabSize = 32000, ContextLength = 2048 },
-        _ => throw new ModelBuilderException($"Unknown preset '{name}': known are tiny, default, bench-25m."),
+        // ≈125M parameters (GPT-2 small's size, Llama-shaped): 2·32000·768 (untied) + 12 layers × 6.29M. Large enough
+        // that a decode step reads every weight from memory, small enough to build and measure in minutes.
+        "bench-125m" => new RandomModelSpec { Layers = 12, HiddenSize = 768, Heads = 12, KvHeads = 4, IntermediateSize = 2048, VocabSize = 32000, ContextLength = 2048 },
+        _ => throw new ModelBuilderException($"Unknown preset '{name}': known are tiny, default, bench-25m, bench-125m."),
     };
 
     public DecoderConfig ToConfig(int? vocabSize = null, int? bos = null, IReadOnlyList<int>? eos = null, int? pad = null)

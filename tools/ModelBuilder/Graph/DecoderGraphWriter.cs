@@ -152,7 +152,7 @@ public abstract class DecoderGraphWriter
             var q = Int4BlockQuantizer.Quantize(weight, outFeatures, inFeatures, int4);
             var b = $"{weightName}.MatMulNBits.qweight";
             var scales = $"{weightName}.MatMulNBits.scales";
-            Graph.AddInitializer(b, DataType.Uint8, [outFeatures, q.Blocks, int4.BlockSize / 2], q.Packed);
+            Graph.AddInitializer(b, DataType.Uint8, [outFeatures, q.Blocks, int4.BlockSize * int4.Bits / 8], q.Packed);
             AddWeight(scales, q.Scales, [q.Scales.Length]);
             List<string> inputs = [input, b, scales];
             if (q.ZeroPoints is not null)
@@ -162,7 +162,7 @@ public abstract class DecoderGraphWriter
                 inputs.Add(zp);
             }
             output = Graph.Op("MatMulNBits", $"{name}/MatMulNBits", inputs, OnnxGraph.MicrosoftDomain,
-                ("K", (long)inFeatures), ("N", (long)outFeatures), ("bits", 4L), ("block_size", (long)int4.BlockSize),
+                ("K", (long)inFeatures), ("N", (long)outFeatures), ("bits", (long)int4.Bits), ("block_size", (long)int4.BlockSize),
                 ("accuracy_level", (long)int4.AccuracyLevel));
         }
         else
