@@ -84,8 +84,9 @@ public sealed class InferenceEngine : IDisposable
         _thread = new Thread(Loop) { Name = "inference-engine", IsBackground = true };
         _thread.Start();
         _logger.LogInformation(
-            "Loaded {Model} ({Layers} layers, vocab {Vocab}, context {Context}) on {Provider}: {Slots} KV slots of {Capacity} tokens ({MiB} MiB), batch {Batch}",
-            Model.Path, Model.Layers, Model.VocabSize, Model.ContextLength, ExecutionProvider, slots, capacity, _pool.TotalBytes >> 20, batch);
+            "Loaded {Model} ({Layers} layers, vocab {Vocab}, context {Context}, logits {Logits}) on {Provider}: {Slots} KV slots of {Capacity} tokens ({MiB} MiB), batch {Batch}",
+            Model.Path, Model.Layers, Model.VocabSize, Model.ContextLength, Model.LastTokenLogits ? "last token" : "every position",
+            ExecutionProvider, slots, capacity, _pool.TotalBytes >> 20, batch);
     }
 
     /// <summary>Loads the model and starts the engine thread.</summary>
