@@ -40,7 +40,7 @@ public static class LlamaCppBench
         var md = new StringBuilder();
         var text = Workloads.Prompt(256, 4242);
         TokenScores reference;
-        using (var scorer = new TeacherForcedScorer(QuantizationBench.Prepare(repo, QuantizationBench.Variants[0], log), QuantizationBench.Threads))
+        using (var scorer = new TeacherForcedScorer(QuantizationBench.Prepare(repo, QuantizationBench.Variants[0], log, scoring: true), QuantizationBench.Threads))
             reference = scorer.Score(text);
 
         // Greedy tokens at float32: the same function in both systems (the rotary permutation, norms, GQA) or not.
@@ -64,7 +64,7 @@ public static class LlamaCppBench
             using var peer = new LlamaCppPeer(ggufs[pair.Theirs], QuantizationBench.Threads, 16, 16 * 320);
             using var engine = QuantizationBench.StartEngine(folder, maxBatch: 16);
             AccuracyResult ourAccuracy, theirAccuracy;
-            using (var scorer = new TeacherForcedScorer(folder, QuantizationBench.Threads)) ourAccuracy = AccuracyResult.Compare(reference, scorer.Score(text));
+            using (var scorer = new TeacherForcedScorer(QuantizationBench.Prepare(repo, variant, log, scoring: true), QuantizationBench.Threads)) ourAccuracy = AccuracyResult.Compare(reference, scorer.Score(text));
             theirAccuracy = AccuracyResult.Compare(reference, peer.Score(text));
 
             await Workloads.EngineDecodeRate(engine, prompt: 16, newTokens: 8); // warm-up
@@ -98,7 +98,7 @@ public static class LlamaCppBench
         md.AppendLine();
         md.AppendLine(CultureInfo.InvariantCulture, $"Machine: {machine}. 2 threads each. Load average before: {loadBefore}; after: {loadAverage()}.");
         md.AppendLine("Model: random `bench-125m` (Llama: 12 layers, hidden 768, 12 heads × 64, 4 kv heads, intermediate 2048, Llama 2 vocabulary of 32,000, untied), the same weights in every build: ONNX folders by ModelBuilder, GGUF files by ModelBuilder's GGUF writer (`--gguf`). llama.cpp: LLamaSharp 0.30.0 + LLamaSharp.Backend.Cpu 0.30.0 (its AVX-512 build on this CPU), default context settings (float16 KV cache), greedy on token ids; several streams run as sequences of one context in one batch per step (llama.cpp's batched decoding). The engine: `InferenceEngine` in-process, greedy.");
-        md.AppendLine(CultureInfo.InvariantCulture, $"Best of {repetitions} alternating repetitions. Decode: 64 new tokens after a 16-token prompt, first to last token. Prefill: 256-token prompt / time to first token. Streams: concurrent requests with 32-token prompts and 32 new tokens, aggregate tokens/s from submission to the last token. The engine's graphs compute logits at every prompt position; llama.cpp at the last only.");
+        md.AppendLine(CultureInfo.InvariantCulture, $"Best of {repetitions} alternating repetitions. Decode: 64 new tokens after a 16-token prompt, first to last token. Prefill: 256-token prompt / time to first token. Streams: concurrent requests with 32-token prompts and 32 new tokens, aggregate tokens/s from submission to the last token. Both compute logits at the last prompt position only (ModelBuilder's default graphs).");
         md.AppendLine(CultureInfo.InvariantCulture, $"Float32 check: {agreement}.");
         md.AppendLine();
         foreach (var t in tables)

@@ -40,19 +40,21 @@ public static class QuantizationBench
         new("q4-b256-a4", new Int4Options(256, true, 4)),
         new("q4-b32-a4-asym", new Int4Options(32, false, 4)),
         new("q4-b128-a4-asym", new Int4Options(128, false, 4)),
-        new("q8-b128-a0", new Int4Options(128, true, 0, Bits: 8)),
         new("q8-b128-a4", new Int4Options(128, true, 4, Bits: 8)),
     ];
 
     public static RandomModelSpec Spec => RandomModelSpec.Preset("bench-125m") with { Seed = 125 };
 
-    /// <summary>Builds each variant's folder once (all-position logits, so the same folder also scores accuracy).</summary>
-    public static string Prepare(string repo, WeightVariant variant, Action<string> log)
+    /// <summary>
+    /// Builds a variant's folder once: ModelBuilder's defaults (last-token logits) for speed, or with every position's
+    /// logits for teacher-forced scoring.
+    /// </summary>
+    public static string Prepare(string repo, WeightVariant variant, Action<string> log, bool scoring = false)
     {
-        var folder = variant.Folder(Path.Combine(repo, ".models", "quant-bench-125m"));
+        var folder = variant.Folder(Path.Combine(repo, ".models", scoring ? "quant-bench-125m-all-positions" : "quant-bench-125m"));
         if (File.Exists(Path.Combine(folder, "model.onnx"))) return folder;
         log($"[bench] building {variant.Name} into {folder}");
-        ModelFolderBuilder.FromRandom(Spec, folder, new BuildOptions { Int4 = variant.Quantization, LastTokenLogitsOnly = false });
+        ModelFolderBuilder.FromRandom(Spec, folder, new BuildOptions { Int4 = variant.Quantization, LastTokenLogitsOnly = !scoring });
         return folder;
     }
 
@@ -67,11 +69,11 @@ public static class QuantizationBench
         // Accuracy: one fixed 256-token text, scored teacher-forced by every build.
         var text = Workloads.Prompt(256, 4242);
         TokenScores reference;
-        using (var scorer = new TeacherForcedScorer(folders["f32"], Threads)) reference = scorer.Score(text);
+        using (var scorer = new TeacherForcedScorer(Prepare(repo, variants[0], log, scoring: true), Threads)) reference = scorer.Score(text);
         var accuracy = new Dictionary<string, AccuracyResult>();
         foreach (var v in variants.Where(v => v.Quantization is not null))
         {
-            using var scorer = new TeacherForcedScorer(folders[v.Name], Threads);
+            using var scorer = new TeacherForcedScorer(Prepare(repo, v, log, scoring: true), Threads);
             accuracy[v.Name] = AccuracyResult.Compare(reference, scorer.Score(text));
             log($"[bench] {v.Name}: mean |Δ logprob| {accuracy[v.Name].MeanAbsDelta:F4}, max {accuracy[v.Name].MaxAbsDelta:F3}, top-1 {accuracy[v.Name].Top1Agreement:P0}");
         }

@@ -33,13 +33,13 @@ var asymmetric = new Option<bool>("--int4-asymmetric") { Description = "Per-bloc
 var accuracy = new Option<int>("--int4-accuracy-level") { Description = "MatMulNBits accuracy_level: 4 (default) = int8 activations, the fast CPU kernels; 0 = float32 compute.", DefaultValueFactory = _ => new Int4Options().AccuracyLevel };
 var bits = new Option<int>("--int4-bits") { Description = "Bits per quantized weight: 4, or 8 (MatMulNBits with bits = 8).", DefaultValueFactory = _ => 4 };
 var gguf = new Option<GgufType?>("--gguf") { Description = "Write a GGUF file for llama.cpp at --output instead of a model folder: F32, F16, Q8_0 or Q4_0 (needs a tokenizer)." };
-var lastToken = new Option<bool>("--last-token-logits") { Description = "Logits for each row's last token only ([batch, 1, vocab]): faster prefill, no prompt log-probabilities." };
+var allPositions = new Option<bool>("--all-position-logits") { Description = "Logits for every position ([batch, sequence, vocab]) instead of each row's last token only (the default: faster prefill)." };
 var externalData = new Option<ExternalDataMode>("--external-data") { Description = "Auto (above 1 GiB of weights), Always or Never.", DefaultValueFactory = _ => ExternalDataMode.Auto };
 
 var root = new RootCommand("Builds a servable ONNX decoder model folder (genai_config.json, model.onnx, tokenizer, config.json).")
 {
     output, checkpoint, random, preset, tokenizer, architecture, layers, hidden, heads, kvHeads, headDim, intermediate, vocab,
-    context, seed, tie, precision, attention, int4, blockSize, asymmetric, accuracy, bits, gguf, lastToken, externalData,
+    context, seed, tie, precision, attention, int4, blockSize, asymmetric, accuracy, bits, gguf, allPositions, externalData,
 };
 root.SetAction(parse =>
 {
@@ -49,7 +49,7 @@ root.SetAction(parse =>
         Attention = parse.GetValue(attention),
         Int4 = parse.GetValue(int4) ? new Int4Options(parse.GetValue(blockSize), !parse.GetValue(asymmetric), parse.GetValue(accuracy), parse.GetValue(bits)) : null,
         ExternalData = parse.GetValue(externalData),
-        LastTokenLogitsOnly = parse.GetValue(lastToken),
+        LastTokenLogitsOnly = !parse.GetValue(allPositions),
         Progress = new SynchronousProgress(line => Console.WriteLine($"[model-builder] {line}")),
     };
     try
