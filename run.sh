@@ -2,9 +2,17 @@
 # Installs what is needed, builds, and runs the whole ChatServices system on its embedded default in the
 # foreground: InferenceService (gRPC :50052), DialogueService (gRPC :50051), Gateway (HTTP :8080).
 # Ctrl+C stops all three.
+# ./run.sh --int4 serves the embedded default's 4-bit build instead (model id chat-default-int4), made once from the
+# float32 folder by tools/ModelBuilder with its default quantization settings.
 set -euo pipefail
 cd "$(dirname "$0")"
 root=$PWD
+int4=false
+case "${1:-}" in
+  "") ;;
+  --int4) int4=true ;;
+  *) echo "usage: ./run.sh [--int4]" >&2; exit 2 ;;
+esac
 
 ./scripts/setup.sh
 echo "[run] building (Release)"
@@ -17,6 +25,13 @@ model="$root/models/chat-default"
 if [[ ! -f $model/genai_config.json ]]; then
   ./scripts/build-default-model.sh
   model="$root/.models/default"
+fi
+if $int4; then
+  quantized="$root/.models/$(basename "$model")-int4"
+  if [[ ! -f $quantized/model.onnx || $model/model.onnx -nt $quantized/model.onnx ]]; then
+    dotnet tools/ModelBuilder/bin/Release/net10.0/ModelBuilder.dll --checkpoint "$model" --int4 --output "$quantized"
+  fi
+  model=$quantized
 fi
 echo "[run] serving $model"
 mkdir -p "$root/.data"

@@ -15,6 +15,7 @@ public sealed class LlamaCppPeer : IDisposable
 {
     private readonly LLamaWeights _weights;
     private readonly ModelParams _parameters;
+    private LLamaContext? _scoring;
 
     public LlamaCppPeer(string ggufPath, int threads, int maxSequences, int contextTokens)
     {
@@ -88,7 +89,9 @@ public sealed class LlamaCppPeer : IDisposable
     /// <summary>Teacher-forced scores of a text (logits at every position), to compare with the float32 ONNX build.</summary>
     public TokenScores Score(int[] tokens)
     {
-        using var context = _weights.CreateContext(_parameters);
+        // One context for every text scored: clearing its cache is far cheaper than building a context per text.
+        var context = _scoring ??= _weights.CreateContext(_parameters);
+        context.NativeHandle.MemoryClear(true);
         var batch = new LLamaBatch();
         for (var i = 0; i < tokens.Length; i++) batch.Add(tokens[i], i, LLamaSeqId.Zero, true);
         Decode(context, batch);
@@ -119,5 +122,9 @@ public sealed class LlamaCppPeer : IDisposable
         return best;
     }
 
-    public void Dispose() => _weights.Dispose();
+    public void Dispose()
+    {
+        _scoring?.Dispose();
+        _weights.Dispose();
+    }
 }
