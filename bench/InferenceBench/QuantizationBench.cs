@@ -40,6 +40,7 @@ public static class QuantizationBench
         new("q4-b256-a4", new Int4Options(256, true, 4)),
         new("q4-b32-a4-asym", new Int4Options(32, false, 4)),
         new("q4-b128-a4-asym", new Int4Options(128, false, 4)),
+        new("q8-b128-a0", new Int4Options(128, true, 0, Bits: 8)), // slow: about a minute per repetition
         new("q8-b128-a4", new Int4Options(128, true, 4, Bits: 8)),
     ];
 
