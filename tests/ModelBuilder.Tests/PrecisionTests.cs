@@ -45,14 +45,17 @@ public sealed class PrecisionTests(ITestOutputHelper output)
     }
 
     [Theory]
-    [InlineData(true)]
-    [InlineData(false)]
-    public void Int4_graph_computes_exactly_the_reference_on_the_dequantized_weights(bool symmetric)
+    [InlineData(true, 4)]
+    [InlineData(false, 4)]
+    [InlineData(true, 8)]
+    [InlineData(false, 8)]
+    public void Int4_graph_computes_exactly_the_reference_on_the_dequantized_weights(bool symmetric, int bits)
     {
-        // Separates rounding error (the tolerance above) from layout errors: the 4-bit graph must equal the float
-        // reference run on the weights as MatMulNBits' specification reads them back from model.onnx.
+        // Separates rounding error (the tolerance above) from layout errors: the 4-bit (or 8-bit) graph must equal the
+        // float reference run on the weights as MatMulNBits' specification reads them back from model.onnx. Accuracy
+        // level 0 computes in float32, so the comparison is exact up to summation order.
         using var folder = new TempFolder();
-        var result = ModelFolderBuilder.FromRandom(Spec, folder.Path, new BuildOptions { Int4 = new Int4Options(32, symmetric) });
+        var result = ModelFolderBuilder.FromRandom(Spec, folder.Path, new BuildOptions { Int4 = new Int4Options(32, symmetric, AccuracyLevel: 0, Bits: bits) });
         var random = new ModelBuilder.Checkpoints.RandomCheckpoint(result.Config, Spec.Seed);
         var dequantized = MatMulNBitsReader.DequantizedWeights(folder.ModelPath, result.Config.QueryHiddenSize, result.Config.KvHiddenSize);
         Assert.Equal(2 * 7 + 1, dequantized.Count);
@@ -62,7 +65,7 @@ public sealed class PrecisionTests(ITestOutputHelper output)
         using var runner = new OnnxDecoderRunner(folder.ModelPath, 1, shareBuffer: true, maxLength: 128);
         var prompt = TestModels.Tokens(8, Spec.VocabSize, 4);
         var worst = TestModels.WorstErrorAgainstReference(reference, runner, prompt, decodeSteps: 4);
-        output.WriteLine($"int4 (symmetric={symmetric}) vs reference on dequantized weights: {worst:E2}");
+        output.WriteLine($"{bits}-bit (symmetric={symmetric}) vs reference on dequantized weights: {worst:E2}");
         Assert.True(worst < 1e-4, $"relative error {worst:E2}");
     }
 

@@ -3,9 +3,10 @@ using Onnx;
 namespace ChatServices.ModelBuilder.Tests.Runtime;
 
 /// <summary>
-/// Reads the 4-bit weights back out of a built model.onnx and dequantizes them as ONNX Runtime's MatMulNBits
-/// specification defines: B uint8 [N, blocks, block/2] (even element in the low nibble), scales [N·blocks],
-/// optional zero points uint8 [N, ⌈blocks/2⌉] (default 8); w[n, k] = (q − zp) · scale, the padding beyond K dropped.
+/// Reads the 4-bit (or 8-bit) weights back out of a built model.onnx and dequantizes them as ONNX Runtime's
+/// MatMulNBits specification defines: B uint8 [N, blocks, block/2] (even element in the low nibble; 8 bits:
+/// [N, blocks, block]), scales [N·blocks], optional zero points uint8 [N, ⌈blocks/2⌉] (default 8; 8 bits: [N, blocks],
+/// default 128); w[n, k] = (q − zp) · scale, the padding beyond K dropped.
 /// </summary>
 public static class MatMulNBitsReader
 {
@@ -21,7 +22,7 @@ public static class MatMulNBitsReader
         foreach (var node in model.Graph.Node.Where(n => n.OpType == "MatMulNBits"))
         {
             var attr = node.Attribute.ToDictionary(a => a.Name, a => a.I);
-            int n = (int)attr["N"], k = (int)attr["K"], block = (int)attr["block_size"];
+            int n = (int)attr["N"], k = (int)attr["K"], block = (int)attr["block_size"], bits = (int)attr["bits"];
             var b = initializers[node.Input[1]].RawData.ToByteArray();
             var scales = initializers[node.Input[2]].RawData.ToByteArray();
             var zp = node.Input.Count > 3 && node.Input[3] != "" ? initializers[node.Input[3]].RawData.ToByteArray() : null;
@@ -32,13 +33,22 @@ public static class MatMulNBitsReader
             {
                 var blockIndex = col / block;
                 var within = col % block;
-                var packed = b[(row * blocks + blockIndex) * (block / 2) + within / 2];
-                var q = within % 2 == 0 ? packed & 0xF : packed >> 4;
-                var zero = 8;
-                if (zp is not null)
+                int q, zero;
+                if (bits == 8)
                 {
-                    var z = zp[row * ((blocks + 1) / 2) + blockIndex / 2];
-                    zero = blockIndex % 2 == 0 ? z & 0xF : z >> 4;
+                    q = b[(row * blocks + blockIndex) * block + within];
+                    zero = zp is null ? 128 : zp[row * blocks + blockIndex];
+                }
+                else
+                {
+                    var packed = b[(row * blocks + blockIndex) * (block / 2) + within / 2];
+                    q = within % 2 == 0 ? packed & 0xF : packed >> 4;
+                    zero = 8;
+                    if (zp is not null)
+                    {
+                        var z = zp[row * ((blocks + 1) / 2) + blockIndex / 2];
+                        zero = blockIndex % 2 == 0 ? z & 0xF : z >> 4;
+                    }
                 }
                 var scale = BitConverter.ToSingle(scales, (row * blocks + blockIndex) * 4);
                 w[row * k + col] = (q - zero) * scale;
