@@ -151,8 +151,12 @@ public sealed class ConstraintMatcher(CompiledConstraint constraint, MatchState 
             var count = Math.Min(64, n - at);
             if (count <= 0) break;
             if (word == 0) { destination.Slice(at, count).Fill(float.NegativeInfinity); continue; }
-            for (var bit = 0; bit < count; bit++)
-                if ((word & (1UL << bit)) == 0) destination[at + bit] = float.NegativeInfinity;
+            for (var holes = ~word; holes != 0; holes &= holes - 1) // only the disallowed ids of a mostly allowed word
+            {
+                var bit = BitOperations.TrailingZeroCount(holes);
+                if (bit >= count) break;
+                destination[at + bit] = float.NegativeInfinity;
+            }
         }
         for (var i = mask.Length << 6; i < n; i++) destination[i] = float.NegativeInfinity; // ids past the vocabulary
         if (!IsComplete && canExtend) KeepCompletable(mask, destination, tokensLeft);
