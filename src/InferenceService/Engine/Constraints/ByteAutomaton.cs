@@ -360,4 +360,10 @@ public sealed class MatchState(Frame[] heads, bool accepting)
 
     /// <summary>Fewest bytes to a complete sentence; -1 until computed.</summary>
     internal int BytesToComplete = -1;
+
+    /// <summary>With the mask: the most bytes left to complete after any allowed token.</summary>
+    internal int MaxCostAfter;
+
+    /// <summary>Bytes left to complete after each allowed token (mask order), computed near the end of a budget only.</summary>
+    internal int[]? CostAfter;
 }
