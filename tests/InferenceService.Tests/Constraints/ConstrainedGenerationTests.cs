@@ -230,6 +230,10 @@ public class ConstrainedGenerationTests(EmbeddedModelEngine fixture) : IClassFix
         var e = Assert.Throws<InvalidRequestException>(() => Engine.Submit(new GenerationRequest { PromptTokenIds = Prompt, Constraint = new JsonSchemaConstraint(schema) }));
         Assert.StartsWith(message, e.Message);
         Assert.Equal(0, Engine.InFlight);
+        // Refused requests take no place in the waiting queue (256 by default): after 300 refusals one is still accepted.
+        for (var i = 0; i < 300; i++)
+            Assert.Throws<InvalidRequestException>(() => Engine.Submit(new GenerationRequest { PromptTokenIds = Prompt, Constraint = new JsonSchemaConstraint(schema) }));
+        Assert.NotNull(Engine.Submit(new GenerationRequest { PromptTokenIds = Prompt, MaxNewTokens = 1 }));
     }
 
     [Fact]
