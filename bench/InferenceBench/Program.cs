@@ -14,6 +14,7 @@ using GenAi = Microsoft.ML.OnnxRuntimeGenAI;
 //        ... -- --quantization   MatMulNBits settings against float32 (bench/results/quantization.md)
 //        ... -- --accuracy       quantized builds of the trained default model against float32 (quantization-accuracy.md)
 //        ... -- --llamacpp       the engine beside llama.cpp on the same weights (bench/results/llamacpp.md)
+// Constrained decoding costs (bench/results/constraints.md): ... -- --constraints
 CultureInfo.DefaultThreadCurrentCulture = CultureInfo.InvariantCulture;
 var quick = args.Contains("--quick");
 var raw = new StringBuilder(); // every [bench] line, kept as the report's raw output
@@ -21,26 +22,25 @@ void Log(string line) { Console.WriteLine(line); raw.AppendLine(line); }
 var repo = FindRepoRoot();
 if (args.Contains("--accuracy"))
 {
-    // Quantized builds of the trained default model against float32 (bench/results/quantization-accuracy.md).
-    var table = TrainedModelAccuracy.Run(repo, Log, LoadAverage);
-    File.WriteAllText(Path.Combine(repo, "bench", "results", "quantization-accuracy.md"), $"{table}\n## Raw output\n\n```\n{raw}```\n");
-    Console.WriteLine(table);
+    // Quantized builds of the trained default model against float32: see TrainedModelAccuracy.
+    WriteResult("quantization-accuracy.md", TrainedModelAccuracy.Run(repo, Log, LoadAverage));
     return;
 }
 if (args.Contains("--llamacpp"))
 {
-    // The engine beside llama.cpp at equal bytes per weight (bench/results/llamacpp.md): see LlamaCppBench.
-    var table = await LlamaCppBench.Run(repo, quick, Log, LoadAverage);
-    File.WriteAllText(Path.Combine(repo, "bench", "results", "llamacpp.md"), $"{table}\n## Raw output\n\n```\n{raw}```\n");
-    Console.WriteLine(table);
+    // The engine beside llama.cpp at equal bytes per weight: see LlamaCppBench.
+    WriteResult("llamacpp.md", await LlamaCppBench.Run(repo, quick, Log, LoadAverage));
     return;
 }
 if (args.Contains("--quantization"))
 {
-    // MatMulNBits settings (bench/results/quantization.md): see QuantizationBench.
-    var table = await QuantizationBench.Run(repo, quick, Log, LoadAverage);
-    File.WriteAllText(Path.Combine(repo, "bench", "results", "quantization.md"), $"{table}\n## Raw output\n\n```\n{raw}```\n");
-    Console.WriteLine(table);
+    // MatMulNBits settings: see QuantizationBench.
+    WriteResult("quantization.md", await QuantizationBench.Run(repo, quick, Log, LoadAverage));
+    return;
+}
+if (args.Contains("--constraints"))
+{
+    await ConstraintBench.RunAsync(repo, quick, Log, LoadAverage);
     return;
 }
 var modelPath = Path.Combine(repo, ".models", "bench-25m-ctx4096");
@@ -138,6 +138,12 @@ static InferenceEngine Start(string model, int maxBatch, int sequenceTokens, boo
         StepTokenBudget = Math.Max(512, maxBatch),
         PrefixCaching = prefixCaching,
     });
+}
+
+void WriteResult(string file, string table)
+{
+    File.WriteAllText(Path.Combine(repo, "bench", "results", file), $"{table}\n## Raw output\n\n```\n{raw}```\n");
+    Console.WriteLine(table);
 }
 
 static string LoadAverage() => File.Exists("/proc/loadavg") ? string.Join(' ', File.ReadAllText("/proc/loadavg").Split(' ').Take(3)) : "n/a";
