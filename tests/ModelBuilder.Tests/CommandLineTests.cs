@@ -35,6 +35,38 @@ public sealed class CommandLineTests
     }
 
     [Fact]
+    public void Int4_defaults_to_block_128_symmetric_accuracy_level_4()
+    {
+        using var folder = new TempFolder();
+        var (code, _, stderr) = Run("--random", "--layers", "1", "--hidden-size", "32", "--heads", "2", "--kv-heads", "1",
+            "--int4", "--output", folder.Path);
+        Assert.True(code == 0, stderr);
+        var model = Onnx.ModelProto.Parser.ParseFrom(File.ReadAllBytes(folder.ModelPath));
+        var nodes = model.Graph.Node.Where(n => n.OpType == "MatMulNBits").ToList();
+        Assert.NotEmpty(nodes);
+        foreach (var node in nodes)
+        {
+            var attributes = node.Attribute.ToDictionary(a => a.Name, a => a.I);
+            Assert.Equal((128L, 4L, 4L), (attributes["block_size"], attributes["accuracy_level"], attributes["bits"]));
+            Assert.Equal(3, node.Input.Count); // no zero points: symmetric
+        }
+    }
+
+    [Fact]
+    public void Gguf_output_writes_a_gguf_file_and_needs_a_tokenizer()
+    {
+        using var folder = new TempFolder();
+        var path = Path.Combine(folder.Path, "model.gguf");
+        var (code, _, stderr) = Run("--random", "--gguf", "Q8_0", "--output", path);
+        Assert.Equal(2, code);
+        Assert.Contains("needs a tokenizer", stderr);
+
+        (code, _, stderr) = Run("--random", "--gguf", "Q8_0", "--tokenizer", TestModels.Llama2TokenizerDirectory, "--output", path);
+        Assert.True(code == 0, stderr);
+        Assert.Equal("GGUF"u8.ToArray(), File.ReadAllBytes(path)[..4]);
+    }
+
+    [Fact]
     public void Missing_checkpoint_fails_with_a_clear_error()
     {
         using var folder = new TempFolder();
