@@ -39,17 +39,25 @@ public static class ToolPrompt
 
     public static bool TakesToolTurns(ChatTemplate template) => template.Source.Contains("tool_calls", StringComparison.Ordinal);
 
+    /// <summary>Llama 3.1's templates (and later Llama 3 ones) name the tool role "ipython"; every other family, and the
+    /// fallback, uses the Hermes format.</summary>
     public static ToolCallFamily FamilyOf(ChatTemplate template) =>
-        template.Source.Contains("<|python_tag|>", StringComparison.Ordinal) ? ToolCallFamily.Llama31 : ToolCallFamily.Hermes;
+        template.Source.Contains("ipython", StringComparison.Ordinal) || template.Source.Contains("<|python_tag|>", StringComparison.Ordinal)
+            ? ToolCallFamily.Llama31
+            : ToolCallFamily.Hermes;
 
     /// <summary>The messages and tools to render for <paramref name="messages"/>, offering <paramref name="tools"/> when given.</summary>
     public static (List<TemplateMessage> Messages, JsonArray? Tools) Build(ChatTemplate template, IReadOnlyList<DialogueMessage> messages, ToolSet? tools)
     {
         var native = TakesToolTurns(template);
         var result = new List<TemplateMessage>(messages.Count + 1);
+        // Some templates (Hermes) name the function a tool result comes from: the call's name, found by its id.
+        var callNames = new Dictionary<string, string>(StringComparer.Ordinal);
         foreach (var m in messages)
         {
-            if (native) result.Add(NativeMessage(m));
+            if (m.ToolCalls is not null)
+                foreach (var call in m.ToolCalls) callNames[call.Id] = call.Name;
+            if (native) result.Add(NativeMessage(m) is var message && m.ToolCallId is { } id && callNames.TryGetValue(id, out var name) ? message with { Name = name } : message);
             else AddFallbackMessage(result, m);
         }
 
@@ -83,7 +91,7 @@ public static class ToolPrompt
     private static string DescribeFunctions(ToolSet tools)
     {
         var text = new StringBuilder();
-        foreach (var f in tools.Functions) text.Append(FunctionJson(f).ToJsonString()).Append('\n');
+        foreach (var f in tools.Functions) text.Append(FunctionJson(f).ToJsonString(ToolCallParser.Compact)).Append('\n');
         return text.ToString();
     }
 
@@ -139,7 +147,7 @@ public static class ToolPrompt
             {
                 if (text.Length > 0) text.Append('\n');
                 text.Append("<tool_call>\n")
-                    .Append(new JsonObject { ["name"] = call.Name, ["arguments"] = ArgumentsNode(call.Arguments) }.ToJsonString())
+                    .Append(new JsonObject { ["name"] = call.Name, ["arguments"] = ArgumentsNode(call.Arguments) }.ToJsonString(ToolCallParser.Compact))
                     .Append("\n</tool_call>");
             }
             result.Add(TemplateMessage.Assistant(text.ToString()));
