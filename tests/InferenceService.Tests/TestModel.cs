@@ -7,16 +7,17 @@ namespace ChatServices.InferenceService.Tests;
 /// <summary>
 /// A tiny random GroupQueryAttention model folder written by tools/ModelBuilder into a temporary directory, once per
 /// test class (xunit class fixture), and deleted afterwards. 2 layers, hidden 64, 4 heads of 16 over 2 KV heads,
-/// vocabulary 512, context 256: real ONNX Runtime inference in milliseconds per step.
+/// vocabulary 512, context 256: real ONNX Runtime inference in milliseconds per step. Its logits are each row's last
+/// token only (ModelBuilder's default).
 /// </summary>
 public class TestModel : IDisposable
 {
     public TestModel() : this(Spec) { }
 
-    protected TestModel(RandomModelSpec spec, AttentionKind attention = AttentionKind.GroupQuery)
+    protected TestModel(RandomModelSpec spec, AttentionKind attention = AttentionKind.GroupQuery, bool lastTokenLogits = true)
     {
         Path = System.IO.Path.Combine(System.IO.Path.GetTempPath(), "chatservices-inference-tests", Guid.NewGuid().ToString("N"));
-        ModelFolderBuilder.FromRandom(spec, Path, new BuildOptions { Attention = attention });
+        ModelFolderBuilder.FromRandom(spec, Path, new BuildOptions { Attention = attention, LastTokenLogitsOnly = lastTokenLogits });
     }
 
     public static RandomModelSpec Spec { get; } = new() { ContextLength = 256, Seed = 7 };
@@ -68,3 +69,9 @@ public sealed class SlowerTestModel() : TestModel(new RandomModelSpec
 /// attention with a <c>position_ids</c> input and present = past ‖ new.
 /// </summary>
 public sealed class OptimumTestModel() : TestModel(Spec, AttentionKind.Standard);
+
+/// <summary>The same weights as <see cref="TestModel"/> with logits for every position ([batch, sequence, vocab]).</summary>
+public sealed class AllPositionLogitsTestModel() : TestModel(Spec, lastTokenLogits: false);
+
+/// <summary>The Optimum-convention model (<see cref="OptimumTestModel"/>) with logits for every position.</summary>
+public sealed class OptimumAllPositionLogitsTestModel() : TestModel(Spec, AttentionKind.Standard, lastTokenLogits: false);

@@ -19,6 +19,21 @@ public sealed class CommandLineTests
             Assert.True(File.Exists(Path.Combine(folder.Path, file)), file);
     }
 
+    [Theory]
+    [InlineData(false, 1L)]
+    [InlineData(true, -1L)]
+    public void Logits_are_each_rows_last_token_unless_every_position_is_asked_for(bool allPositions, long sequenceDimension)
+    {
+        using var folder = new TempFolder();
+        string[] args = ["--random", "--layers", "1", "--hidden-size", "32", "--heads", "2", "--kv-heads", "1", "--output", folder.Path];
+        var (code, _, stderr) = Run(allPositions ? [.. args, "--all-position-logits"] : args);
+        Assert.True(code == 0, stderr);
+        using var session = new Microsoft.ML.OnnxRuntime.InferenceSession(folder.ModelPath);
+        var dims = session.OutputMetadata["logits"].Dimensions;
+        Assert.Equal(3, dims.Length);
+        Assert.Equal(sequenceDimension, dims[1]); // -1: symbolic (sequence_length)
+    }
+
     [Fact]
     public void Missing_checkpoint_fails_with_a_clear_error()
     {

@@ -97,7 +97,7 @@ public sealed class PrecisionTests(ITestOutputHelper output)
             agree += TestModels.ArgMax(x) == TestModels.ArgMax(y) ? 1 : 0;
             total++;
         }
-        for (var t = 0; t < prompt.Length; t++) Accumulate(la[t], lb[t]);
+        for (var t = 0; t < la.Length; t++) Accumulate(la[t], lb[t]);
         long next = TestModels.ArgMax(la[^1]);
         for (var step = 0; step < 8; step++)
         {

@@ -26,10 +26,13 @@ public static class TestModels
 
     public static string Llama2TokenizerDirectory => System.IO.Path.Combine(RepoRoot, "node_modules", "@lenml", "tokenizer-llama2", "models");
 
-    /// <summary>Builds a random model; returns the result and a reference decoder factory over the same weights.</summary>
+    /// <summary>
+    /// Builds a random model; returns the result and a reference decoder factory over the same weights. Without
+    /// <paramref name="options"/> the graph returns logits for every position, so that every position is compared.
+    /// </summary>
     public static (BuildResult Result, Func<ReferenceDecoder> Reference) BuildRandom(RandomModelSpec spec, string output, BuildOptions? options = null)
     {
-        var result = ModelFolderBuilder.FromRandom(spec, output, options ?? new BuildOptions());
+        var result = ModelFolderBuilder.FromRandom(spec, output, options ?? new BuildOptions { LastTokenLogitsOnly = false });
         var weights = new RandomCheckpoint(result.Config, spec.Seed);
         return (result, () => new ReferenceDecoder(ReadConfig(output), weights.ReadFloat32));
     }
@@ -39,14 +42,16 @@ public static class TestModels
 
     /// <summary>
     /// Runs <paramref name="prompt"/> through both decoders, then <paramref name="decodeSteps"/> greedy steps (the
-    /// reference's choice fed to both); returns the worst <see cref="RelativeError"/> over every logit vector.
+    /// reference's choice fed to both); returns the worst <see cref="RelativeError"/> over every logit vector the graph
+    /// returns (every prompt position, or the last one for a last-token-logits graph).
     /// </summary>
     public static double WorstErrorAgainstReference(Reference.ReferenceDecoder reference, Runtime.OnnxDecoderRunner runner, long[] prompt, int decodeSteps)
     {
         var expected = reference.Forward(prompt);
         var actual = runner.Step([prompt])[0];
         var worst = 0.0;
-        for (var t = 0; t < prompt.Length; t++) worst = Math.Max(worst, RelativeError(actual[t], expected[t]));
+        var first = prompt.Length - actual.Length;
+        for (var t = 0; t < actual.Length; t++) worst = Math.Max(worst, RelativeError(actual[t], expected[first + t]));
         long next = ArgMax(expected[^1]);
         for (var step = 0; step < decodeSteps; step++)
         {

@@ -28,7 +28,7 @@ public enum ExternalDataMode
     Never,
 }
 
-/// <summary>How to build the graph. Defaults: float32, GroupQueryAttention, no quantization, external data above 1 GiB.</summary>
+/// <summary>How to build the graph. Defaults: float32, GroupQueryAttention, no quantization, external data above 1 GiB, last-token logits.</summary>
 public sealed record BuildOptions
 {
     public Precision Precision { get; init; } = Precision.Float32;
@@ -40,9 +40,10 @@ public sealed record BuildOptions
     public long ExternalDataThresholdBytes { get; init; } = 1L << 30;
     /// <summary>
     /// Logits for each row's last token only ([batch, 1, vocab]) instead of every position: a prefill then costs one
-    /// LM-head row per sequence, not one per prompt token. Off by default (prompt log-probabilities need every position).
+    /// LM-head row per sequence, not one per prompt token. On by default; off writes [batch, sequence, vocab] (what
+    /// prompt log-probabilities or a runtime that reads every position needs).
     /// </summary>
-    public bool LastTokenLogitsOnly { get; init; }
+    public bool LastTokenLogitsOnly { get; init; } = true;
     /// <summary>Progress lines for long conversions (one per layer); null is silent.</summary>
     public IProgress<string>? Progress { get; init; }
 }

@@ -29,13 +29,13 @@ var int4 = new Option<bool>("--int4") { Description = "4-bit weight-only quantiz
 var blockSize = new Option<int>("--int4-block-size") { Description = "Weights per 4-bit scale.", DefaultValueFactory = _ => 32 };
 var asymmetric = new Option<bool>("--int4-asymmetric") { Description = "Per-block 4-bit zero points (default: symmetric)." };
 var accuracy = new Option<int>("--int4-accuracy-level") { Description = "MatMulNBits accuracy_level: 0 = float32 compute, 4 = int8 activations (faster on CPU).", DefaultValueFactory = _ => 0 };
-var lastToken = new Option<bool>("--last-token-logits") { Description = "Logits for each row's last token only ([batch, 1, vocab]): faster prefill, no prompt log-probabilities." };
+var allPositions = new Option<bool>("--all-position-logits") { Description = "Logits for every position ([batch, sequence, vocab]) instead of each row's last token only (the default: faster prefill)." };
 var externalData = new Option<ExternalDataMode>("--external-data") { Description = "Auto (above 1 GiB of weights), Always or Never.", DefaultValueFactory = _ => ExternalDataMode.Auto };
 
 var root = new RootCommand("Builds a servable ONNX decoder model folder (genai_config.json, model.onnx, tokenizer, config.json).")
 {
     output, checkpoint, random, preset, tokenizer, architecture, layers, hidden, heads, kvHeads, headDim, intermediate, vocab,
-    context, seed, tie, precision, attention, int4, blockSize, asymmetric, accuracy, lastToken, externalData,
+    context, seed, tie, precision, attention, int4, blockSize, asymmetric, accuracy, allPositions, externalData,
 };
 root.SetAction(parse =>
 {
@@ -45,7 +45,7 @@ root.SetAction(parse =>
         Attention = parse.GetValue(attention),
         Int4 = parse.GetValue(int4) ? new Int4Options(parse.GetValue(blockSize), !parse.GetValue(asymmetric), parse.GetValue(accuracy)) : null,
         ExternalData = parse.GetValue(externalData),
-        LastTokenLogitsOnly = parse.GetValue(lastToken),
+        LastTokenLogitsOnly = !parse.GetValue(allPositions),
         Progress = new SynchronousProgress(line => Console.WriteLine($"[model-builder] {line}")),
     };
     try

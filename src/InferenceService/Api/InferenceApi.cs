@@ -3,6 +3,7 @@ using System.Threading.Channels;
 using ChatServices.ServiceDefaults;
 using Grpc.Core;
 using ChatServices.InferenceService.Engine;
+using ChatServices.InferenceService.Engine.Constraints;
 using ChatServices.InferenceService.Engine.Sampling;
 using ChatServices.Protos.Chat.V1;
 using Microsoft.AspNetCore.Authorization;
@@ -171,8 +172,19 @@ public sealed class InferenceApi(EngineHost host) : Inference.InferenceBase
                 ? new BeamSearchParameters((int)Math.Min(b.NumBeams, int.MaxValue), b.HasLengthPenalty ? b.LengthPenalty : 1f, b.EarlyStopping)
                 : null,
             RequestId = r.RequestId.Length > 0 ? r.RequestId : null,
+            Constraint = ToEngineConstraint(r.Constraint),
         };
     }
+
+    private static ConstraintSpec? ToEngineConstraint(Constraint? c) => c?.KindCase switch
+    {
+        null or Constraint.KindOneofCase.None => null,
+        Constraint.KindOneofCase.JsonSchema => new JsonSchemaConstraint(c.JsonSchema),
+        Constraint.KindOneofCase.JsonObject => new Engine.Constraints.JsonObjectConstraint(),
+        Constraint.KindOneofCase.Regex => new RegexConstraint(c.Regex),
+        Constraint.KindOneofCase.Grammar => new GrammarConstraint(c.Grammar.Gbnf, c.Grammar.JsonSchemaRules),
+        _ => throw new InvalidRequestException("constraint", $"kind {c.KindCase} is not supported."),
+    };
 
     private static TokenStep ToStep(TokensGenerated step, bool withLogprobs)
     {

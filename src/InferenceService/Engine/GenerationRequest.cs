@@ -1,3 +1,4 @@
+using ChatServices.InferenceService.Engine.Constraints;
 using ChatServices.InferenceService.Engine.Sampling;
 
 namespace ChatServices.InferenceService.Engine;
@@ -31,6 +32,9 @@ public sealed record GenerationRequest
 
     /// <summary>Caller's id for logs and traces.</summary>
     public string? RequestId { get; init; }
+
+    /// <summary>A formal language every sequence's output must belong to; null for none.</summary>
+    public ConstraintSpec? Constraint { get; init; }
 }
 
 /// <summary>Beam search settings.</summary>

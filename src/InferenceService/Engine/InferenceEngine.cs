@@ -3,6 +3,7 @@ using System.Diagnostics;
 using System.Runtime.InteropServices;
 using System.Threading.Channels;
 using ChatServices.InferenceService.Engine.BeamSearch;
+using ChatServices.InferenceService.Engine.Constraints;
 using ChatServices.InferenceService.Engine.KvCache;
 using ChatServices.InferenceService.Engine.Sampling;
 using ChatServices.InferenceService.Engine.Scheduling;
@@ -30,6 +31,8 @@ public sealed class InferenceEngine : IDisposable
     private readonly ContinuousBatchScheduler _scheduler;
     private readonly TokenSampler _sampler;
     private readonly HashSet<int> _eos;
+    private readonly ConstraintCache _constraints;
+    private readonly float[] _masked;
     private readonly ConcurrentQueue<GenerationJob> _inbox = new();
     private readonly SemaphoreSlim _wake = new(0);
     private readonly List<GenerationJob> _active = [];
@@ -81,11 +84,14 @@ public sealed class InferenceEngine : IDisposable
         _eos = [.. Model.EosTokenIds];
         _status = CurrentStatus();
         Metrics = new EngineMetrics(() => _status);
+        _constraints = new ConstraintCache(LoadVocabulary, meter: Metrics.Meter);
+        _masked = new float[Model.VocabSize];
         _thread = new Thread(Loop) { Name = "inference-engine", IsBackground = true };
         _thread.Start();
         _logger.LogInformation(
-            "Loaded {Model} ({Layers} layers, vocab {Vocab}, context {Context}) on {Provider}: {Slots} KV slots of {Capacity} tokens ({MiB} MiB), batch {Batch}",
-            Model.Path, Model.Layers, Model.VocabSize, Model.ContextLength, ExecutionProvider, slots, capacity, _pool.TotalBytes >> 20, batch);
+            "Loaded {Model} ({Layers} layers, vocab {Vocab}, context {Context}, logits {Logits}) on {Provider}: {Slots} KV slots of {Capacity} tokens ({MiB} MiB), batch {Batch}",
+            Model.Path, Model.Layers, Model.VocabSize, Model.ContextLength, Model.LastTokenLogits ? "last token" : "every position",
+            ExecutionProvider, slots, capacity, _pool.TotalBytes >> 20, batch);
     }
 
     /// <summary>Loads the model and starts the engine thread.</summary>
@@ -113,13 +119,41 @@ public sealed class InferenceEngine : IDisposable
             Interlocked.Decrement(ref _queued);
             throw new QueueFullException($"The inference queue is full ({_options.MaxQueue} requests waiting); retry later.");
         }
+        var constraint = request.Constraint is { } spec ? CompileConstraint(spec) : null;
         var maxNew = Math.Min(request.MaxNewTokens ?? int.MaxValue, _pool.SlotCapacity - request.PromptTokenIds.Length);
-        var job = new GenerationJob(request, Interlocked.Increment(ref _arrivals), maxNew, cancellation);
+        var job = new GenerationJob(request, Interlocked.Increment(ref _arrivals), maxNew, cancellation)
+        {
+            Constraint = constraint,
+            EndTokens = constraint is null ? [] : [.. request.StopTokenIds, .. request.IgnoreEos ? Array.Empty<int>() : Model.EosTokenIds],
+        };
         Interlocked.Increment(ref _inFlight);
         _inbox.Enqueue(job);
         if (cancellation.CanBeCanceled) cancellation.Register(static s => ((SemaphoreSlim)s!).Release(), _wake);
         _wake.Release();
         return job.Events.Reader;
+    }
+
+    /// <summary>The constraint compile cache (compiled once per distinct constraint, for this model's vocabulary).</summary>
+    public ConstraintCache Constraints => _constraints;
+
+    private CompiledConstraint CompileConstraint(ConstraintSpec spec)
+    {
+        try
+        {
+            return _constraints.Get(spec);
+        }
+        catch (ConstraintException e)
+        {
+            throw new InvalidRequestException(e.Field, e.Message);
+        }
+    }
+
+    private TokenVocabulary LoadVocabulary()
+    {
+        var path = System.IO.Path.Combine(Model.Path, "tokenizer.json");
+        if (!File.Exists(path))
+            throw new ConstraintException("constraint", "this model folder has no tokenizer.json, so its tokens' text is unknown and outputs cannot be constrained.");
+        return TokenVocabulary.Load(path, Model.VocabSize);
     }
 
     /// <summary>Runs a request to completion and returns its final event (tests, benchmarks).</summary>
@@ -273,6 +307,11 @@ public sealed class InferenceEngine : IDisposable
     {
         var job = s.Job;
         var top = job.Request.TopLogprobs > 0 ? new TokenLogprob[Math.Min(job.Request.TopLogprobs, Model.VocabSize)] : null;
+        if (s.Matcher is { } matcher)
+        {
+            matcher.MaskLogits(logits, _masked, job.EndTokens, job.MaxNewTokens - s.Generated);
+            logits = _masked;
+        }
         var token = _sampler.Sample(logits, job.Request.Sampling, s.History, s.Rng, top);
         s.Tokens.Add(token.TokenId);
         s.History?.AddGenerated(token.TokenId);
@@ -281,7 +320,20 @@ public sealed class InferenceEngine : IDisposable
         _generatedTokens++;
         MarkFirstToken(job);
         if (IsStop(job, token.TokenId)) Finish(s, FinishReason.Stop);
-        else if (s.Generated >= job.MaxNewTokens) Finish(s, FinishReason.Length);
+        else
+        {
+            s.Matcher?.Accept(token.TokenId);
+            if (s.Generated >= job.MaxNewTokens) Finish(s, FinishReason.Length);
+        }
+    }
+
+    /// <summary>A copy of a beam's logits row, masked by its constraint matcher if it has one.</summary>
+    private static float[] BeamRow(Sequence beam, ReadOnlySpan<float> logits)
+    {
+        if (beam.Matcher is not { } matcher) return logits.ToArray();
+        var row = new float[logits.Length];
+        matcher.MaskLogits(logits, row, beam.Job.EndTokens, beam.Job.MaxNewTokens - beam.Generated);
+        return row;
     }
 
     private bool IsStop(GenerationJob job, int token) =>
@@ -303,7 +355,7 @@ public sealed class InferenceEngine : IDisposable
     private void StartBeams(GenerationJob job, ReadOnlySpan<float> logits)
     {
         var leader = job.Leader;
-        var first = logits.ToArray(); // beam selection reads it through a callback
+        var first = BeamRow(leader, logits); // beam selection reads it through a callback
         _beamInputs.Clear();
         _beamInputs.Add((leader.Tokens, 0d));
         var choices = job.Beam!.Step(_beamInputs, _ => first, t => IsStop(job, t));
@@ -326,7 +378,7 @@ public sealed class InferenceEngine : IDisposable
         // The callback cannot capture a span: copy each beam's logits row once (k rows per step).
         var vocab = Model.VocabSize;
         var rows = new float[beams.Count][];
-        for (var i = 0; i < beams.Count; i++) rows[i] = logits.Slice(beams[i].Slot!.Index * vocab, vocab).ToArray();
+        for (var i = 0; i < beams.Count; i++) rows[i] = BeamRow(beams[i], logits.Slice(beams[i].Slot!.Index * vocab, vocab));
         var choices = job.Beam!.Step(_beamInputs, i => rows[i], t => IsStop(job, t));
         ApplyBeams(job, [.. beams], choices, []);
     }
@@ -338,12 +390,16 @@ public sealed class InferenceEngine : IDisposable
     /// </summary>
     private void ApplyBeams(GenerationJob job, List<Sequence> parents, List<BeamChoice> choices, List<Sequence> spare)
     {
+        // A constraint can leave fewer continuations than beams for a step; the beams then narrow for good, as the
+        // slots of the sequences left without a child are freed.
+        if (choices.Count > parents.Count + spare.Count) choices.RemoveRange(parents.Count + spare.Count, choices.Count - parents.Count - spare.Count);
         var children = new int[parents.Count];
         foreach (var c in choices) children[c.Parent]++;
         for (var p = 0; p < parents.Count; p++) if (children[p] == 0) spare.Add(parents[p]);
 
         var next = new Sequence[choices.Count];
         var firstChildTaken = new bool[parents.Count];
+        var matchers = parents.ConvertAll(p => p.Matcher); // a child continues its parent's position in the constraint
         var spareAt = 0;
         for (var i = 0; i < choices.Count; i++)
         {
@@ -359,6 +415,8 @@ public sealed class InferenceEngine : IDisposable
         {
             next[i].Tokens.Add(choices[i].TokenId);
             next[i].CumulativeLogprob = choices[i].CumulativeLogprob;
+            next[i].Matcher = matchers[choices[i].Parent]?.Fork();
+            next[i].Matcher?.Accept(choices[i].TokenId);
             next[i].Index = i;
         }
         for (; spareAt < spare.Count; spareAt++) Finish(spare[spareAt], FinishReason.Length);

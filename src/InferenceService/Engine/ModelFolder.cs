@@ -44,6 +44,12 @@ public sealed record ModelFolder(
     string PresentKeyFormat,
     string PresentValueFormat)
 {
+    /// <summary>
+    /// Whether the graph's logits are [batch, 1, vocab], each row's last token only (ModelBuilder's default), rather
+    /// than [batch, sequence, vocab]. Read from the graph by <see cref="Inspect"/>.
+    /// </summary>
+    public bool LastTokenLogits { get; init; }
+
     public string PastKeyName(int layer) => string.Format(PastKeyFormat.Replace("%d", "{0}"), layer);
     public string PastValueName(int layer) => string.Format(PastValueFormat.Replace("%d", "{0}"), layer);
     public string PresentKeyName(int layer) => string.Format(PresentKeyFormat.Replace("%d", "{0}"), layer);
@@ -89,8 +95,8 @@ public sealed record ModelFolder(
     }
 
     /// <summary>
-    /// Completes the folder's description from the loaded session: which convention the graph follows and the
-    /// element type of its KV cache (float or float16).
+    /// Completes the folder's description from the loaded session: which convention the graph follows, whether its
+    /// logits cover every position or each row's last token, and the element type of its KV cache (float or float16).
     /// </summary>
     public (ModelFolder Folder, TensorElementType KvType) Inspect(InferenceSession session)
     {
@@ -98,13 +104,16 @@ public sealed record ModelFolder(
         foreach (var name in new[] { InputIdsName, AttentionMaskName, PastKeyName(0), PastValueName(0) })
             if (!inputs.ContainsKey(name))
                 throw new InvalidDataException($"The model graph has no input '{name}' (inputs: {string.Join(", ", inputs.Keys)}).");
-        if (!session.OutputMetadata.ContainsKey(LogitsName))
+        if (!session.OutputMetadata.TryGetValue(LogitsName, out var logits))
             throw new InvalidDataException($"The model graph has no output '{LogitsName}'.");
+        if (logits.Dimensions.Length != 3)
+            throw new InvalidDataException($"The model graph's '{LogitsName}' has {logits.Dimensions.Length} dimensions; expected [batch, sequence, vocab].");
         var positions = inputs.ContainsKey("position_ids") ? "position_ids" : null;
         var kvType = inputs[PastKeyName(0)].ElementDataType;
         if (kvType is not (TensorElementType.Float or TensorElementType.Float16))
             throw new InvalidDataException($"KV cache element type {kvType} is not supported (float or float16).");
-        return (this with { PositionIdsName = positions }, kvType);
+        // A fixed sequence dimension of 1 means last-token logits; symbolic (-1) means one row per position fed.
+        return (this with { PositionIdsName = positions, LastTokenLogits = logits.Dimensions[1] == 1 }, kvType);
     }
 
     private static JsonElement Required(JsonElement e, string name) =>

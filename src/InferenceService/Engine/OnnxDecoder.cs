@@ -22,6 +22,9 @@ public readonly record struct DecodeRow(KvSlot Slot, int TokenId);
 /// lengths (right padding in the attention mask; GroupQueryAttention reads each row's length from it);</item>
 /// <item>a prefill step feeds several tokens of one sequence (batch 1), because GroupQueryAttention continues a
 /// prompt over existing KV only for a single sequence.</item>
+/// <item>only each row's last position is read: a graph with last-token logits (<see cref="ModelFolder.LastTokenLogits"/>,
+/// [batch, 1, vocab]) computes nothing else; with an all-position graph the logits of earlier prompt positions are
+/// written by ONNX Runtime but never read or converted.</item>
 /// </list>
 /// Invariant: after a step, the slot's <see cref="KvSlot.Tokens"/> gain exactly the tokens fed.
 /// </summary>
@@ -42,6 +45,7 @@ public sealed unsafe class OnnxDecoder : IDisposable
     private readonly float* _logits;
     private readonly Half* _logitsHalf;
     private readonly int _maxTokensPerStep;
+    private readonly bool _lastTokenLogits;
     private readonly Dictionary<(int First, int Count), OrtValue[]> _kvViews = new();
     private readonly List<KvSlot> _slots = [];
     private readonly string[] _pastNames;
@@ -56,6 +60,7 @@ public sealed unsafe class OnnxDecoder : IDisposable
         _kvType = kvType;
         _logitsType = session.OutputMetadata[folder.LogitsName].ElementDataType;
         _maxTokensPerStep = Math.Max(maxTokensPerStep, pool.SlotCount);
+        _lastTokenLogits = folder.LastTokenLogits;
         _binding = session.CreateIoBinding();
         _inputIds = GC.AllocateArray<long>(_maxTokensPerStep, pinned: true);
         _positions = GC.AllocateArray<long>(_maxTokensPerStep, pinned: true);
@@ -63,7 +68,9 @@ public sealed unsafe class OnnxDecoder : IDisposable
         // Optimum-convention masks span the whole slot plus the new tokens (see Run).
         var maskLength = Math.Max((long)pool.SlotCount * (pool.SlotCapacity + 1), pool.SlotCapacity + (long)_maxTokensPerStep);
         _mask = GC.AllocateArray<long>(maskLength < int.MaxValue ? (int)maskLength : throw new InvalidOperationException("KV pool too large for one mask."), pinned: true);
-        var logitsCount = (nuint)_maxTokensPerStep * (nuint)folder.VocabSize;
+        // Rows of logits one step returns: one per batch row with last-token logits, else one per token fed.
+        var logitsRows = _lastTokenLogits ? Math.Min(_maxTokensPerStep, pool.SlotCount) : _maxTokensPerStep;
+        var logitsCount = (nuint)logitsRows * (nuint)folder.VocabSize;
         _logits = (float*)NativeMemory.AlignedAlloc(logitsCount * sizeof(float), 64);
         if (_logitsType == TensorElementType.Float16)
             _logitsHalf = (Half*)NativeMemory.AlignedAlloc(logitsCount * 2, 64);
@@ -131,9 +138,10 @@ public sealed unsafe class OnnxDecoder : IDisposable
         }
         FillMaskRow(_mask.AsSpan(0, width), slot.Length, count);
         _rowLengths[0] = slot.Length;
-        Run(first: slot.Index, batch: 1, tokens: count, width);
+        var lastRow = _lastTokenLogits ? 0 : count - 1;
+        Run(first: slot.Index, batch: 1, tokens: count, width, firstRowRead: lastRow);
         foreach (var t in tokens) slot.Tokens.Add(t);
-        return new ReadOnlySpan<float>(_logits + (long)(count - 1) * VocabSize, VocabSize);
+        return new ReadOnlySpan<float>(_logits + (long)lastRow * VocabSize, VocabSize);
     }
 
     /// <summary>
@@ -157,7 +165,11 @@ public sealed unsafe class OnnxDecoder : IDisposable
         }
     }
 
-    private void Run(int first, int batch, int tokens, int width)
+    /// <summary>
+    /// Runs the graph on the bound inputs. Logits rows from <paramref name="firstRowRead"/> on are the ones the caller
+    /// reads (float16 logits are converted for those rows only).
+    /// </summary>
+    private void Run(int first, int batch, int tokens, int width, int firstRowRead = 0)
     {
         var cpu = OrtMemoryInfo.DefaultInstance;
         fixed (long* ids = _inputIds)
@@ -169,10 +181,11 @@ public sealed unsafe class OnnxDecoder : IDisposable
             using var positionsValue = _optimum
                 ? OrtValue.CreateTensorValueWithData(cpu, TensorElementType.Int64, [batch, tokens], (nint)positions, (long)batch * tokens * sizeof(long))
                 : null;
-            var logitsElements = (long)batch * tokens * VocabSize;
+            var logitsPerRow = _lastTokenLogits ? 1 : tokens;
+            var logitsElements = (long)batch * logitsPerRow * VocabSize;
             using var logitsValue = _logitsType == TensorElementType.Float16
-                ? OrtValue.CreateTensorValueWithData(cpu, TensorElementType.Float16, [batch, tokens, VocabSize], (nint)_logitsHalf, logitsElements * 2)
-                : OrtValue.CreateTensorValueWithData(cpu, TensorElementType.Float, [batch, tokens, VocabSize], (nint)_logits, logitsElements * sizeof(float));
+                ? OrtValue.CreateTensorValueWithData(cpu, TensorElementType.Float16, [batch, logitsPerRow, VocabSize], (nint)_logitsHalf, logitsElements * 2)
+                : OrtValue.CreateTensorValueWithData(cpu, TensorElementType.Float, [batch, logitsPerRow, VocabSize], (nint)_logits, logitsElements * sizeof(float));
             _binding.BindInput(Folder.InputIdsName, idsValue);
             _binding.BindInput(Folder.AttentionMaskName, maskValue);
             if (positionsValue is not null) _binding.BindInput(Folder.PositionIdsName!, positionsValue);
@@ -195,7 +208,7 @@ public sealed unsafe class OnnxDecoder : IDisposable
             _session.RunWithBinding(_runOptions, _binding);
             if (_optimum) CopyNewKvIntoSlots(first, batch, tokens);
             if (_logitsType == TensorElementType.Float16)
-                for (long i = 0; i < logitsElements; i++) _logits[i] = (float)_logitsHalf[i];
+                for (var i = (long)firstRowRead * VocabSize; i < logitsElements; i++) _logits[i] = (float)_logitsHalf[i];
         }
     }
 

@@ -54,5 +54,7 @@ public static class RequestValidation
             if (r.N != 1)
                 throw new InvalidRequestException("n", "must be 1 with beam search (the beams are the alternatives).");
         }
+        if (r.Constraint is not null && r.IgnoreEos && r.StopTokenIds.Length == 0)
+            throw new InvalidRequestException("constraint", "needs a token to end a complete output: with ignore_eos set, give stop_token_ids.");
     }
 }

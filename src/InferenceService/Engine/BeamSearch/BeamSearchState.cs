@@ -85,6 +85,7 @@ public sealed class BeamSearchState(BeamSearchParameters parameters, int promptL
         for (var t = 0; t < logprobs.Length; t++)
         {
             var score = cumulative + logprobs[t];
+            if (double.IsNegativeInfinity(score)) continue; // masked out by a constraint
             var filled = _candidates.Count - start;
             if (filled == count && score <= _candidates[^1].Score) continue;
             var i = _candidates.Count;

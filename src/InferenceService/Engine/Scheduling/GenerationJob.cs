@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Threading.Channels;
 using ChatServices.InferenceService.Engine.BeamSearch;
+using ChatServices.InferenceService.Engine.Constraints;
 using ChatServices.InferenceService.Engine.KvCache;
 using ChatServices.InferenceService.Engine.Sampling;
 
@@ -40,6 +41,20 @@ public sealed class GenerationJob
     public List<Sequence> Sequences { get; } = [];
     public Sequence Leader => Sequences[0];
     public BeamSearchState? Beam { get; }
+
+    /// <summary>The request's compiled constraint (null without one); each sequence gets its own matcher.</summary>
+    public CompiledConstraint? Constraint
+    {
+        get;
+        init
+        {
+            field = value;
+            Leader.Matcher = value?.NewMatcher();
+        }
+    }
+
+    /// <summary>Tokens that end a sequence (end-of-sequence ids unless ignored, and stop ids): a constraint allows them where complete.</summary>
+    public int[] EndTokens { get; init; } = [];
 
     /// <summary>Slots held for the sequences the leader forks into once its prompt is computed.</summary>
     public List<KvSlot> ReservedSlots { get; } = [];

@@ -1,3 +1,4 @@
+using ChatServices.InferenceService.Engine.Constraints;
 using ChatServices.InferenceService.Engine.KvCache;
 using ChatServices.InferenceService.Engine.Sampling;
 
@@ -18,6 +19,7 @@ public sealed class Sequence
         PromptLength = promptLength;
         Rng = rng;
         History = job.Request.Sampling.HasPenalties ? new TokenHistory(job.Request.PromptTokenIds) : null;
+        Matcher = job.Constraint?.NewMatcher();
     }
 
     public GenerationJob Job { get; }
@@ -32,6 +34,9 @@ public sealed class Sequence
     public TokenHistory? History { get; set; }
     public double CumulativeLogprob { get; set; }
     public FinishReason? FinishReason { get; set; }
+
+    /// <summary>Where the output stands in the request's constraint (null without one). Kept across preemption.</summary>
+    public ConstraintMatcher? Matcher { get; set; }
 
     /// <summary>Order of arrival of the request: lower is older. Preemption takes the newest.</summary>
     public long Arrival => Job.Arrival;
