@@ -232,19 +232,13 @@ public sealed class ToolsAndStructuredOutputTests(ChatSystemFixture fixture)
     /// <summary>The model is made to call get_forecast; the client invokes it and sends the result; the model replies.</summary>
     private static async Task AssertRoundTripAsync(IChatClient chat)
     {
-        var invocations = new List<string>();
-        var forecast = AIFunctionFactory.Create(
-            (string city, int days) =>
-            {
-                invocations.Add(JsonSerializer.Serialize(new { city, days }));
-                return $"Sunny in {city} for {days} days.";
-            },
-            new AIFunctionFactoryOptions { Name = "get_forecast", Description = "The weather forecast for a city." });
-        var options = new ChatOptions { Tools = [forecast], ToolMode = ChatToolMode.RequireSpecific("get_forecast"), AllowMultipleToolCalls = false, MaxOutputTokens = 48, Seed = 5 };
+        var forecast = new ForecastFunction();
+        var options = new ChatOptions { Tools = [forecast], ToolMode = ChatToolMode.RequireSpecific("get_forecast"), AllowMultipleToolCalls = false, MaxOutputTokens = 200, Seed = 5 };
 
         var response = await chat.GetResponseAsync([new Microsoft.Extensions.AI.ChatMessage(ChatRole.User, "Weather in Lima?")], options);
 
-        var invoked = Assert.Single(invocations);
+        var invoked = Assert.Single(forecast.Invocations);
+        AssertValid(Forecast, invoked);
         var call = response.Messages.SelectMany(m => m.Contents).OfType<FunctionCallContent>().Single();
         Assert.Equal("get_forecast", call.Name);
         Assert.StartsWith("call_", call.CallId);
@@ -252,7 +246,23 @@ public sealed class ToolsAndStructuredOutputTests(ChatSystemFixture fixture)
         Assert.Equal(call.CallId, result.CallId);
         Assert.Equal(ChatRole.Assistant, response.Messages[^1].Role);
         Assert.Contains(response.FinishReason, new ChatFinishReason?[] { ChatFinishReason.Stop, ChatFinishReason.Length });
-        Assert.NotNull(JsonNode.Parse(invoked));
+    }
+
+    /// <summary>get_forecast with the finite parameters schema, recording the arguments of each invocation as JSON.</summary>
+    private sealed class ForecastFunction : AIFunction
+    {
+        private static readonly JsonElement Schema = JsonDocument.Parse(ForecastParameters).RootElement;
+
+        public List<string> Invocations { get; } = [];
+        public override string Name => "get_forecast";
+        public override string Description => "The weather forecast for a city.";
+        public override JsonElement JsonSchema => Schema;
+
+        protected override ValueTask<object?> InvokeCoreAsync(AIFunctionArguments arguments, CancellationToken cancellationToken)
+        {
+            lock (Invocations) Invocations.Add(JsonSerializer.Serialize(arguments.ToDictionary(a => a.Key, a => a.Value)));
+            return ValueTask.FromResult<object?>($"Sunny in {arguments["city"]} for {arguments["days"]} days.");
+        }
     }
 
     [Fact]
