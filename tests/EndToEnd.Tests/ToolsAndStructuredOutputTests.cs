@@ -224,7 +224,7 @@ public sealed class ToolsAndStructuredOutputTests(ChatSystemFixture fixture)
     [Fact]
     public async Task A_tool_round_trip_completes_with_ChatServices_Client_through_the_function_invoking_chat_client()
     {
-        using var inner = new ChatServices.Client.ChatServicesChatClient(new ChatServices.Client.ChatServicesClientOptions { Address = System.Dialogue.Address, OwnerId = "tools-client" });
+        using var inner = new ChatServices.Client.ChatServicesChatClient(new ChatServices.Client.ChatServicesClientOptions { Address = System.Dialogue.Address, OwnerId = "local" });
         using var chat = inner.AsBuilder().UseFunctionInvocation().Build();
         await AssertRoundTripAsync(chat);
     }
