@@ -269,10 +269,10 @@ public sealed class ToolsAndStructuredOutputTests(ChatSystemFixture fixture)
     public async Task Tool_calls_and_tool_results_are_stored_and_read_back()
     {
         var dialogue = System.DialogueClient;
-        var conversation = await dialogue.CreateConversationAsync(new CreateConversationRequest { OwnerId = "tools-owner" });
+        var conversation = await dialogue.CreateConversationAsync(new CreateConversationRequest { OwnerId = "local" });
         var request = new ChatRequest
         {
-            OwnerId = "tools-owner",
+            OwnerId = "local",
             ConversationId = conversation.Id,
             UserMessage = "Weather in Paris?",
             ToolChoice = new ToolChoice { Mode = ToolChoice.Types.Mode.Function, FunctionName = "get_forecast" },
@@ -294,13 +294,13 @@ public sealed class ToolsAndStructuredOutputTests(ChatSystemFixture fixture)
         Assert.Equal("tool_calls", finish);
         var made = Assert.Single(calls);
 
-        var answer = new ChatRequest { OwnerId = "tools-owner", ConversationId = conversation.Id, Settings = new GenerationSettings { MaxTokens = 16, Seed = 12 } };
+        var answer = new ChatRequest { OwnerId = "local", ConversationId = conversation.Id, Settings = new GenerationSettings { MaxTokens = 16, Seed = 12 } };
         answer.Tools.Add(request.Tools[0]);
         answer.ToolResults.Add(new Protos.Chat.V1.ChatMessage { Role = "tool", ToolCallId = made.Id, Content = "{\"forecast\": \"rain\"}" });
         var outcome = await dialogue.ChatToEndAsync(answer);
         Assert.Contains(outcome.Finished[0].FinishReason, new[] { "stop", "length" });
 
-        var stored = await dialogue.GetConversationAsync(new GetConversationRequest { OwnerId = "tools-owner", ConversationId = conversation.Id, IncludeMessages = true });
+        var stored = await dialogue.GetConversationAsync(new GetConversationRequest { OwnerId = "local", ConversationId = conversation.Id, IncludeMessages = true });
         Assert.Equal(["user", "assistant", "tool", "assistant"], stored.Messages.Select(m => m.Role));
         var reply = stored.Messages[1];
         Assert.False(reply.HasContent);
@@ -311,5 +311,22 @@ public sealed class ToolsAndStructuredOutputTests(ChatSystemFixture fixture)
         Assert.Equal(made.Id, stored.Messages[2].ToolCallId);
         Assert.Equal("{\"forecast\": \"rain\"}", stored.Messages[2].Content);
         Assert.Equal(stored.Messages[2].Id, stored.Messages[3].ParentId);
+
+        // The conversations API returns them, and the web page shows the call with its result under it.
+        using var client = Http();
+        var messages = (await (await client.GetAsync($"/api/conversations/{conversation.Id}")).JsonAsync()).GetProperty("messages");
+        Assert.Equal(JsonValueKind.Null, messages[1].GetProperty("content").ValueKind);
+        var apiCall = Assert.Single(messages[1].GetProperty("tool_calls").EnumerateArray());
+        Assert.Equal((made.Id, made.Name, made.Arguments), (apiCall.GetProperty("id").GetString(), apiCall.GetProperty("name").GetString(), apiCall.GetProperty("arguments").GetString()));
+        Assert.Equal(made.Id, messages[2].GetProperty("tool_call_id").GetString());
+
+        var page = await NodeScript.RunAsync("tests/Gateway.Tests/WebPage/tool-calls-page.mjs",
+            [System.Gateway.Address.ToString(), conversation.Id, "--screenshot", Path.Combine(RepositoryRoot.Path, "artifacts", "screenshots", "end-to-end", "tool-call.png")],
+            TimeSpan.FromSeconds(90));
+        Assert.True(page.ExitCode == 0, page.Describe());
+        var shown = JsonDocument.Parse(page.Stdout.Trim().Split('\n')[^1]).RootElement;
+        Assert.Equal("ƒ get_forecast", shown.GetProperty("name").GetString());
+        Assert.True(JsonNode.DeepEquals(JsonNode.Parse(made.Arguments), JsonNode.Parse(shown.GetProperty("arguments").GetRawText())));
+        Assert.Contains("\"forecast\": \"rain\"", shown.GetProperty("result").GetString());
     }
 }
