@@ -130,20 +130,27 @@ public sealed class ToolsAndStructuredOutputTests(ChatSystemFixture fixture)
     }
 
     [Fact]
-    public async Task Replies_under_a_strict_json_schema_validate_and_json_object_replies_parse()
+    public async Task Replies_under_a_strict_json_schema_validate_in_100_of_100_seeded_samples_and_json_object_replies_parse()
     {
         using var client = Http();
-        for (var seed = 1; seed <= 10; seed++)
+        // 100 seeded samples: 25 seeds, 4 choices each.
+        var samples = 0;
+        for (var seed = 1; seed <= 25; seed++)
         {
             var response = await client.PostJsonAsync("/v1/chat/completions", $$$"""
-                {"model": "model", "messages": [{"role": "user", "content": "Report the weather."}], "seed": {{{seed}}}, "max_tokens": 200,
+                {"model": "model", "messages": [{"role": "user", "content": "Report the weather."}], "seed": {{{seed}}}, "n": 4, "max_tokens": 200,
                  "response_format": {"type": "json_schema", "json_schema": {"name": "report", "strict": true, "schema": {{{ReportSchema}}} } } }
                 """);
             var body = await response.JsonAsync();
             Assert.True(response.StatusCode == HttpStatusCode.OK, body.ToString());
-            Assert.Equal("stop", body.GetProperty("choices")[0].GetProperty("finish_reason").GetString());
-            AssertValid(Report, body.GetProperty("choices")[0].GetProperty("message").GetProperty("content").GetString()!);
+            foreach (var choice in body.GetProperty("choices").EnumerateArray())
+            {
+                Assert.Equal("stop", choice.GetProperty("finish_reason").GetString());
+                AssertValid(Report, choice.GetProperty("message").GetProperty("content").GetString()!);
+                samples++;
+            }
         }
+        Assert.Equal(100, samples);
 
         // Any JSON object: a random model may write a long one, so only replies that ended by themselves must parse,
         // and some must.
