@@ -449,6 +449,8 @@ public sealed class ChatPipeline(
         if (m.ToolCalls.Count > 0 && m.Role != "assistant") throw Invalid($"{field}.tool_calls", "only assistant messages call tools.");
         if ((m.Role == "tool") != (m.ToolCallId.Length > 0))
             throw Invalid($"{field}.tool_call_id", m.Role == "tool" ? "a tool message must name the call it answers." : "only tool messages have a tool_call_id.");
+        if (m.ToolCallId.Length > 64) throw Invalid($"{field}.tool_call_id", "at most 64 characters are accepted.");
+        ToolSet.RefuseControlTokens($"{field}.tool_call_id", m.ToolCallId, model.SpecialTokenStrings);
         if (m.ToolCalls.Count == 0) return new DialogueMessage(m.Role, m.Content) { ToolCallId = m.Role == "tool" ? m.ToolCallId : null };
 
         var calls = new List<FunctionCall>(m.ToolCalls.Count);
@@ -457,6 +459,7 @@ public sealed class ChatPipeline(
             var call = m.ToolCalls[j];
             if (call.Id.Length == 0 || call.Id.Length > 64) throw Invalid($"{field}.tool_calls[{j}].id", "a tool call needs an id of 1 to 64 characters.");
             if (call.Name.Length == 0) throw Invalid($"{field}.tool_calls[{j}].name", "a tool call needs the function's name.");
+            ToolSet.RefuseControlTokens($"{field}.tool_calls[{j}].id", call.Id, model.SpecialTokenStrings);
             ToolSet.RefuseControlTokens($"{field}.tool_calls[{j}].name", call.Name, model.SpecialTokenStrings);
             ToolSet.RefuseControlTokens($"{field}.tool_calls[{j}].arguments", call.Arguments, model.SpecialTokenStrings);
             calls.Add(FunctionCall.FromProto(call));
