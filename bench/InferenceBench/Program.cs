@@ -11,11 +11,17 @@ using GenAi = Microsoft.ML.OnnxRuntimeGenAI;
 // Engine benchmarks on the CPU provider: the InferenceService engine in-process beside ONNX Runtime GenAI's own
 // generator on the same ~25M-parameter model folder, in the same run. Writes bench/results/inference.md.
 // Usage: dotnet run -c Release --project bench/InferenceBench [-- --quick]
+// Constrained decoding costs (bench/results/constraints.md): ... -- --constraints
 CultureInfo.DefaultThreadCurrentCulture = CultureInfo.InvariantCulture;
 var quick = args.Contains("--quick");
 var raw = new StringBuilder(); // every [bench] line, kept as the report's raw output
 void Log(string line) { Console.WriteLine(line); raw.AppendLine(line); }
 var repo = FindRepoRoot();
+if (args.Contains("--constraints"))
+{
+    await ConstraintBench.RunAsync(repo, quick, Log, LoadAverage);
+    return;
+}
 var modelPath = Path.Combine(repo, ".models", "bench-25m-ctx4096");
 if (!File.Exists(Path.Combine(modelPath, "model.onnx")))
 {

@@ -79,6 +79,9 @@ public sealed record GenerationCompleted(CompletedSequence[] Sequences, Generati
 public sealed class InvalidRequestException(string field, string message) : ArgumentException($"{field}: {message}", field)
 {
     public string Field { get; } = field;
+
+    /// <summary>"field: message", without ArgumentException's "(Parameter ...)" suffix: it is what clients read.</summary>
+    public override string Message { get; } = $"{field}: {message}";
 }
 
 /// <summary>The waiting queue is full: the request was refused without queueing.</summary>

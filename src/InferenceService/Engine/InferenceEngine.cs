@@ -112,6 +112,7 @@ public sealed class InferenceEngine : IDisposable
     public ChannelReader<GenerationEvent> Submit(GenerationRequest request, CancellationToken cancellation = default)
     {
         RequestValidation.Validate(request, Model.VocabSize, _pool.SlotCapacity, _maxWidth);
+        var constraint = request.Constraint is { } spec ? CompileConstraint(spec) : null; // before the queue counts it
         ObjectDisposedException.ThrowIf(_stopping, this);
         if (_draining) throw new EngineShutdownException("InferenceService is shutting down and takes no new requests; retry on another replica.");
         if (Interlocked.Increment(ref _queued) > _options.MaxQueue)
@@ -119,7 +120,6 @@ public sealed class InferenceEngine : IDisposable
             Interlocked.Decrement(ref _queued);
             throw new QueueFullException($"The inference queue is full ({_options.MaxQueue} requests waiting); retry later.");
         }
-        var constraint = request.Constraint is { } spec ? CompileConstraint(spec) : null;
         var maxNew = Math.Min(request.MaxNewTokens ?? int.MaxValue, _pool.SlotCapacity - request.PromptTokenIds.Length);
         var job = new GenerationJob(request, Interlocked.Increment(ref _arrivals), maxNew, cancellation)
         {

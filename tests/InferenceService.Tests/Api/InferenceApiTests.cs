@@ -159,6 +159,42 @@ public sealed class InferenceApiTests(InferenceServiceFixture fixture) : IClassF
     }
 
     [Fact]
+    public async Task An_unsupported_constraint_fails_with_INVALID_ARGUMENT_naming_the_feature()
+    {
+        var request = Greedy(TestModel.Prompt(4), 4);
+        request.IgnoreEos = false;
+        request.Constraint = new Constraint { JsonSchema = """{"type": "object", "patternProperties": {"^a": {}}}""" };
+        var error = await Assert.ThrowsAsync<RpcException>(() => Collect(request));
+        Assert.Equal(StatusCode.InvalidArgument, error.StatusCode);
+        Assert.Equal("constraint.json_schema: keyword 'patternProperties' is not supported.", error.Status.Detail);
+
+        // This test model folder has no tokenizer.json: the text of its tokens is unknown, so nothing can be constrained.
+        request.Constraint = new Constraint { Regex = "[a-z]+" };
+        error = await Assert.ThrowsAsync<RpcException>(() => Collect(request));
+        Assert.Equal(StatusCode.InvalidArgument, error.StatusCode);
+        Assert.StartsWith("constraint: this model folder has no tokenizer.json", error.Status.Detail);
+    }
+
+    [Fact]
+    public void Constraints_map_to_the_engine_field_by_field()
+    {
+        var request = Greedy(TestModel.Prompt(4), 4);
+        request.Constraint = new Constraint { Grammar = new Grammar { Gbnf = "root ::= call" } };
+        request.Constraint.Grammar.JsonSchemaRules["call"] = "{\"type\": \"integer\"}";
+        var grammar = Assert.IsType<InferenceService.Engine.Constraints.GrammarConstraint>(InferenceApi.ToEngineRequest(request).Constraint);
+        Assert.Equal("root ::= call", grammar.Gbnf);
+        Assert.Equal("{\"type\": \"integer\"}", grammar.JsonSchemaRules["call"]);
+        request.Constraint = new Constraint { JsonObject = new JsonObjectConstraint() };
+        Assert.IsType<InferenceService.Engine.Constraints.JsonObjectConstraint>(InferenceApi.ToEngineRequest(request).Constraint);
+        request.Constraint = new Constraint { JsonSchema = "{}" };
+        Assert.Equal(new InferenceService.Engine.Constraints.JsonSchemaConstraint("{}"), InferenceApi.ToEngineRequest(request).Constraint);
+        request.Constraint = new Constraint { Regex = "a|b" };
+        Assert.Equal(new InferenceService.Engine.Constraints.RegexConstraint("a|b"), InferenceApi.ToEngineRequest(request).Constraint);
+        request.Constraint = null;
+        Assert.Null(InferenceApi.ToEngineRequest(request).Constraint);
+    }
+
+    [Fact]
     public async Task Model_info_describes_the_model_and_cancelled_calls_give_their_kv_back()
     {
         var info = await fixture.Client.GetModelInfoAsync(new GetModelInfoRequest());

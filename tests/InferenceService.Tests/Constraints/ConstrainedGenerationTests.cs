@@ -173,6 +173,26 @@ public class ConstrainedGenerationTests(EmbeddedModelEngine fixture) : IClassFix
     }
 
     [Fact]
+    public async Task A_cancelled_constrained_request_ends_and_leaves_the_engine_serving()
+    {
+        using var cancel = new CancellationTokenSource();
+        var reader = Engine.Submit(new GenerationRequest
+        {
+            PromptTokenIds = Prompt,
+            Sampling = new SamplingParameters { Temperature = 1f, Seed = 9 },
+            MaxNewTokens = 400,
+            N = 4,
+            Constraint = new InferenceService.Engine.Constraints.JsonObjectConstraint(),
+        }, cancel.Token);
+        Assert.IsType<TokensGenerated>(await reader.ReadAsync());
+        cancel.Cancel();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(async () => { await foreach (var _ in reader.ReadAllAsync()) { } });
+        var after = await Engine.GenerateAsync(new GenerationRequest { PromptTokenIds = Prompt, Sampling = SamplingParameters.Greedy, MaxNewTokens = 60, Constraint = new RegexConstraint("[a-z]{1,8}") });
+        Assert.Equal(FinishReason.Stop, after.Sequences[0].FinishReason);
+        Assert.Matches("^[a-z]{1,8}$", Text(after.Sequences[0].TokenIds));
+    }
+
+    [Fact]
     public async Task A_max_new_tokens_cut_reports_length()
     {
         var done = await Engine.GenerateAsync(new GenerationRequest
@@ -225,11 +245,15 @@ public class ConstrainedGenerationTests(EmbeddedModelEngine fixture) : IClassFix
     [Theory]
     [InlineData("""{"type": "object", "patternProperties": {"^a": {}}}""", "constraint.json_schema: keyword 'patternProperties' is not supported.")]
     [InlineData("""{"type": "string", "minLength": """, "constraint.json_schema: not valid JSON: ")]
-    public void An_unsupported_or_malformed_schema_is_refused_before_queueing(string schema, string message)
+    public async Task An_unsupported_or_malformed_schema_is_refused_before_queueing(string schema, string message)
     {
         var e = Assert.Throws<InvalidRequestException>(() => Engine.Submit(new GenerationRequest { PromptTokenIds = Prompt, Constraint = new JsonSchemaConstraint(schema) }));
         Assert.StartsWith(message, e.Message);
         Assert.Equal(0, Engine.InFlight);
+        // Refused requests take no place in the waiting queue (256 by default): after 300 refusals one is still accepted.
+        for (var i = 0; i < 300; i++)
+            Assert.Throws<InvalidRequestException>(() => Engine.Submit(new GenerationRequest { PromptTokenIds = Prompt, Constraint = new JsonSchemaConstraint(schema) }));
+        Assert.Single((await Engine.GenerateAsync(new GenerationRequest { PromptTokenIds = Prompt, MaxNewTokens = 1 })).Sequences);
     }
 
     [Fact]

@@ -237,17 +237,27 @@ public class ConstraintMatcherTests
     [InlineData("gbnf", "root ::= expr\nexpr ::= expr \"+\" \"1\" | \"1\"", "constraint.grammar: rule 'expr' is left-recursive")]
     [InlineData("gbnf", "root ::= missing", "constraint.grammar: rule 'missing' is not defined.")]
     [InlineData("gbnf", "start ::= \"a\"", "constraint.grammar: rule 'root' is not defined.")]
+    [InlineData("schema", """{"type": "object", "properties": {"a": {}}, "required": "a"}""", "constraint.json_schema: a keyword has a value of the wrong type: ")]
     public void Syntax_errors_give_the_position(string kind, string text, string messageStart)
     {
         ConstraintSpec spec = kind switch
         {
-            "json" => new JsonSchemaConstraint(text),
+            "json" or "schema" => new JsonSchemaConstraint(text),
             "regex" => new RegexConstraint(text),
             _ => new GrammarConstraint(text, new Dictionary<string, string>()),
         };
         var e = Assert.Throws<ConstraintException>(() => Compile(spec));
         Assert.StartsWith(messageStart, $"{e.Field}: {e.Message}");
         if (kind == "json") Assert.Contains("LineNumber: 0 | BytePositionInLine: 18", e.Message);
+    }
+
+    [Fact]
+    public void Deeply_nested_groups_are_refused_rather_than_overflowing_the_stack()
+    {
+        var regex = Assert.Throws<ConstraintException>(() => Compile(new RegexConstraint(new string('(', 5000) + "a" + new string(')', 5000))));
+        Assert.StartsWith("groups nest deeper than 100 at position ", regex.Message);
+        var gbnf = Assert.Throws<ConstraintException>(() => Compile(new GrammarConstraint("root ::= " + new string('(', 5000) + "\"a\"" + new string(')', 5000), new Dictionary<string, string>())));
+        Assert.StartsWith("groups nest deeper than 100 at line 1", gbnf.Message);
     }
 
     [Fact]

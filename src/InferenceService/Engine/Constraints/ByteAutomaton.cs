@@ -113,7 +113,8 @@ public sealed class ByteAutomaton
     private MatchState Step(MatchState state, byte b)
     {
         if (state.Heads.Length == 0) return MatchState.Dead;
-        var seeds = new List<(int, Frame?)>();
+        var seeds = _seeds;
+        seeds.Clear();
         foreach (var head in state.Heads)
             foreach (var (set, target) in _bytes[head.State])
                 if (set.Contains(b)) seeds.Add((target, head.Parent));
@@ -132,12 +133,22 @@ public sealed class ByteAutomaton
         _frames.Clear();
     }
 
+    // Scratch for Step and Closure, reused: exploring a new state is the slow path of a mask computation.
+    private readonly List<(int, Frame?)> _seeds = [];
+    private readonly HashSet<(int, int)> _visited = [];
+    private readonly List<Frame> _heads = [];
+    private readonly Stack<(int State, Frame? Parent)> _work = new();
+
     private MatchState Closure(List<(int State, Frame? Parent)> seeds)
     {
-        var visited = new HashSet<(int, int)>();
-        var heads = new List<Frame>();
+        var visited = _visited;
+        var heads = _heads;
+        var work = _work;
+        visited.Clear();
+        heads.Clear();
+        work.Clear();
+        foreach (var seed in seeds) work.Push(seed);
         var accepting = false;
-        var work = new Stack<(int State, Frame? Parent)>(seeds);
         while (work.Count > 0)
         {
             var (q, parent) = work.Pop();
@@ -349,4 +360,10 @@ public sealed class MatchState(Frame[] heads, bool accepting)
 
     /// <summary>Fewest bytes to a complete sentence; -1 until computed.</summary>
     internal int BytesToComplete = -1;
+
+    /// <summary>With the mask: the most bytes left to complete after any allowed token.</summary>
+    internal int MaxCostAfter;
+
+    /// <summary>Bytes left to complete after each allowed token (mask order), computed near the end of a budget only.</summary>
+    internal int[]? CostAfter;
 }

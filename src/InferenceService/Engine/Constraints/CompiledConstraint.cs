@@ -54,11 +54,13 @@ public sealed class CompiledConstraint
         }
         var started = Stopwatch.GetTimestamp();
         var mask = new ulong[(Vocabulary.Size + 63) >> 6];
-        var any = !state.IsDead && Walk(state, mask);
+        var maxCost = 0;
+        var any = !state.IsDead && Walk(state, mask, out maxCost);
         MaskTicks += Stopwatch.GetTimestamp() - started;
         MasksComputed++;
         if (state.IsDead) { canExtend = false; return mask; } // the shared dead state keeps no vocabulary's mask
         state.Mask = mask;
+        state.MaxCostAfter = maxCost;
         state.CanExtend = canExtend = any;
         return mask;
     }
@@ -66,10 +68,11 @@ public sealed class CompiledConstraint
     /// <summary>
     /// Walks the tokens in byte order, keeping the automaton state after each byte of the current token; a token
     /// resumes from the state after the prefix it shares with the one before, and a rejected prefix skips every
-    /// token that starts with it.
+    /// token that starts with it. <paramref name="maxCost"/>: the most bytes left to complete after an allowed token.
     /// </summary>
-    private bool Walk(MatchState start, ulong[] mask)
+    private bool Walk(MatchState start, ulong[] mask, out int maxCost)
     {
+        maxCost = 0;
         var ids = Vocabulary.SortedIds;
         var shared = Vocabulary.SharedPrefix;
         var walk = _walk;
@@ -91,6 +94,7 @@ public sealed class CompiledConstraint
             if (depth == bytes.Length)
             {
                 mask[ids[i] >> 6] |= 1UL << (ids[i] & 63);
+                maxCost = Math.Max(maxCost, Automaton.BytesToComplete(state));
                 any = true;
                 continue;
             }
@@ -98,6 +102,17 @@ public sealed class CompiledConstraint
             while (i + 1 < ids.Length && shared[i + 1] > depth) i++;
         }
         return any;
+    }
+
+    /// <summary>For each token the mask allows (in id order): the fewest bytes to complete after it.</summary>
+    internal int[] CostsAfter(MatchState state, ulong[] mask)
+    {
+        var costs = new int[CountAllowed(mask)];
+        var k = 0;
+        for (var w = 0; w < mask.Length; w++)
+            for (var word = mask[w]; word != 0; word &= word - 1)
+                costs[k++] = Automaton.BytesToComplete(Advance(state, (w << 6) + BitOperations.TrailingZeroCount(word)));
+        return costs;
     }
 
     /// <summary>Tokens a mask allows (tests, diagnostics).</summary>
@@ -151,8 +166,12 @@ public sealed class ConstraintMatcher(CompiledConstraint constraint, MatchState 
             var count = Math.Min(64, n - at);
             if (count <= 0) break;
             if (word == 0) { destination.Slice(at, count).Fill(float.NegativeInfinity); continue; }
-            for (var bit = 0; bit < count; bit++)
-                if ((word & (1UL << bit)) == 0) destination[at + bit] = float.NegativeInfinity;
+            for (var holes = ~word; holes != 0; holes &= holes - 1) // only the disallowed ids of a mostly allowed word
+            {
+                var bit = BitOperations.TrailingZeroCount(holes);
+                if (bit >= count) break;
+                destination[at + bit] = float.NegativeInfinity;
+            }
         }
         for (var i = mask.Length << 6; i < n; i++) destination[i] = float.NegativeInfinity; // ids past the vocabulary
         if (!IsComplete && canExtend) KeepCompletable(mask, destination, tokensLeft);
@@ -163,16 +182,18 @@ public sealed class ConstraintMatcher(CompiledConstraint constraint, MatchState 
 
     private void KeepCompletable(ulong[] mask, Span<float> destination, int tokensLeft)
     {
-        var automaton = Constraint.Automaton;
+        var state = State;
         var room = (long)tokensLeft - 2; // after this token, the completion and an end token must fit
-        if (room >= automaton.BytesToComplete(State) + 2L * Constraint.Vocabulary.MaxTokenBytes + 8) return; // far from the end
-        if (room + 1 < automaton.BytesToComplete(State)) return; // even one byte per token cannot finish: the output will be cut
+        if (room >= state.MaxCostAfter) return; // every allowed token leaves room (the common case: far from the end)
+        if (room + 1 < Constraint.Automaton.BytesToComplete(state)) return; // even one byte per token cannot finish: cut
+        var costs = state.CostAfter ??= Constraint.CostsAfter(state, mask);
         var n = destination.Length;
+        var k = 0;
         for (var w = 0; w < mask.Length; w++)
-            for (var word = mask[w]; word != 0; word &= word - 1)
+            for (var word = mask[w]; word != 0; word &= word - 1, k++)
             {
                 var id = (w << 6) + BitOperations.TrailingZeroCount(word);
-                if (id < n && automaton.BytesToComplete(Constraint.Advance(State, id)) > room) destination[id] = float.NegativeInfinity;
+                if (costs[k] > room && id < n) destination[id] = float.NegativeInfinity;
             }
     }
 }

@@ -52,7 +52,8 @@ public sealed class ConstraintCache
             }
         }
         var started = Stopwatch.GetTimestamp();
-        var compiled = Compile(spec, Vocabulary);
+        var automaton = new ByteAutomaton(ToGrammar(spec), spec.Field); // the constraint's own errors come first
+        var compiled = new CompiledConstraint(automaton, Vocabulary);
         _compileSeconds?.Record(Stopwatch.GetElapsedTime(started).TotalSeconds);
         _lookups?.Add(1, new KeyValuePair<string, object?>("hit", false));
         lock (_lock)

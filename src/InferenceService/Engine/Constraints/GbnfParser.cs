@@ -14,20 +14,17 @@ public sealed class GbnfParser
 {
     public const string Field = "constraint.grammar.gbnf";
 
+    private const int MaxNesting = 100;
     private readonly string _text;
-    private readonly Grammar _grammar;
     private int _pos;
+    private int _depth;
 
-    private GbnfParser(string text, Grammar grammar)
-    {
-        _text = text;
-        _grammar = grammar;
-    }
+    private GbnfParser(string text) => _text = text;
 
     /// <summary>Adds the rules of <paramref name="gbnf"/> to <paramref name="grammar"/>; a rule already there is an error.</summary>
     public static void AddRules(string gbnf, Grammar grammar)
     {
-        var parser = new GbnfParser(gbnf, grammar);
+        var parser = new GbnfParser(gbnf);
         parser.SkipSpace();
         if (parser._pos >= gbnf.Length) throw new ConstraintException(Field, "the grammar has no rules.");
         while (parser._pos < gbnf.Length)
@@ -151,7 +148,9 @@ public sealed class GbnfParser
             case '(':
             {
                 var open = _pos++;
+                if (++_depth > MaxNesting) throw Error($"groups nest deeper than {MaxNesting}");
                 var inner = Alternatives();
+                _depth--;
                 SkipSpace();
                 if (!Consume(")")) { _pos = open; throw Error("unclosed '('"); }
                 return inner;

@@ -73,7 +73,15 @@ public sealed class JsonSchemaCompiler
         {
             var compiler = new JsonSchemaCompiler(grammar, field, doc.RootElement.Clone(), name);
             grammar.Rules[name] = GrammarNode.Empty; // reserved: "#" refers to it
-            grammar.Rules[name] = compiler.Schema(compiler._root, "#");
+            try
+            {
+                grammar.Rules[name] = compiler.Schema(compiler._root, "#");
+            }
+            catch (Exception e) when (e is InvalidOperationException or FormatException)
+            {
+                // A keyword whose value has the wrong JSON type (e.g. "required": "a" instead of ["a"]).
+                throw new ConstraintException(field, $"a keyword has a value of the wrong type: {e.Message}");
+            }
         }
     }
 

@@ -22,7 +22,9 @@ public sealed class RegexParser
     private readonly string _pattern;
     private readonly string _field;
     private readonly CharacterEncoding _encoding;
+    private const int MaxNesting = 100;
     private int _pos;
+    private int _depth;
 
     private RegexParser(string pattern, string field, CharacterEncoding encoding)
     {
@@ -138,6 +140,7 @@ public sealed class RegexParser
     private GrammarNode Group()
     {
         var open = _pos++;
+        if (++_depth > MaxNesting) throw Error($"groups nest deeper than {MaxNesting}");
         if (Peek('?'))
         {
             var rest = _pattern.AsSpan(_pos);
@@ -157,6 +160,7 @@ public sealed class RegexParser
         var inner = Alternation();
         if (!Peek(')')) { _pos = open; throw Error("unclosed '('"); }
         _pos++;
+        _depth--;
         return inner;
     }
 
