@@ -10,13 +10,18 @@ namespace ChatServices.Client;
 
 /// <summary>
 /// Messages and <see cref="ChatOptions"/> to a <c>chat.v1.Dialogue/Chat</c> request. Whatever the Chat RPC cannot
-/// honour is refused here — <see cref="NotSupportedException"/> for features the service lacks (tools, response
-/// formats, non-text content), <see cref="ArgumentException"/> for values it cannot take — never dropped.
+/// honour is refused here — <see cref="NotSupportedException"/> for features the service lacks (non-function tools,
+/// non-text content), <see cref="ArgumentException"/> for values it cannot take — never dropped. Function tools,
+/// tool modes and response formats map to the request's tools, tool choice and constraint; function calls and
+/// results in the history to assistant tool calls and tool messages.
 /// </summary>
 internal static class ChatRequestMapper
 {
     /// <summary><see cref="ChatOptions.AdditionalProperties"/> keys that map to Chat settings with no ChatOptions property.</summary>
     public const string MinP = "min_p", RepetitionPenalty = "repetition_penalty", Regenerate = "regenerate";
+
+    /// <summary>Function arguments and results as the service stores them: compact JSON.</summary>
+    private static readonly JsonSerializerOptions CompactJson = new(AIJsonUtilities.DefaultOptions) { WriteIndented = false };
 
     public static ChatRequest Map(IChatClient client, IEnumerable<AiChatMessage> messages, ChatOptions? options, string? ownerId)
     {
@@ -40,7 +45,11 @@ internal static class ChatRequestMapper
             if (regenerate) throw new ArgumentException($"AdditionalProperties[\"{Regenerate}\"] needs ChatOptions.ConversationId: only a stored conversation's reply can be generated again.", nameof(options));
             MapStatelessChat(request, messages, options?.Instructions);
         }
-        if (options is not null) MapSettings(settings, options);
+        if (options is not null)
+        {
+            MapSettings(settings, options);
+            MapToolsAndFormat(request, options);
+        }
         if (settings.N > 1)
             throw new NotSupportedException($"n = {settings.N}: an IChatClient response is one choice; ask for several with the typed Dialogue client.");
         return request;
@@ -59,7 +68,18 @@ internal static class ChatRequestMapper
             request.Regenerate = true;
             return;
         }
-        // A stateful client is sent only what is new: DialogueService stores the turn and keeps the history.
+        // A stateful client is sent only what is new: DialogueService stores the turn and keeps the history. After a
+        // reply that called tools, what is new is the calls (already stored with the reply) and their results.
+        if (messages.Count > 0 && messages[^1].Role == ChatRole.Tool)
+        {
+            foreach (var message in messages)
+            {
+                if (message.Role == ChatRole.Tool) AddToolResults(request.ToolResults, message);
+                else if (message.Role != ChatRole.Assistant || message.Contents.Any(c => c is not (FunctionCallContent or UsageContent)))
+                    throw new ArgumentException("With ChatOptions.ConversationId, after a reply that called tools send only their results (and the calls).", nameof(messages));
+            }
+            return;
+        }
         if (messages.Count != 1 || messages[0].Role != ChatRole.User)
             throw new ArgumentException(
                 "With ChatOptions.ConversationId, send only the new user message: the conversation's history is stored by the service " +
@@ -77,18 +97,87 @@ internal static class ChatRequestMapper
             return;
         }
         if (instructions is not null) request.Messages.Add(new ProtoChatMessage { Role = "system", Content = instructions });
-        foreach (var message in messages) request.Messages.Add(new ProtoChatMessage { Role = RoleOf(message.Role), Content = TextOf(message) });
+        foreach (var message in messages)
+        {
+            if (message.Role == ChatRole.Tool)
+            {
+                AddToolResults(request.Messages, message);
+                continue;
+            }
+            var proto = new ProtoChatMessage { Role = RoleOf(message.Role) };
+            foreach (var call in message.Contents.OfType<FunctionCallContent>())
+            {
+                if (message.Role != ChatRole.Assistant) throw new ArgumentException($"A FunctionCallContent in a {message.Role} message: only assistant messages call functions.", nameof(messages));
+                proto.ToolCalls.Add(new ToolCall { Id = call.CallId, Name = call.Name, Arguments = JsonSerializer.Serialize(call.Arguments ?? new Dictionary<string, object?>(), CompactJson) });
+            }
+            var text = TextOf(message);
+            // An assistant message that only calls functions has no content (not empty content).
+            if (proto.ToolCalls.Count == 0 || text.Length > 0) proto.Content = text;
+            request.Messages.Add(proto);
+        }
         if (request.Messages.Count == 0) throw new ArgumentException("At least one message is needed.", nameof(messages));
+    }
+
+    /// <summary>Each FunctionResultContent of a tool message as a chat.v1 tool message naming its call.</summary>
+    private static void AddToolResults(Google.Protobuf.Collections.RepeatedField<ProtoChatMessage> target, AiChatMessage message)
+    {
+        foreach (var content in message.Contents)
+        {
+            if (content is UsageContent) continue;
+            if (content is not FunctionResultContent result)
+                throw new NotSupportedException($"{content.GetType().Name} in a tool message: tool messages carry FunctionResultContent.");
+            var text = result.Result switch
+            {
+                null => "",
+                string s => s,
+                var other => JsonSerializer.Serialize(other, CompactJson),
+            };
+            target.Add(new ProtoChatMessage { Role = "tool", ToolCallId = result.CallId, Content = text });
+        }
+    }
+
+    /// <summary>Function declarations, the tool mode and the response format.</summary>
+    private static void MapToolsAndFormat(ChatRequest request, ChatOptions options)
+    {
+        foreach (var tool in options.Tools ?? [])
+        {
+            if (tool is not AIFunctionDeclaration function)
+                throw new NotSupportedException($"ChatOptions.Tools: {tool.GetType().Name} '{tool.Name}' is not a function; the ChatServices Chat API calls functions only.");
+            request.Tools.Add(new Tool { Name = function.Name, Description = function.Description, Parameters = function.JsonSchema.GetRawText() });
+        }
+        switch (options.ToolMode)
+        {
+            case null or AutoChatToolMode:
+                break;
+            case NoneChatToolMode:
+                request.ToolChoice = new ToolChoice { Mode = ToolChoice.Types.Mode.None };
+                break;
+            case RequiredChatToolMode { RequiredFunctionName: { } name }:
+                request.ToolChoice = new ToolChoice { Mode = ToolChoice.Types.Mode.Function, FunctionName = name };
+                break;
+            case RequiredChatToolMode:
+                request.ToolChoice = new ToolChoice { Mode = ToolChoice.Types.Mode.Required };
+                break;
+        }
+        if (options.AllowMultipleToolCalls is bool parallel) request.ParallelToolCalls = parallel;
+
+        switch (options.ResponseFormat)
+        {
+            case null or ChatResponseFormatText:
+                break;
+            case ChatResponseFormatJson { Schema: { } schema }:
+                request.Settings.Constraint = new Constraint { JsonSchema = schema.GetRawText() };
+                break;
+            case ChatResponseFormatJson:
+                request.Settings.Constraint = new Constraint { JsonObject = new JsonObjectConstraint() };
+                break;
+            default:
+                throw new NotSupportedException($"ChatOptions.ResponseFormat: {options.ResponseFormat.GetType().Name} is not a format the service knows.");
+        }
     }
 
     private static void MapSettings(GenerationSettings settings, ChatOptions options)
     {
-        if (options.Tools is { Count: > 0 })
-            throw new NotSupportedException("ChatOptions.Tools: the ChatServices Chat API does not support tool calling yet.");
-        if (options.ToolMode is RequiredChatToolMode)
-            throw new NotSupportedException("ChatOptions.ToolMode: the ChatServices Chat API does not support tool calling yet.");
-        if (options.ResponseFormat is not null and not ChatResponseFormatText)
-            throw new NotSupportedException("ChatOptions.ResponseFormat: the ChatServices Chat API does not support JSON or schema-constrained output yet; only text.");
         if (options.Reasoning is not null)
             throw new NotSupportedException("ChatOptions.Reasoning: the ChatServices Chat API has no reasoning settings.");
         if (options.AllowBackgroundResponses == true || options.ContinuationToken is not null)
@@ -131,8 +220,7 @@ internal static class ChatRequestMapper
         if (role == ChatRole.System) return "system";
         if (role == ChatRole.User) return "user";
         if (role == ChatRole.Assistant) return "assistant";
-        if (role == ChatRole.Tool) throw new NotSupportedException("Tool messages: the ChatServices Chat API does not support tool calling yet.");
-        throw new ArgumentException($"Message role '{role}' is not one the service takes (system, user, assistant).", "messages");
+        throw new ArgumentException($"Message role '{role}' is not one the service takes (system, user, assistant, tool).", "messages");
     }
 
     /// <summary>The message's text. Usage reports carried over from earlier responses are not content and are skipped.</summary>
@@ -147,10 +235,10 @@ internal static class ChatRequestMapper
                 case TextContent t:
                     text.Append(t.Text);
                     break;
-                case UsageContent:
-                    break;
-                case FunctionCallContent or FunctionResultContent:
-                    throw new NotSupportedException($"{content.GetType().Name}: the ChatServices Chat API does not support tool calling yet.");
+                case UsageContent or FunctionCallContent:
+                    break; // calls are mapped as the message's tool calls
+                case FunctionResultContent:
+                    throw new NotSupportedException($"FunctionResultContent in a {message.Role} message: function results go in tool messages.");
                 default:
                     throw new NotSupportedException($"{content.GetType().Name} in a {message.Role} message: the ChatServices Chat API takes text only.");
             }

@@ -1,3 +1,4 @@
+using System.Text.Json;
 using System.Runtime.CompilerServices;
 using ChatServices.Protos.Chat.V1;
 using Grpc.Core;
@@ -143,7 +144,15 @@ public sealed partial class ChatServicesChatClient : IChatClient
                     if (e.Started.UserMessageId.Length > 0) update.AdditionalProperties["user_message_id"] = e.Started.UserMessageId;
                     break;
                 case ChatEvent.EventOneofCase.Delta:
-                    update.Contents.Add(new TextContent(e.Delta.Text) { RawRepresentation = e.Delta });
+                    if (e.Delta.Text.Length > 0 || e.Delta.ToolCalls.Count == 0) update.Contents.Add(new TextContent(e.Delta.Text) { RawRepresentation = e.Delta });
+                    // DialogueService sends each call whole, once it is recognised.
+                    foreach (var toolCall in e.Delta.ToolCalls)
+                    {
+                        var content = FunctionCallContent.CreateFromParsedArguments(toolCall.Arguments, toolCall.Id, toolCall.Name,
+                            static json => JsonSerializer.Deserialize<Dictionary<string, object?>>(json, AIJsonUtilities.DefaultOptions));
+                        content.RawRepresentation = toolCall;
+                        update.Contents.Add(content);
+                    }
                     break;
                 case ChatEvent.EventOneofCase.Finished:
                     update.FinishReason = FinishReason(e.Finished.FinishReason);
@@ -197,6 +206,7 @@ public sealed partial class ChatServicesChatClient : IChatClient
     {
         "stop" => ChatFinishReason.Stop,
         "length" => ChatFinishReason.Length,
+        "tool_calls" => ChatFinishReason.ToolCalls,
         _ => new ChatFinishReason(reason),
     };
 

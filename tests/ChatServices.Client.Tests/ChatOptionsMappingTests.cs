@@ -101,11 +101,45 @@ public sealed class ChatOptionsMappingTests : RecordingServerTests
         Assert.Equal(0f, request.Settings.Temperature);
     }
 
+    [Fact]
+    public async Task Functions_tool_modes_response_formats_calls_and_results_map_to_the_chat_request()
+    {
+        var function = AIFunctionFactory.Create((string city) => city, "get_forecast", "The forecast.");
+        await Client.GetResponseAsync(
+        [
+            new(ChatRole.User, "Weather?"),
+            new(ChatRole.Assistant, [new FunctionCallContent("call_1", "get_forecast", new Dictionary<string, object?> { ["city"] = "Oslo" })]),
+            new(ChatRole.Tool, [new FunctionResultContent("call_1", "rain")]),
+        ], new ChatOptions { Tools = [function], ToolMode = ChatToolMode.RequireSpecific("get_forecast"), AllowMultipleToolCalls = false, ResponseFormat = ChatResponseFormat.Text });
+
+        var request = (ChatRequest)Server.CallsTo("/chat.v1.Dialogue/Chat").Last().Request;
+        var tool = Assert.Single(request.Tools);
+        Assert.Equal(("get_forecast", "The forecast."), (tool.Name, tool.Description));
+        Assert.Equal(function.JsonSchema.GetRawText(), tool.Parameters);
+        Assert.Equal((ToolChoice.Types.Mode.Function, "get_forecast"), (request.ToolChoice.Mode, request.ToolChoice.FunctionName));
+        Assert.False(request.ParallelToolCalls);
+        Assert.Equal(["user", "assistant", "tool"], request.Messages.Select(m => m.Role));
+        Assert.False(request.Messages[1].HasContent);
+        var call = Assert.Single(request.Messages[1].ToolCalls);
+        Assert.Equal(("call_1", "get_forecast", "{\"city\":\"Oslo\"}"), (call.Id, call.Name, call.Arguments));
+        Assert.Equal(("call_1", "rain"), (request.Messages[2].ToolCallId, request.Messages[2].Content));
+        Assert.Null(request.Settings.Constraint);
+
+        await Client.GetResponseAsync([new(ChatRole.User, "x")], new ChatOptions { ToolMode = ChatToolMode.RequireAny, Tools = [function], ResponseFormat = ChatResponseFormat.Json });
+        request = (ChatRequest)Server.CallsTo("/chat.v1.Dialogue/Chat").Last().Request;
+        Assert.Equal(ToolChoice.Types.Mode.Required, request.ToolChoice.Mode);
+        Assert.NotNull(request.Settings.Constraint.JsonObject);
+
+        var schema = System.Text.Json.JsonDocument.Parse("""{"type":"object"}""").RootElement;
+        await Client.GetResponseAsync([new(ChatRole.User, "x")], new ChatOptions { ToolMode = ChatToolMode.None, ResponseFormat = ChatResponseFormat.ForJsonSchema(schema, "s") });
+        request = (ChatRequest)Server.CallsTo("/chat.v1.Dialogue/Chat").Last().Request;
+        Assert.Equal(ToolChoice.Types.Mode.None, request.ToolChoice.Mode);
+        Assert.Equal("""{"type":"object"}""", request.Settings.Constraint.JsonSchema);
+    }
+
     public static TheoryData<string, Func<ChatOptions>, Type> RefusedOptions => new()
     {
-        { "tools", () => new ChatOptions { Tools = [AIFunctionFactory.Create(() => 1, "one")] }, typeof(NotSupportedException) },
-        { "required tool mode", () => new ChatOptions { ToolMode = ChatToolMode.RequireAny }, typeof(NotSupportedException) },
-        { "JSON response format", () => new ChatOptions { ResponseFormat = ChatResponseFormat.Json }, typeof(NotSupportedException) },
+        { "a hosted tool", () => new ChatOptions { Tools = [new HostedWebSearchTool()] }, typeof(NotSupportedException) },
         { "reasoning", () => new ChatOptions { Reasoning = new ReasoningOptions() }, typeof(NotSupportedException) },
         { "background responses", () => new ChatOptions { AllowBackgroundResponses = true }, typeof(NotSupportedException) },
         { "an unknown additional property", () => new ChatOptions { AdditionalProperties = new() { ["logit_bias"] = 1 } }, typeof(ArgumentException) },
@@ -134,7 +168,7 @@ public sealed class ChatOptionsMappingTests : RecordingServerTests
         { "a tool message", [new(ChatRole.Tool, "42")], null, typeof(NotSupportedException) },
         { "an unknown role", [new(new ChatRole("developer"), "x")], null, typeof(ArgumentException) },
         { "an image", [new(ChatRole.User, [new UriContent("https://example.com/a.png", "image/png")])], null, typeof(NotSupportedException) },
-        { "a function call", [new(ChatRole.Assistant, [new FunctionCallContent("1", "f")])], null, typeof(NotSupportedException) },
+        { "a function result in a user message", [new(ChatRole.User, [new FunctionResultContent("1", "r")])], null, typeof(NotSupportedException) },
         { "history with a conversation id", [new(ChatRole.User, "a"), new(ChatRole.User, "b")], new ChatOptions { ConversationId = "c" }, typeof(ArgumentException) },
         { "an assistant message as a conversation turn", [new(ChatRole.Assistant, "a")], new ChatOptions { ConversationId = "c" }, typeof(ArgumentException) },
     };

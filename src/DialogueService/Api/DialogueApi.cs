@@ -67,14 +67,19 @@ public sealed class DialogueApi(IConversationStore store, ChatPipeline chat, Ser
                 "system" => MessageRole.System,
                 "user" => MessageRole.User,
                 "assistant" => MessageRole.Assistant,
-                var other => throw ApiErrors.InvalidArgument("message.role", $"message.role is '{other}'; expected system, user or assistant."),
+                "tool" => MessageRole.Tool,
+                var other => throw ApiErrors.InvalidArgument("message.role", $"message.role is '{other}'; expected system, user, assistant or tool."),
             };
+            if (request.Message.ToolCalls.Count > 0)
+                throw ApiErrors.InvalidArgument("message.tool_calls", "message.tool_calls: tool calls are stored with the replies that make them, not appended.");
+            if ((role == MessageRole.Tool) != (request.Message.ToolCallId.Length > 0))
+                throw ApiErrors.InvalidArgument("message.tool_call_id", "message.tool_call_id: a tool message names the call it answers; no other message does.");
             Guid? parent = !request.HasParentMessageId ? null
                 : request.ParentMessageId.Length == 0 ? Guid.Empty
                 : Guid.TryParse(request.ParentMessageId, out var id) ? id
                 : throw ApiErrors.InvalidArgument("parent_message_id", $"parent_message_id '{request.ParentMessageId}' is not a message id.");
             return ToProto(await store.AppendMessageAsync(Owners.Resolve(context, request.OwnerId), ParseId(request.ConversationId), role, request.Message.Content,
-                parentId: parent, cancellationToken: ct));
+                parentId: parent, cancellationToken: ct, toolCallId: role == MessageRole.Tool ? request.Message.ToolCallId : null));
         }, context);
 
     public override Task Chat(ChatRequest request, IServerStreamWriter<ChatEvent> responseStream, ServerCallContext context) =>
@@ -153,11 +158,21 @@ public sealed class DialogueApi(IConversationStore store, ChatPipeline chat, Ser
         UpdatedAt = Timestamp.FromDateTimeOffset(c.UpdatedAt),
     };
 
-    internal static ProtoMessage ToProto(ConversationMessage m) => new()
+    internal static ProtoMessage ToProto(ConversationMessage m)
+    {
+        var message = ToProtoFields(m);
+        // A reply that only called tools has no content (OpenAI's content: null), which is not the same as empty text.
+        if (m.Content.Length > 0 || m.ToolCalls is not { Count: > 0 }) message.Content = m.Content;
+        if (m.ToolCalls is not null)
+            foreach (var call in m.ToolCalls) message.ToolCalls.Add(call.ToProto());
+        message.ToolCallId = m.ToolCallId ?? "";
+        return message;
+    }
+
+    private static ProtoMessage ToProtoFields(ConversationMessage m) => new()
     {
         Id = m.Id.ToString(),
         Role = m.Role.ToString().ToLowerInvariant(),
-        Content = m.Content,
         Status = m.Status switch
         {
             StoreMessageStatus.Completed => ProtoMessageStatus.Complete,

@@ -6,6 +6,7 @@ using ChatServices.DialogueService.Model;
 using ChatServices.DialogueService.PostProcessing;
 using ChatServices.DialogueService.Templates;
 using ChatServices.DialogueService.Tokenization;
+using ChatServices.DialogueService.Tools;
 using Grpc.Core;
 using ChatServices.Protos.Chat.V1;
 using ChatServices.ServiceDefaults;
@@ -55,6 +56,8 @@ public sealed class ChatPipeline(
         using var activity = Source.StartActivity("chat");
         var started = Stopwatch.GetTimestamp();
         var parameters = ValidateSettings(request.Settings ?? new GenerationSettings(), out var stops);
+        var tools = ToolSet.FromRequest(request, model.SpecialTokenStrings);
+        var constraint = ConstraintFor(request, tools);
         if (parameters.MaxNewTokens >= model.ContextLength)
         {
             // Too large whatever the prompt: name the setting, not the messages the window fitter would blame.
@@ -77,8 +80,8 @@ public sealed class ChatPipeline(
             {
                 var continuing = turn.ContinuedText is not null;
                 fitted = ContextWindowFitter.Fit(turn.Messages, model.ContextLength, parameters.MaxNewTokens,
-                    messages => Tokenize(messages, continuing, cancellationToken).Length);
-                promptIds = Tokenize(fitted.Messages, continuing, cancellationToken);
+                    messages => Tokenize(messages, continuing, tools, cancellationToken).Length);
+                promptIds = Tokenize(fitted.Messages, continuing, tools, cancellationToken);
             }
         }
         catch (ContextWindowExceededException e)
@@ -97,13 +100,25 @@ public sealed class ChatPipeline(
         activity?.SetTag("gen_ai.request.max_tokens", parameters.MaxNewTokens);
         activity?.SetTag("gen_ai.usage.input_tokens", promptIds.Length);
 
+        // On SIGTERM a reply may go on for the drain time; then it is stopped, failed with a status that says so.
+        using var stopAtDrainEnd = drain is null ? null : CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, drain.Elapsed);
+        var generation = new GenerationRequest(promptIds, parameters, model.EosTokenIds, turn.ConversationId?.ToString(), constraint);
+        await using var events = backend.GenerateAsync(generation, stopAtDrainEnd?.Token ?? cancellationToken).GetAsyncEnumerator(cancellationToken);
+        // A constraint the inference tier refuses (a schema feature it does not support) is refused before anything is
+        // stored or started, naming the request field it came from; so the generation's first event is awaited here.
+        var firstEvent = constraint is null ? null : await FirstEventAsync(events, request, tools);
+
         ConversationMessage? userMessage = null, reply = null;
         if (turn.ConversationId is Guid conversationId)
         {
-            if (!request.Regenerate && !request.ContinueReply)
+            if (!request.Regenerate && !request.ContinueReply && request.ToolResults.Count == 0)
                 userMessage = await store.AppendMessageAsync(request.OwnerId, conversationId, MessageRole.User, request.UserMessage,
                     parentId: turn.Anchor ?? Guid.Empty, cancellationToken: cancellationToken);
-            reply = await store.BeginAssistantMessageAsync(request.OwnerId, conversationId, userMessage?.Id ?? turn.Anchor, cancellationToken);
+            var parent = userMessage?.Id ?? turn.Anchor;
+            foreach (var result in request.ToolResults)
+                parent = (await store.AppendMessageAsync(request.OwnerId, conversationId, MessageRole.Tool, result.Content,
+                    parentId: parent ?? Guid.Empty, cancellationToken: cancellationToken, toolCallId: result.ToolCallId)).Id;
+            reply = await store.BeginAssistantMessageAsync(request.OwnerId, conversationId, parent, cancellationToken);
         }
 
         await output.WriteAsync(new ChatEvent
@@ -121,17 +136,19 @@ public sealed class ChatPipeline(
         var choices = new ChoiceState[parameters.N];
         // A stored reply's Finished event waits until the reply is committed: it carries the stored message's id and
         // tells the client the reply is durable, so it must never precede a commit that could still fail.
-        for (var i = 0; i < choices.Length; i++) choices[i] = new ChoiceState(i, model.Tokenizer, stops, deferFinished: i == 0 && reply is not null, trim: turn.RawPrompt is null, turn.ContinuedText ?? "");
+        var family = ToolPrompt.FamilyOf(model.ChatTemplate);
+        for (var i = 0; i < choices.Length; i++)
+            choices[i] = new ChoiceState(i, model.Tokenizer, stops, deferFinished: i == 0 && reply is not null, trim: turn.RawPrompt is null,
+                turn.ContinuedText ?? "", tools is { Offered: true } ? new ToolCallParser(family) : null);
         GenerationUsage? usage = null;
         Exception? failure = null;
         var recorded = false;
-        // On SIGTERM a reply may go on for the drain time; then it is stopped, failed with a status that says so.
-        using var stopAtDrainEnd = drain is null ? null : CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, drain.Elapsed);
         try
         {
-            var generation = new GenerationRequest(promptIds, parameters, model.EosTokenIds, turn.ConversationId?.ToString());
-            await foreach (var e in backend.GenerateAsync(generation, stopAtDrainEnd?.Token ?? cancellationToken))
+            while (firstEvent is not null || await events.MoveNextAsync())
             {
+                var e = firstEvent ?? events.Current;
+                firstEvent = null;
                 if (e is TokenGenerated t)
                 {
                     await choices[t.Choice].OnTokenAsync(t, output, cancellationToken);
@@ -147,6 +164,8 @@ public sealed class ChatPipeline(
                     usage = u;
                 }
             }
+            // Ends the generation upstream at once when the loop was left early (every choice stopped).
+            await events.DisposeAsync();
             foreach (var c in choices)
                 if (!c.Finished) await c.FinishAsync("stop", output, cancellationToken);
 
@@ -192,18 +211,43 @@ public sealed class ChatPipeline(
         }
     }
 
+    /// <summary>
+    /// The constraint sent to the inference tier: the settings' own (response_format), or with tool_choice REQUIRED or
+    /// FUNCTION the call format of the model's family with the functions' schemas.
+    /// </summary>
+    private Constraint? ConstraintFor(ChatRequest request, ToolSet? tools)
+    {
+        var own = request.Settings?.Constraint;
+        if (tools is not { Forced: true }) return own;
+        if (own is not null) throw Invalid("settings.constraint", "a constraint cannot be combined with tool_choice REQUIRED or FUNCTION, which constrains the reply to tool calls.");
+        return ToolCallGrammar.For(tools, ToolPrompt.FamilyOf(model.ChatTemplate));
+    }
+
+    /// <summary>
+    /// The generation's first event. A constraint the inference tier refuses is INVALID_ARGUMENT naming the field it
+    /// came from: settings.constraint, or tools[i].parameters for a forced call's schema.
+    /// </summary>
+    private static async Task<GenerationEvent?> FirstEventAsync(IAsyncEnumerator<GenerationEvent> events, ChatRequest request, ToolSet? tools)
+    {
+        try
+        {
+            return await events.MoveNextAsync() ? events.Current : null;
+        }
+        catch (RpcException e) when (e.StatusCode == StatusCode.InvalidArgument && e.Status.Detail.StartsWith("constraint", StringComparison.Ordinal))
+        {
+            var field = tools is { Forced: true } ? ToolCallGrammar.FieldOf(e.Status.Detail, tools) : "settings.constraint";
+            throw Invalid(field, e.Status.Detail);
+        }
+    }
+
     /// <param name="continueLast">Leave the last (assistant) message open for the model to go on with, instead of
     /// opening a new assistant turn after it.</param>
-    private int[] Tokenize(IReadOnlyList<DialogueMessage> messages, bool continueLast, CancellationToken cancellationToken)
+    private int[] Tokenize(IReadOnlyList<DialogueMessage> messages, bool continueLast, ToolSet? tools, CancellationToken cancellationToken)
     {
-        var templateMessages = new List<TemplateMessage>(messages.Count);
+        var (templateMessages, templateTools) = ToolPrompt.Build(model.ChatTemplate, messages, tools);
         var contents = new List<string>(messages.Count);
-        foreach (var m in messages)
-        {
-            templateMessages.Add(new TemplateMessage(m.Role, m.Content));
-            contents.Add(m.Content);
-        }
-        var prompt = model.RenderPrompt(templateMessages, addGenerationPrompt: !continueLast, cancellationToken);
+        foreach (var m in messages) contents.Add(m.Content);
+        var prompt = model.RenderPrompt(templateMessages, addGenerationPrompt: !continueLast, cancellationToken, templateTools);
         if (continueLast) prompt = OpenLastTurn(prompt, messages[^1].Content);
         return PromptEncoder.Encode(model, prompt, contents);
     }
@@ -226,7 +270,7 @@ public sealed class ChatPipeline(
         var tokens = new TokenUsage(promptTokens, usage?.CompletionTokens ?? choice.TokenCount);
         var outcome = failure switch
         {
-            null => new AssistantOutcome(StoreMessageStatus.Completed, choice.Content, choice.FinishReason, tokens),
+            null => new AssistantOutcome(StoreMessageStatus.Completed, choice.Content, choice.FinishReason, tokens, ToolCalls: choice.ToolCalls),
             OperationCanceledException when requestToken.IsCancellationRequested =>
                 new AssistantOutcome(StoreMessageStatus.Cancelled, choice.Content, "cancelled", tokens),
             RpcException { StatusCode: StatusCode.Cancelled } =>
@@ -284,28 +328,31 @@ public sealed class ChatPipeline(
             if (request.Messages.Count > MaxMessages) throw Invalid("messages", $"messages has {request.Messages.Count} entries; at most {MaxMessages} are accepted.");
             if (request.Regenerate) throw Invalid("regenerate", "regenerate needs a conversation_id.");
             if (request.ContinueReply) throw Invalid("continue_reply", "continue_reply needs a conversation_id.");
+            if (request.ToolResults.Count > 0) throw Invalid("tool_results", "tool_results needs a conversation_id; stateless calls send tool messages in messages.");
             var list = new List<DialogueMessage>(request.Messages.Count);
-            for (var i = 0; i < request.Messages.Count; i++)
-            {
-                var m = request.Messages[i];
-                if (m.Role is not ("system" or "user" or "assistant"))
-                    throw Invalid("messages", $"messages[{i}].role is '{m.Role}'; expected system, user or assistant.");
-                list.Add(new DialogueMessage(m.Role, m.Content));
-            }
-            if (list[^1].Role != "user") throw Invalid("messages", "the last message must be a user message.");
+            for (var i = 0; i < request.Messages.Count; i++) list.Add(ToDialogueMessage(request.Messages[i], $"messages[{i}]"));
+            if (list[^1].Role is not ("user" or "tool")) throw Invalid("messages", "the last message must be a user or tool message.");
             return new Turn(null, list);
         }
 
         if (request.Messages.Count > 0) throw Invalid("messages", "give either conversation_id or messages, not both.");
+        if (request.ToolResults.Count > 0 && (request.Regenerate || request.ContinueReply || request.UserMessage.Length > 0))
+            throw Invalid("tool_results", "tool_results excludes user_message, regenerate and continue_reply.");
+        for (var i = 0; i < request.ToolResults.Count; i++)
+        {
+            var result = ToDialogueMessage(request.ToolResults[i], $"tool_results[{i}]");
+            if (result.Role != "tool") throw Invalid($"tool_results[{i}].role", "tool results have role \"tool\".");
+        }
         if (request.Regenerate && request.UserMessage.Length > 0) throw Invalid("user_message", "user_message must be empty when regenerating.");
         if (request.ContinueReply && (request.Regenerate || request.UserMessage.Length > 0))
             throw Invalid("continue_reply", "continue_reply excludes user_message and regenerate.");
         if (request.ContinueReply && !request.HasParentMessageId) throw Invalid("parent_message_id", "parent_message_id must name the reply to continue.");
-        if (!request.Regenerate && !request.ContinueReply && string.IsNullOrWhiteSpace(request.UserMessage)) throw Invalid("user_message", "user_message must not be empty.");
+        if (!request.Regenerate && !request.ContinueReply && request.ToolResults.Count == 0 && string.IsNullOrWhiteSpace(request.UserMessage)) throw Invalid("user_message", "user_message must not be empty.");
         try
         {
             // Checked here, before anything is rendered or stored, so that a refusal names this request's field.
-            if (!request.Regenerate && !request.ContinueReply) ConversationLimits.Content(request.UserMessage);
+            if (!request.Regenerate && !request.ContinueReply && request.ToolResults.Count == 0) ConversationLimits.Content(request.UserMessage);
+            foreach (var result in request.ToolResults) ConversationLimits.Content(result.Content);
         }
         catch (ConversationValidationException e)
         {
@@ -333,12 +380,23 @@ public sealed class ChatPipeline(
         foreach (var m in PathTo(anchor, detail.Messages))
         {
             if (m.Status == StoreMessageStatus.InProgress) continue;
-            if (m.Role == MessageRole.Assistant && m.Content.Length == 0) continue;
-            if (m.Role is not (MessageRole.System or MessageRole.User or MessageRole.Assistant)) continue;
-            AddTurn(messages, new(m.Role.ToString().ToLowerInvariant(), m.Content));
+            if (m.Role == MessageRole.Assistant && m.Content.Length == 0 && m.ToolCalls is not { Count: > 0 }) continue;
+            AddTurn(messages, new(m.Role.ToString().ToLowerInvariant(), m.Content) { ToolCalls = m.ToolCalls, ToolCallId = m.ToolCallId });
         }
 
         if (request.ContinueReply) return new Turn(id, messages, Anchor: anchor!.ParentId, ContinuedText: anchor.Content);
+        if (request.ToolResults.Count > 0)
+        {
+            if (anchor is not { Role: MessageRole.Assistant, ToolCalls.Count: > 0 })
+                throw Invalid("tool_results", "tool results answer an assistant reply that called tools; parent_message_id (or the latest message) is not one.");
+            foreach (var result in request.ToolResults)
+            {
+                if (!anchor.ToolCalls.Any(c => c.Id == result.ToolCallId))
+                    throw Invalid("tool_results", $"'{result.ToolCallId}' is not a tool call of the reply answered.");
+                messages.Add(new("tool", result.Content) { ToolCallId = result.ToolCallId });
+            }
+            return new Turn(id, messages, Anchor: anchor.Id);
+        }
         if (!request.Regenerate) AddTurn(messages, new("user", request.UserMessage));
         return new Turn(id, messages, Anchor: anchor?.Id);
     }
@@ -376,6 +434,37 @@ public sealed class ChatPipeline(
         return anchor?.Role == MessageRole.User
             ? anchor
             : throw Invalid("regenerate", "there is no user message to answer there.");
+    }
+
+    /// <summary>
+    /// A message of the request (<c>messages[i]</c> or <c>tool_results[i]</c>, named by <paramref name="field"/>) as the
+    /// model will see it: system, user, assistant (text, tool calls or both) or tool (a result naming its call).
+    /// </summary>
+    private DialogueMessage ToDialogueMessage(Protos.Chat.V1.ChatMessage m, string field)
+    {
+        if (m.Role is not ("system" or "user" or "assistant" or "tool"))
+            throw Invalid("messages", $"{field}.role is '{m.Role}'; expected system, user, assistant or tool.");
+        if (!m.HasContent && !(m.Role == "assistant" && m.ToolCalls.Count > 0))
+            throw Invalid($"{field}.content", "content is required (only an assistant message with tool_calls may leave it out).");
+        if (m.ToolCalls.Count > 0 && m.Role != "assistant") throw Invalid($"{field}.tool_calls", "only assistant messages call tools.");
+        if ((m.Role == "tool") != (m.ToolCallId.Length > 0))
+            throw Invalid($"{field}.tool_call_id", m.Role == "tool" ? "a tool message must name the call it answers." : "only tool messages have a tool_call_id.");
+        if (m.ToolCallId.Length > 64) throw Invalid($"{field}.tool_call_id", "at most 64 characters are accepted.");
+        ToolSet.RefuseControlTokens($"{field}.tool_call_id", m.ToolCallId, model.SpecialTokenStrings);
+        if (m.ToolCalls.Count == 0) return new DialogueMessage(m.Role, m.Content) { ToolCallId = m.Role == "tool" ? m.ToolCallId : null };
+
+        var calls = new List<FunctionCall>(m.ToolCalls.Count);
+        for (var j = 0; j < m.ToolCalls.Count; j++)
+        {
+            var call = m.ToolCalls[j];
+            if (call.Id.Length == 0 || call.Id.Length > 64) throw Invalid($"{field}.tool_calls[{j}].id", "a tool call needs an id of 1 to 64 characters.");
+            if (call.Name.Length == 0) throw Invalid($"{field}.tool_calls[{j}].name", "a tool call needs the function's name.");
+            ToolSet.RefuseControlTokens($"{field}.tool_calls[{j}].id", call.Id, model.SpecialTokenStrings);
+            ToolSet.RefuseControlTokens($"{field}.tool_calls[{j}].name", call.Name, model.SpecialTokenStrings);
+            ToolSet.RefuseControlTokens($"{field}.tool_calls[{j}].arguments", call.Arguments, model.SpecialTokenStrings);
+            calls.Add(FunctionCall.FromProto(call));
+        }
+        return new DialogueMessage(m.Role, m.Content) { ToolCalls = calls };
     }
 
     /// <summary>The messages from the first one down to <paramref name="last"/>, following parents.</summary>
@@ -443,7 +532,9 @@ public sealed class ChatPipeline(
     /// <param name="trim">Trim the reply (chat); a raw completion continues its prompt and keeps every character.</param>
     /// <param name="continued">The text of the reply this choice continues (continue_reply): the start of the content,
     /// never streamed again; what follows it is not trimmed at its start.</param>
-    private sealed class ChoiceState(int index, IChatTokenizer tokenizer, string[] stops, bool deferFinished, bool trim, string continued)
+    /// <param name="toolCalls">Finds tool calls in the released text when tools are offered: they are streamed as
+    /// tool-call deltas, and a reply that made any finishes with "tool_calls" instead of "stop".</param>
+    private sealed class ChoiceState(int index, IChatTokenizer tokenizer, string[] stops, bool deferFinished, bool trim, string continued, ToolCallParser? toolCalls)
     {
         private readonly StreamingDetokenizer _detokenizer = tokenizer.CreateStreamingDetokenizer(skipSpecialTokens: true);
         private readonly StopSequenceMatcher _stops = new(stops);
@@ -455,6 +546,7 @@ public sealed class ChatPipeline(
         public int TokenCount { get; private set; }
         public string? FinishReason { get; private set; }
         public string Content => _content.ToString();
+        public IReadOnlyList<FunctionCall>? ToolCalls => toolCalls is { Calls.Count: > 0 } ? toolCalls.Calls : null;
 
         public async Task OnTokenAsync(TokenGenerated token, IServerStreamWriter<ChatEvent> output, CancellationToken ct)
         {
@@ -462,7 +554,7 @@ public sealed class ChatPipeline(
             TokenCount++;
             if (token.Logprob is float lp) _pendingLogprobs.Add(ToLogprob(token.TokenId, lp, token.TopCandidates));
             var released = _stops.Push(_detokenizer.Push(token.TokenId));
-            await EmitAsync(released, output, ct);
+            await EmitAsync(released, output, ct, final: false);
             if (_stops.Stopped) await FinishAsync("stop", output, ct);
         }
 
@@ -470,13 +562,15 @@ public sealed class ChatPipeline(
         {
             if (Finished) return;
             Finished = true;
-            FinishReason = reason;
+            var tail = "";
             if (!_stops.Stopped)
             {
-                var tail = _stops.Push(_detokenizer.Flush());
+                tail = _stops.Push(_detokenizer.Flush());
                 if (!_stops.Stopped) tail += _stops.Flush();
-                await EmitAsync(tail, output, ct, force: _pendingLogprobs.Count > 0, final: true);
             }
+            await EmitAsync(tail, output, ct, final: true);
+            FinishReason = reason == "stop" && ToolCalls is not null ? "tool_calls" : reason;
+            reason = FinishReason;
             if (!deferFinished) await output.WriteAsync(new ChatEvent { Finished = new ChatFinished { Index = index, FinishReason = reason } }, ct);
         }
 
@@ -492,7 +586,21 @@ public sealed class ChatPipeline(
         /// whitespace at the end is held back until more text follows it, so that the end of the reply (the model's
         /// space before its end-of-turn) is dropped without anything streamed ever being taken back.
         /// </summary>
-        private async Task EmitAsync(string text, IServerStreamWriter<ChatEvent> output, CancellationToken ct, bool force = false, bool final = false)
+        private async Task EmitAsync(string released, IServerStreamWriter<ChatEvent> output, CancellationToken ct, bool final)
+        {
+            var calls = new List<FunctionCall>();
+            var text = toolCalls is null ? released : toolCalls.Push(released, calls) + (final ? toolCalls.Flush(calls) : "");
+            await EmitTextAsync(text, output, ct, force: final && _pendingLogprobs.Count > 0, final);
+            if (calls.Count == 0) return;
+            var delta = new ChatDelta { Index = index };
+            foreach (var call in calls)
+                delta.ToolCalls.Add(new ToolCallDelta { Index = toolCalls!.Calls.Count - calls.Count + delta.ToolCalls.Count, Id = call.Id, Name = call.Name, Arguments = call.Arguments });
+            delta.Logprobs.AddRange(_pendingLogprobs);
+            _pendingLogprobs.Clear();
+            await output.WriteAsync(new ChatEvent { Delta = delta }, ct);
+        }
+
+        private async Task EmitTextAsync(string text, IServerStreamWriter<ChatEvent> output, CancellationToken ct, bool force, bool final)
         {
             // U+0000 (a model can produce the byte) cannot be stored as PostgreSQL text; the client sees what is stored.
             if (text.Contains('\0')) text = text.Replace('\0', '\uFFFD');

@@ -1,8 +1,15 @@
 namespace ChatServices.DialogueService.Chat;
 
 /// <summary>One message of a chat as the fitter sees it.</summary>
+/// <param name="Role">"system", "user", "assistant" or "tool".</param>
 public readonly record struct DialogueMessage(string Role, string Content)
 {
+    /// <summary>Assistant messages: the tools the model called.</summary>
+    public IReadOnlyList<Tools.FunctionCall>? ToolCalls { get; init; }
+
+    /// <summary>Tool messages: the call this is the result of.</summary>
+    public string? ToolCallId { get; init; }
+
     public bool IsSystem => Role == "system";
 }
 

@@ -35,11 +35,13 @@ public sealed record GenerationParameters
 /// <param name="PromptTokenIds">The rendered, tokenized prompt.</param>
 /// <param name="StopTokenIds">Token ids that end a choice (the model's end-of-turn tokens).</param>
 /// <param name="AffinityKey">The conversation id: generations of one conversation prefer one replica.</param>
+/// <param name="Constraint">The formal language the output must belong to (chat.v1.Constraint); null: free text.</param>
 public sealed record GenerationRequest(
     int[] PromptTokenIds,
     GenerationParameters Parameters,
     IReadOnlyList<int> StopTokenIds,
-    string? AffinityKey);
+    string? AffinityKey,
+    Protos.Chat.V1.Constraint? Constraint = null);
 
 public abstract record GenerationEvent;
 

@@ -77,6 +77,16 @@ public static class ConversationLimits
                 $"Status must be completed, cancelled or failed, not {status}.");
     }
 
+    /// <summary>A tool message names the call it answers (at most 64 characters); no other message does.</summary>
+    internal static void ToolCallId(MessageRole role, string? toolCallId)
+    {
+        if (role == MessageRole.Tool && string.IsNullOrEmpty(toolCallId))
+            throw new ConversationValidationException("tool_call_id", "A tool message must name the tool call it answers.");
+        if (role != MessageRole.Tool && toolCallId is not null)
+            throw new ConversationValidationException("tool_call_id", "Only a tool message answers a tool call.");
+        if (toolCallId is not null) MaxLength(toolCallId, 64, "tool_call_id");
+    }
+
     internal static void Outcome(AssistantOutcome outcome)
     {
         ArgumentNullException.ThrowIfNull(outcome);

@@ -44,6 +44,8 @@ public sealed record Conversation(
 /// appended, with no gaps: it is the total order of the conversation, even under concurrent appends.
 /// <see cref="ParentId"/> is the message it follows (null for a first message): a conversation is a tree, and an
 /// edited message or a regenerated reply is a sibling of the one it replaces, which stays reachable.
+/// An assistant reply that called tools holds <see cref="ToolCalls"/> (its content may then be empty); a
+/// <see cref="MessageRole.Tool"/> message holds a call's result and names the call in <see cref="ToolCallId"/>.
 /// </summary>
 public sealed record ConversationMessage(
     Guid Id,
@@ -57,7 +59,9 @@ public sealed record ConversationMessage(
     string? Error,
     DateTimeOffset CreatedAt,
     DateTimeOffset? CompletedAt,
-    Guid? ParentId = null);
+    Guid? ParentId = null,
+    IReadOnlyList<Tools.FunctionCall>? ToolCalls = null,
+    string? ToolCallId = null);
 
 /// <summary>A conversation with its messages in sequence order (empty when they were not asked for).</summary>
 public sealed record ConversationDetail(Conversation Conversation, IReadOnlyList<ConversationMessage> Messages);
@@ -70,9 +74,11 @@ public sealed record ConversationPage(IReadOnlyList<Conversation> Conversations,
 /// <param name="Content">The text produced; partial for Cancelled and Failed.</param>
 /// <param name="FinishReason">Why generation stopped ("stop", "length", …), when it did so by itself.</param>
 /// <param name="Error">What went wrong; required for Failed, not allowed otherwise.</param>
+/// <param name="ToolCalls">The tools the reply called, if any.</param>
 public sealed record AssistantOutcome(
     MessageStatus Status,
     string Content,
     string? FinishReason = null,
     TokenUsage? Usage = null,
-    string? Error = null);
+    string? Error = null,
+    IReadOnlyList<Tools.FunctionCall>? ToolCalls = null);

@@ -52,9 +52,11 @@ public interface IConversationStore
     /// </summary>
     /// <param name="parentId">The message it follows: null for the latest message of the conversation (a straight
     /// line), <see cref="Guid.Empty"/> for a new first message, or a message of this conversation (a branch).</param>
+    /// <param name="toolCallId">For a <see cref="MessageRole.Tool"/> message (required there): the call it answers.</param>
     Task<ConversationMessage> AppendMessageAsync(
         string ownerId, Guid conversationId, MessageRole role, string content,
-        MessageStatus status = MessageStatus.Completed, Guid? parentId = null, CancellationToken cancellationToken = default);
+        MessageStatus status = MessageStatus.Completed, Guid? parentId = null, CancellationToken cancellationToken = default,
+        string? toolCallId = null);
 
     /// <summary>
     /// Reserves the next place in the sequence for an assistant reply about to be generated: an empty

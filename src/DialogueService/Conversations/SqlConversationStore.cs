@@ -27,7 +27,7 @@ public abstract class SqlConversationStore : IConversationStore, IAsyncDisposabl
     private const string ConversationColumns =
         "id, owner_id, title, system_prompt, metadata, created_at, updated_at, message_count";
     private const string MessageColumns =
-        "id, conversation_id, seq, role, content, status, finish_reason, prompt_tokens, completion_tokens, error, created_at, completed_at, parent_id";
+        "id, conversation_id, seq, role, content, status, finish_reason, prompt_tokens, completion_tokens, error, created_at, completed_at, parent_id, tool_calls, tool_call_id";
 
     private static readonly IReadOnlyDictionary<string, string> NoMetadata = new Dictionary<string, string>();
 
@@ -277,13 +277,15 @@ public abstract class SqlConversationStore : IConversationStore, IAsyncDisposabl
 
     public Task<ConversationMessage> AppendMessageAsync(
         string ownerId, Guid conversationId, MessageRole role, string content,
-        MessageStatus status = MessageStatus.Completed, Guid? parentId = null, CancellationToken cancellationToken = default)
+        MessageStatus status = MessageStatus.Completed, Guid? parentId = null, CancellationToken cancellationToken = default,
+        string? toolCallId = null)
     {
         ConversationLimits.OwnerId(ownerId);
         ConversationLimits.Role(role);
         ConversationLimits.Content(content);
         ConversationLimits.FinalStatus(status, nameof(status));
-        return InsertMessageAsync(ownerId, conversationId, role, content, status, parentId, cancellationToken);
+        ConversationLimits.ToolCallId(role, toolCallId);
+        return InsertMessageAsync(ownerId, conversationId, role, content, status, parentId, cancellationToken, toolCallId);
     }
 
     public Task<ConversationMessage> BeginAssistantMessageAsync(
@@ -295,7 +297,7 @@ public abstract class SqlConversationStore : IConversationStore, IAsyncDisposabl
 
     private Task<ConversationMessage> InsertMessageAsync(
         string ownerId, Guid conversationId, MessageRole role, string content, MessageStatus status, Guid? parentId,
-        CancellationToken cancellationToken)
+        CancellationToken cancellationToken, string? toolCallId = null)
     {
         var now = Now();
         return WriteAsync(async (connection, transaction) =>
@@ -306,10 +308,10 @@ public abstract class SqlConversationStore : IConversationStore, IAsyncDisposabl
             var parent = await ResolveParentAsync(connection, transaction, conversationId, sequence, parentId, cancellationToken);
 
             var message = new ConversationMessage(Guid.CreateVersion7(now), conversationId, sequence, role, content,
-                status, null, null, null, now, status == MessageStatus.InProgress ? null : now, parent);
+                status, null, null, null, now, status == MessageStatus.InProgress ? null : now, parent, ToolCallId: toolCallId);
             await using var insert = Command(connection, transaction,
                 $"INSERT INTO messages ({MessageColumns}) VALUES (@id, @conversation_id, @seq, @role, @content, " +
-                "@status, NULL, NULL, NULL, NULL, @now, @completed_at, @parent_id)");
+                "@status, NULL, NULL, NULL, NULL, @now, @completed_at, @parent_id, NULL, @tool_call_id)");
             AddParameter(insert, "@id", IdValue(message.Id));
             AddParameter(insert, "@conversation_id", IdValue(conversationId));
             AddParameter(insert, "@seq", sequence);
@@ -319,6 +321,7 @@ public abstract class SqlConversationStore : IConversationStore, IAsyncDisposabl
             AddParameter(insert, "@now", TimestampValue(now));
             AddParameter(insert, "@completed_at", message.CompletedAt is { } completed ? TimestampValue(completed) : null);
             AddParameter(insert, "@parent_id", parent is { } p ? IdValue(p) : null);
+            AddParameter(insert, "@tool_call_id", toolCallId);
             await insert.ExecuteNonQueryAsync(cancellationToken);
             return message;
         }, cancellationToken);
@@ -362,7 +365,8 @@ public abstract class SqlConversationStore : IConversationStore, IAsyncDisposabl
 
             await using var update = Command(connection, transaction,
                 "UPDATE messages SET content = @content, status = @status, finish_reason = @finish_reason, " +
-                "prompt_tokens = @prompt_tokens, completion_tokens = @completion_tokens, error = @error, completed_at = @now " +
+                "prompt_tokens = @prompt_tokens, completion_tokens = @completion_tokens, error = @error, completed_at = @now, " +
+                "tool_calls = @tool_calls " +
                 "WHERE id = @id AND conversation_id = @conversation_id AND status = 'in_progress' " +
                 $"RETURNING {MessageColumns}");
             AddParameter(update, "@content", outcome.Content);
@@ -371,6 +375,7 @@ public abstract class SqlConversationStore : IConversationStore, IAsyncDisposabl
             AddParameter(update, "@prompt_tokens", outcome.Usage?.PromptTokens);
             AddParameter(update, "@completion_tokens", outcome.Usage?.CompletionTokens);
             AddParameter(update, "@error", outcome.Error);
+            AddJsonParameter(update, "@tool_calls", ToolCallsJson(outcome.ToolCalls));
             AddParameter(update, "@now", TimestampValue(now));
             AddParameter(update, "@id", IdValue(messageId));
             AddParameter(update, "@conversation_id", IdValue(conversationId));
@@ -448,7 +453,26 @@ public abstract class SqlConversationStore : IConversationStore, IAsyncDisposabl
             reader.IsDBNull(6) ? null : reader.GetString(6), usage,
             reader.IsDBNull(9) ? null : reader.GetString(9),
             ReadTimestamp(reader, 10), reader.IsDBNull(11) ? null : ReadTimestamp(reader, 11),
-            reader.IsDBNull(12) ? null : ReadId(reader, 12));
+            reader.IsDBNull(12) ? null : ReadId(reader, 12),
+            reader.IsDBNull(13) ? null : ParseToolCalls(reader.GetString(13)),
+            reader.IsDBNull(14) ? null : reader.GetString(14));
+    }
+
+    /// <summary>Tool calls as stored: <c>[{"id", "name", "arguments"}]</c> (arguments as the model's JSON text).</summary>
+    private static string? ToolCallsJson(IReadOnlyList<Tools.FunctionCall>? calls)
+    {
+        if (calls is not { Count: > 0 }) return null;
+        var array = new System.Text.Json.Nodes.JsonArray();
+        foreach (var c in calls) array.Add(new System.Text.Json.Nodes.JsonObject { ["id"] = c.Id, ["name"] = c.Name, ["arguments"] = c.Arguments });
+        return array.ToJsonString();
+    }
+
+    private static IReadOnlyList<Tools.FunctionCall> ParseToolCalls(string json)
+    {
+        var calls = new List<Tools.FunctionCall>();
+        foreach (var c in System.Text.Json.Nodes.JsonNode.Parse(json)!.AsArray())
+            calls.Add(new Tools.FunctionCall(c!["id"]!.GetValue<string>(), c["name"]!.GetValue<string>(), c["arguments"]!.GetValue<string>()));
+        return calls;
     }
 
     // Stored names, indexed by enum value (the CHECK constraints of the schema list the same names).

@@ -93,5 +93,11 @@ internal static class SqliteSchema
                 SELECT p.id FROM messages p WHERE p.conversation_id = messages.conversation_id AND p.seq = messages.seq - 1);
             CREATE INDEX messages_parent ON messages (parent_id);
             """),
+        new(4, "tool calls and tool results", """
+            -- An assistant reply's tool calls: [{"id", "name", "arguments"}], arguments as the model's JSON text.
+            ALTER TABLE messages ADD COLUMN tool_calls TEXT;
+            -- A tool message's answer to a call: the call's id.
+            ALTER TABLE messages ADD COLUMN tool_call_id TEXT;
+            """),
     ];
 }

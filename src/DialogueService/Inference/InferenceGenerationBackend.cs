@@ -292,6 +292,7 @@ public sealed class InferenceGenerationBackend : IGenerationBackend, IDisposable
             },
         };
         if (p.Seed is ulong seed) request.Sampling.Seed = seed;
+        if (r.Constraint is not null) request.Constraint = r.Constraint;
         request.PromptTokenIds.AddRange(r.PromptTokenIds);
         request.StopTokenIds.AddRange(r.StopTokenIds);
         return request;

@@ -76,10 +76,12 @@ public sealed class ServedModel
     public DateTimeOffset Created { get; }
 
     /// <summary>Renders messages with the chat template into the prompt text.</summary>
-    public string RenderPrompt(IReadOnlyList<ChatMessage> messages, bool addGenerationPrompt, CancellationToken cancellationToken = default) =>
+    /// <param name="tools">Tool definitions for templates that take <c>tools</c> (see <see cref="Tools.ToolPrompt"/>).</param>
+    public string RenderPrompt(IReadOnlyList<ChatMessage> messages, bool addGenerationPrompt, CancellationToken cancellationToken = default, JsonArray? tools = null) =>
         ChatTemplate.Render(new ChatTemplateContext
         {
             Messages = messages,
+            Tools = tools,
             AddGenerationPrompt = addGenerationPrompt,
             BosToken = SpecialTokens.GetValueOrDefault("bos_token"),
             EosToken = SpecialTokens.GetValueOrDefault("eos_token"),

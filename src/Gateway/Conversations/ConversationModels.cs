@@ -20,8 +20,12 @@ public sealed class ConversationBody
 public sealed class MessageBody
 {
     public required string Id { get; init; }
+
+    /// <summary>"system", "user", "assistant" or "tool".</summary>
     public required string Role { get; init; }
-    public required string Content { get; init; }
+
+    /// <summary>Null for an assistant reply that only called tools.</summary>
+    public required string? Content { get; init; }
 
     /// <summary>"complete", "cancelled" or "failed".</summary>
     public required string Status { get; init; }
@@ -34,6 +38,23 @@ public sealed class MessageBody
 
     /// <summary>Assistant replies: the tokens they took; null when not known.</summary>
     public required MessageUsage? Usage { get; init; }
+
+    /// <summary>Assistant replies that called tools: the calls, in order.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public List<MessageToolCall>? ToolCalls { get; init; }
+
+    /// <summary>Tool messages: the call this is the result of.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public string? ToolCallId { get; init; }
+}
+
+public sealed class MessageToolCall
+{
+    public required string Id { get; init; }
+    public required string Name { get; init; }
+
+    /// <summary>The arguments' JSON text, as the model wrote it.</summary>
+    public required string Arguments { get; init; }
 }
 
 public sealed class MessageUsage

@@ -224,7 +224,9 @@ public static class ConversationsApi
     {
         Id = m.Id,
         Role = m.Role,
-        Content = m.Content,
+        Content = m.HasContent || m.ToolCalls.Count == 0 ? m.Content : null,
+        ToolCalls = m.ToolCalls.Count == 0 ? null : m.ToolCalls.Select(c => new MessageToolCall { Id = c.Id, Name = c.Name, Arguments = c.Arguments }).ToList(),
+        ToolCallId = m.ToolCallId.Length == 0 ? null : m.ToolCallId,
         Status = m.Status switch
         {
             MessageStatus.Cancelled => "cancelled",

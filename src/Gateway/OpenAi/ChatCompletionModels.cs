@@ -3,8 +3,8 @@ using System.Text.Json.Serialization;
 namespace ChatServices.Gateway.OpenAi;
 
 // The OpenAI API's JSON shapes this gateway reads and writes. Property names map to snake_case through
-// OpenAiJsonContext; nulls are written (OpenAI sends "logprobs": null, "refusal": null …). Unknown request
-// fields are ignored, as OpenAI's own server ignores them.
+// OpenAiJsonContext; nulls are written (OpenAI sends "logprobs": null, "refusal": null …). A request field this
+// gateway does not know lands in ExtraFields and is refused by name (RequestFields), never silently ignored.
 
 /// <summary>What the chat and the legacy completion requests share: the model, sampling and streaming.</summary>
 public abstract class CompletionRequestBase
@@ -26,6 +26,10 @@ public abstract class CompletionRequestBase
 
     /// <summary>The end user, for abuse monitoring; accepted and not used.</summary>
     public string? User { get; set; }
+
+    /// <summary>Every other top-level field of the body, by name as sent; see <see cref="RequestFields"/>.</summary>
+    [JsonExtensionData]
+    public Dictionary<string, System.Text.Json.JsonElement>? ExtraFields { get; set; }
 }
 
 /// <summary>The body of <c>POST /v1/chat/completions</c>.</summary>
@@ -35,6 +39,13 @@ public sealed class ChatCompletionRequest : CompletionRequestBase
     public int? MaxCompletionTokens { get; set; }
     public bool? Logprobs { get; set; }
     public int? TopLogprobs { get; set; }
+    public ResponseFormatBody? ResponseFormat { get; set; }
+    public List<ToolBody>? Tools { get; set; }
+
+    /// <summary>"none", "auto", "required", or <c>{"type": "function", "function": {"name": …}}</c>.</summary>
+    public System.Text.Json.JsonElement? ToolChoice { get; set; }
+
+    public bool? ParallelToolCalls { get; set; }
 }
 
 public sealed class ChatMessageBody
@@ -46,6 +57,58 @@ public sealed class ChatMessageBody
     public string? Content { get; set; }
 
     public string? Name { get; set; }
+
+    /// <summary>Assistant messages: the calls the model made (then content may be null).</summary>
+    public List<ToolCallBody>? ToolCalls { get; set; }
+
+    /// <summary>Tool messages: the call this message is the result of.</summary>
+    public string? ToolCallId { get; set; }
+}
+
+/// <summary><c>response_format</c>: <c>{"type": "text" | "json_object" | "json_schema", "json_schema": {…}}</c>.</summary>
+public sealed class ResponseFormatBody
+{
+    public string? Type { get; set; }
+    public JsonSchemaFormatBody? JsonSchema { get; set; }
+}
+
+public sealed class JsonSchemaFormatBody
+{
+    public string? Name { get; set; }
+    public string? Description { get; set; }
+    public System.Text.Json.JsonElement? Schema { get; set; }
+    public bool? Strict { get; set; }
+}
+
+/// <summary>An entry of <c>tools</c>: <c>{"type": "function", "function": {name, description, parameters, strict}}</c>.</summary>
+public sealed class ToolBody
+{
+    public string? Type { get; set; }
+    public FunctionDefinitionBody? Function { get; set; }
+}
+
+public sealed class FunctionDefinitionBody
+{
+    public string? Name { get; set; }
+    public string? Description { get; set; }
+    public System.Text.Json.JsonElement? Parameters { get; set; }
+    public bool? Strict { get; set; }
+}
+
+/// <summary>A tool call, in an assistant message of the request or of a reply.</summary>
+public sealed class ToolCallBody
+{
+    public string? Id { get; set; }
+    public string? Type { get; set; } = "function";
+    public FunctionCallBody? Function { get; set; }
+}
+
+public sealed class FunctionCallBody
+{
+    public string? Name { get; set; }
+
+    /// <summary>The arguments as JSON text (a string holding a JSON object), as OpenAI sends them.</summary>
+    public string? Arguments { get; set; }
 }
 
 public sealed class StreamOptions
@@ -76,8 +139,14 @@ public sealed class ChatCompletionChoice
 public sealed class AssistantMessage
 {
     public string Role => "assistant";
-    public required string Content { get; init; }
+
+    /// <summary>Null when the reply only calls tools.</summary>
+    public required string? Content { get; init; }
+
     public string? Refusal => null;
+
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public List<ToolCallBody>? ToolCalls { get; init; }
 }
 
 public sealed class ChoiceLogprobs

@@ -12,7 +12,7 @@ namespace ChatServices.Gateway.OpenAi;
 /// <summary><c>POST /v1/chat/completions</c>: a stateless chat turn on DialogueService, as JSON or as SSE.</summary>
 public static class ChatCompletionsApi
 {
-    private static readonly HashSet<string> Roles = ["system", "developer", "user", "assistant"];
+    private static readonly HashSet<string> Roles = ["system", "developer", "user", "assistant", "tool"];
 
     public static async Task CreateChatCompletion(HttpContext http, DialogueUpstream upstream, TokenBudgets budgets, IOptions<GatewayOptions> options)
     {
@@ -22,7 +22,7 @@ public static class ChatCompletionsApi
         GenerationSettingsMapping.CheckFitsContext(request.Settings, body.MaxCompletionTokens is not null ? "max_completion_tokens" : "max_tokens", model.ContextLength);
         var choices = GenerationSettingsMapping.ChoiceCount(request.Settings);
 
-        await using var call = await upstream.StartChatAsync(request, budgets.Charge(http.GetCaller(), TokenEstimate.ForChat(request)), http.RequestAborted);
+        await using var call = await StartAsync(upstream, request, budgets.Charge(http.GetCaller(), TokenEstimate.ForChat(request)), http.RequestAborted);
         var id = "chatcmpl-" + Ids.New();
         var created = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
 
@@ -36,9 +36,46 @@ public static class ChatCompletionsApi
         await OpenAiJson.WriteAsync(http.Response, completion, OpenAiJson.Context.ChatCompletion);
     }
 
+    /// <summary>
+    /// Starts the chat; a refusal DialogueService names by its own field (settings.constraint, tools[0].parameters)
+    /// is renamed to the field of the OpenAI request it came from.
+    /// </summary>
+    private static async Task<ChatCall> StartAsync(DialogueUpstream upstream, ChatRequest request, TokenCharge charge, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await upstream.StartChatAsync(request, charge, cancellationToken);
+        }
+        catch (ApiException e) when (e.Param is { } param && OpenAiParam(param) is { } renamed && renamed != param)
+        {
+            var message = e.Message.StartsWith(param + ":", StringComparison.Ordinal) ? renamed + e.Message[param.Length..] : e.Message;
+            throw ApiException.InvalidRequest(message, renamed);
+        }
+    }
+
+    /// <summary>chat.v1 field names of the tools and constraint fields, as the OpenAI request spells them.</summary>
+    internal static string? OpenAiParam(string dialogueParam)
+    {
+        if (dialogueParam.StartsWith("constraint", StringComparison.Ordinal)) return "response_format.json_schema.schema";
+        if (dialogueParam.StartsWith("tool_choice", StringComparison.Ordinal)) return "tool_choice";
+        if (dialogueParam.StartsWith("tools[", StringComparison.Ordinal))
+        {
+            var field = dialogueParam.IndexOf("].", StringComparison.Ordinal);
+            return field < 0 ? dialogueParam : dialogueParam[..(field + 2)] + "function." + dialogueParam[(field + 2)..];
+        }
+        if (dialogueParam.StartsWith("messages[", StringComparison.Ordinal) && dialogueParam.Contains(".tool_calls[", StringComparison.Ordinal))
+        {
+            var field = dialogueParam.LastIndexOf("].", StringComparison.Ordinal);
+            var name = dialogueParam[(field + 2)..];
+            return name is "name" or "arguments" ? dialogueParam[..(field + 2)] + "function." + name : dialogueParam;
+        }
+        return null;
+    }
+
     /// <summary>The OpenAI request as a stateless chat call; refuses what the contract cannot serve, naming the field.</summary>
     internal static ChatRequest ToChatRequest(ChatCompletionRequest body, string ownerId, int maxMessages)
     {
+        RequestFields.Check(body.ExtraFields, RequestFields.ChatHints);
         if (body.Messages is null || body.Messages.Count == 0)
         {
             throw ApiException.InvalidRequest("'messages' is required and must hold at least one message.", "messages");
@@ -66,18 +103,15 @@ public static class ChatCompletionsApi
                 throw ApiException.InvalidRequest(
                     $"Invalid value for 'messages[{i}].role': '{message.Role}'. Supported roles: system, developer, user, assistant.", $"messages[{i}].role");
             }
-            if (message.Content is null)
-            {
-                throw ApiException.InvalidRequest($"'messages[{i}].content' is required.", $"messages[{i}].content");
-            }
-            // "developer" is the newer name OpenAI gives system instructions.
-            request.Messages.Add(new ChatMessage { Role = message.Role == "developer" ? "system" : message.Role, Content = message.Content });
+            request.Messages.Add(ToolMapping.Message(message, i));
         }
 
         var maxTokensParam = body.MaxCompletionTokens is not null ? "max_completion_tokens" : "max_tokens";
         request.Settings = GenerationSettingsMapping.Build(
             body.Temperature, body.TopP, body.MaxCompletionTokens ?? body.MaxTokens, maxTokensParam, body.N, body.Stop,
             body.Seed, body.PresencePenalty, body.FrequencyPenalty, body.Logprobs == true, body.TopLogprobs);
+        if (ToolMapping.Constraint(body.ResponseFormat) is { } constraint) request.Settings.Constraint = constraint;
+        ToolMapping.AddTools(body, request);
         return request;
     }
 
@@ -85,6 +119,7 @@ public static class ChatCompletionsApi
     {
         var texts = new StringBuilder[choices];
         var finishReasons = new string[choices];
+        var toolCalls = new List<ToolCallBody>?[choices];
         var tokenLogprobs = logprobs ? new List<TokenLogprobBody>[choices] : null;
         for (var i = 0; i < choices; i++)
         {
@@ -100,6 +135,7 @@ public static class ChatCompletionsApi
                 case ChatEvent.EventOneofCase.Delta:
                     var index = call.CheckChoice(e.Delta.Index, choices);
                     texts[index].Append(e.Delta.Text);
+                    ToolMapping.Collect(e.Delta.ToolCalls, ref toolCalls[index]);
                     if (tokenLogprobs is not null)
                     {
                         foreach (var lp in e.Delta.Logprobs) tokenLogprobs[index].Add(ToBody(lp));
@@ -117,7 +153,12 @@ public static class ChatCompletionsApi
             list.Add(new ChatCompletionChoice
             {
                 Index = i,
-                Message = new AssistantMessage { Content = texts[i].ToString() },
+                // A reply that only calls tools has content null, as OpenAI's.
+                Message = new AssistantMessage
+                {
+                    Content = texts[i].Length == 0 && toolCalls[i] is not null ? null : texts[i].ToString(),
+                    ToolCalls = toolCalls[i],
+                },
                 Logprobs = tokenLogprobs is null ? null : new ChoiceLogprobs { Content = tokenLogprobs[i] },
                 FinishReason = finishReasons[i],
             });

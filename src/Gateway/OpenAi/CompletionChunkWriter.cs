@@ -50,7 +50,11 @@ internal sealed class CompletionChunkWriter(
         {
             await foreach (var e in call.ReadEventsAsync(_sse, keepAliveInterval, cancellationToken))
             {
-                if (e.EventCase == ChatEvent.EventOneofCase.Delta)
+                if (e.EventCase == ChatEvent.EventOneofCase.Delta && e.Delta.ToolCalls.Count > 0)
+                {
+                    await WriteToolCallsAsync(call.CheckChoice(e.Delta.Index, choices), e.Delta, cancellationToken);
+                }
+                else if (e.EventCase == ChatEvent.EventOneofCase.Delta)
                 {
                     var json = BeginChoice(call.CheckChoice(e.Delta.Index, choices));
                     var logprobsWritten = writeDelta(json, e.Delta);
@@ -80,6 +84,27 @@ internal sealed class CompletionChunkWriter(
             await _sse.EndEventAsync(cancellationToken);
         }
         await _sse.WriteDoneAsync(cancellationToken);
+    }
+
+    /// <summary>
+    /// Tool calls (chat only): a call that opens in this delta (it has an id) gets the chunk that names it, then its
+    /// arguments follow in a chunk of their own. Logprobs of the call's tokens are not streamed.
+    /// </summary>
+    private async Task WriteToolCallsAsync(int choice, ChatDelta delta, CancellationToken cancellationToken)
+    {
+        foreach (var toolCall in delta.ToolCalls)
+        {
+            if (toolCall.Id.Length > 0)
+            {
+                var opening = BeginChoice(choice);
+                ToolMapping.WriteDeltaChunk(opening, toolCall, first: true);
+                await EndChoiceAsync(opening, null, logprobsWritten: false, cancellationToken);
+            }
+            if (toolCall.Arguments.Length == 0) continue;
+            var json = BeginChoice(choice);
+            ToolMapping.WriteDeltaChunk(json, toolCall, first: false);
+            await EndChoiceAsync(json, null, logprobsWritten: false, cancellationToken);
+        }
     }
 
     public void Dispose() => _sse.Dispose();

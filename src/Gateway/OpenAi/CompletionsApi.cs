@@ -48,6 +48,7 @@ public static class CompletionsApi
 
     internal static ChatRequest ToChatRequest(CompletionRequest body, string ownerId)
     {
+        RequestFields.Check(body.ExtraFields, RequestFields.NoHints);
         if (body.Prompt is null) throw ApiException.InvalidRequest("'prompt' is required.", "prompt");
         if (body.StreamOptions is not null && body.Stream != true)
         {

@@ -261,7 +261,14 @@ function renderConversation() {
   const top = els.messages.scrollTop;
   for (const m of [...els.messages.querySelectorAll('.message')]) m.remove();
   const path = activePath().filter(({ message }) => message.role !== 'system');
-  for (const entry of path) els.messages.append(messageElement(entry));
+  for (const entry of path) {
+    // A tool result is shown under the call it answers; one whose call is not on screen gets a box of its own.
+    const call = entry.message.role === 'tool' && entry.message.tool_call_id
+      ? [...els.messages.querySelectorAll('.tool-call')].find((c) => c.dataset.callId === entry.message.tool_call_id)
+      : null;
+    if (call) call.append(toolResult(entry.message));
+    else els.messages.append(messageElement(entry));
+  }
   els.empty.hidden = path.length > 0;
   els.messages.scrollTop = top;
 }
@@ -269,7 +276,8 @@ function renderConversation() {
 function messageElement({ message, siblings, index }) {
   const div = newMessage(message.role);
   div.dataset.id = message.id;
-  setContent(div, message.content);
+  setContent(div, message.content ?? '');
+  if (message.tool_calls?.length) div.querySelector('.content').after(toolCalls(message.tool_calls));
   const meta = div.querySelector('.meta');
   if (siblings.length > 1) meta.append(branchSwitch(message.parent_id ?? '', index, siblings.length));
   if (message.role === 'user') {
@@ -283,13 +291,59 @@ function messageElement({ message, siblings, index }) {
   return div;
 }
 
+/**
+ * The tools a reply called: a block per call with the function's name and its arguments (pretty-printed when they
+ * are JSON), as text, never markup. Results are added under their call by toolResult.
+ */
+function toolCalls(calls) {
+  const list = document.createElement('div');
+  list.className = 'tool-calls';
+  for (const call of calls) {
+    const block = document.createElement('section');
+    block.className = 'tool-call';
+    block.dataset.callId = call.id;
+    block.setAttribute('aria-label', `Tool call ${call.name}`);
+    const name = document.createElement('div');
+    name.className = 'tool-name';
+    name.textContent = `ƒ ${call.name}`;
+    const args = document.createElement('pre');
+    args.className = 'tool-arguments';
+    args.textContent = prettyJson(call.arguments);
+    block.append(name, args);
+    list.append(block);
+  }
+  return list;
+}
+
+/** A tool's result, shown under the call it answers. */
+function toolResult(message) {
+  const result = document.createElement('div');
+  result.className = 'tool-result';
+  const label = document.createElement('div');
+  label.className = 'tool-result-label';
+  label.textContent = 'Result';
+  const body = document.createElement('pre');
+  body.className = 'tool-result-content';
+  body.textContent = prettyJson(message.content ?? '');
+  result.append(label, body);
+  return result;
+}
+
+function prettyJson(text) {
+  try {
+    return JSON.stringify(JSON.parse(text), null, 2);
+  } catch {
+    return text;
+  }
+}
+
 /** A message box: role, content, and a line for its controls. */
 function newMessage(role) {
   const div = document.createElement('article');
   div.className = `message ${role}`;
   const label = document.createElement('div');
   label.className = 'role';
-  label.textContent = role === 'assistant' ? 'Assistant' : role === 'user' ? 'You' : 'System';
+  label.textContent = role === 'assistant' ? 'Assistant' : role === 'user' ? 'You' : role === 'tool' ? 'Tool result' : 'System';
   const body = document.createElement('div');
   body.className = role === 'assistant' ? 'content markdown' : 'content';
   const meta = document.createElement('div');

@@ -30,7 +30,7 @@ public sealed class ChatPipelineTests : IAsyncLifetime
     }
 
     // Loading Llama 3's tokenizer takes a while: one copy serves every test (it is immutable).
-    private static readonly Lazy<ServedModel> Llama3Text = new(() =>
+    internal static readonly Lazy<ServedModel> Llama3Text = new(() =>
     {
         var source = Path.Combine(TestPaths.NodeModules, "@lenml", "tokenizer-llama3", "models");
         var folder = Directory.CreateTempSubdirectory("llama3-text-").FullName;

@@ -261,9 +261,11 @@ public abstract partial class ConversationStoreTests : IAsyncLifetime
         var conversation = await Store.CreateAsync(Alice, "chat");
         MessageRole[] roles = [MessageRole.System, MessageRole.User, MessageRole.Assistant, MessageRole.Tool, MessageRole.User];
         for (var i = 0; i < roles.Length; i++)
-            await Store.AppendMessageAsync(Alice, conversation.Id, roles[i], $"message {i}");
+            await Store.AppendMessageAsync(Alice, conversation.Id, roles[i], $"message {i}",
+                toolCallId: roles[i] == MessageRole.Tool ? "call_1" : null);
 
         var detail = await Store.GetAsync(Alice, conversation.Id, includeMessages: true);
+        Assert.Equal([null, null, null, "call_1", null], detail.Messages.Select(m => m.ToolCallId));
 
         Assert.Equal(5, detail.Conversation.MessageCount);
         Assert.Equal([1L, 2, 3, 4, 5], detail.Messages.Select(m => m.Sequence));

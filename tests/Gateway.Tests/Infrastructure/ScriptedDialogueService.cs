@@ -89,6 +89,27 @@ public sealed class ScriptedDialogueService : Dialogue.DialogueBase
             case "fail:invalid": throw new RpcException(new Status(StatusCode.InvalidArgument, "settings.temperature: must be at most 2"));
             case "fail:exhausted": throw new RpcException(new Status(StatusCode.ResourceExhausted, "the inference tier is at capacity"));
             case "fail:notfound": throw new RpcException(new Status(StatusCode.NotFound, "conversation not found"));
+            // As DialogueService names a constraint the inference tier refused: by the request field it came from.
+            case "fail:constraint":
+                throw new RpcException(new Status(StatusCode.InvalidArgument, "settings.constraint: constraint.json_schema: keyword 'patternProperties' is not supported."));
+            case "fail:tool-schema":
+                throw new RpcException(new Status(StatusCode.InvalidArgument, "tools[0].parameters: constraint.grammar.json_schema_rules[fn-0]: keyword 'patternProperties' is not supported."));
+        }
+
+        // A forced tool call: the reply is a call of the named function (or the first), made in two deltas.
+        if (request.ToolChoice?.Mode is ToolChoice.Types.Mode.Required or ToolChoice.Types.Mode.Function)
+        {
+            await responseStream.WriteAsync(new ChatEvent { Started = new ChatStarted { PromptTokens = 5, Model = ModelId } });
+            var name = request.ToolChoice.FunctionName.Length > 0 ? request.ToolChoice.FunctionName : request.Tools[0].Name;
+            var opening = new ChatDelta();
+            opening.ToolCalls.Add(new ToolCallDelta { Index = 0, Id = "call_abcdefghijklmnopqrstuvwx", Name = name, Arguments = "{\"city\":" });
+            await responseStream.WriteAsync(new ChatEvent { Delta = opening });
+            var rest = new ChatDelta();
+            rest.ToolCalls.Add(new ToolCallDelta { Index = 0, Arguments = "\"Oslo\"}" });
+            await responseStream.WriteAsync(new ChatEvent { Delta = rest });
+            await responseStream.WriteAsync(new ChatEvent { Finished = new ChatFinished { FinishReason = "tool_calls" } });
+            await responseStream.WriteAsync(new ChatEvent { Usage = new ChatUsage { PromptTokens = 5, CompletionTokens = 9 } });
+            return;
         }
 
         Message? userMessage = null;

@@ -46,7 +46,7 @@ public sealed class ChatCompletionsTests(GatewayFixture fixture)
         var response = await client.PostJsonAsync("/v1/chat/completions", $$"""
             {"model":"{{Model}}","messages":[{"role":"developer","content":"rules"},{"role":"user","content":[{"type":"text","text":"part one"},{"type":"text","text":"part two"}]}],
              "temperature":0.3,"top_p":0.9,"max_completion_tokens":77,"stop":["END","STOP"],"seed":42,
-             "presence_penalty":0.5,"frequency_penalty":-0.5,"user":"someone","an_unknown_field":{"ignored":true} }
+             "presence_penalty":0.5,"frequency_penalty":-0.5,"user":"someone","metadata":{"team":"a"},"store":false,"service_tier":"auto" }
             """);
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
 
