@@ -16,6 +16,12 @@ var quick = args.Contains("--quick");
 var raw = new StringBuilder(); // every [bench] line, kept as the report's raw output
 void Log(string line) { Console.WriteLine(line); raw.AppendLine(line); }
 var repo = FindRepoRoot();
+if (args.Contains("--sampler"))
+{
+    var label = args.SkipWhile(a => a != "--label").Skip(1).FirstOrDefault() ?? "TokenSampler";
+    await SamplerBench.Run(repo, label, Log, LoadAverage());
+    return;
+}
 var modelPath = Path.Combine(repo, ".models", "bench-25m-ctx4096");
 if (!File.Exists(Path.Combine(modelPath, "model.onnx")))
 {

@@ -274,7 +274,8 @@ public sealed class InferenceEngine : IDisposable
     {
         var job = s.Job;
         var top = job.Request.TopLogprobs > 0 ? new TokenLogprob[Math.Min(job.Request.TopLogprobs, Model.VocabSize)] : null;
-        var token = _sampler.Sample(logits, job.Request.Sampling, s.History, s.Rng, top);
+        // The log-softmax over the vocabulary runs only when the request reports log-probabilities.
+        var token = _sampler.Sample(logits, job.Request.Sampling, s.History, s.Rng, top, logprob: job.Request.Logprobs);
         s.Tokens.Add(token.TokenId);
         s.History?.AddGenerated(token.TokenId);
         s.CumulativeLogprob += token.Logprob;

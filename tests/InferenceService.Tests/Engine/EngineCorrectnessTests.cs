@@ -143,7 +143,8 @@ public sealed class EngineCorrectnessTests(TestModel model) : IClassFixture<Test
     {
         using var engine = model.Start();
         var prompt = TestModel.Prompt(12, 72);
-        var greedy = await engine.GenerateAsync(Greedy(prompt, 10));
+        // A sample's score is its cumulative log-probability when log-probabilities are asked for.
+        var greedy = await engine.GenerateAsync(Greedy(prompt, 10) with { Logprobs = true });
         var beam = await engine.GenerateAsync(Greedy(prompt, 10) with { BeamSearch = new BeamSearchParameters(4, LengthPenalty: 1f) });
 
         Assert.Equal(4, beam.Sequences.Length);
