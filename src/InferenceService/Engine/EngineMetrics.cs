@@ -17,7 +17,9 @@ public sealed record EngineStatus(
     long PrefixLookups,
     long PrefixHits,
     long PrefixHitTokens,
-    long GeneratedTokens)
+    long GeneratedTokens,
+    long PrefillChunks = 0,
+    long PrefillRuns = 0)
 {
     /// <summary>Share of slots held by running sequences (cached prefixes are reclaimable, so not counted).</summary>
     public double KvUsage => SlotsTotal == 0 ? 0 : (double)SlotsInUse / SlotsTotal;

@@ -34,6 +34,11 @@ public sealed class InferenceEngine : IDisposable
     private readonly SemaphoreSlim _wake = new(0);
     private readonly List<GenerationJob> _active = [];
     private readonly List<DecodeRow> _rows = [];
+    private readonly List<PrefillRow> _prefillRows = [];
+    private readonly List<(Sequence Sequence, int Tokens)> _prefillGroup = [];
+    private readonly bool _batchedPrefill;
+    private long _prefillChunks;
+    private long _prefillRuns;
     private readonly List<GenerationJob> _beamJobs = [];
     private readonly List<(IReadOnlyList<int>, double)> _beamInputs = [];
     private readonly Thread _thread;
@@ -76,7 +81,12 @@ public sealed class InferenceEngine : IDisposable
         _maxWidth = Math.Min(options.MaxWidth, batch);
         _scheduler = new ContinuousBatchScheduler(_pool, new SchedulerOptions(batch, Math.Max(options.StepTokenBudget, batch),
             Math.Max(1, options.PrefillChunkTokens), options.PrefixCaching));
-        _decoder = new OnnxDecoder(Model, _session, _pool, kvType, Math.Max(1, options.PrefillChunkTokens));
+        // A batched prefill step holds up to the step budget of (padded) prompt tokens; with all-position logits that
+        // many logit rows too, so such graphs keep to one chunk's worth.
+        var stepTokens = Math.Max(1, options.PrefillChunkTokens);
+        if (Model.LastTokenLogits && options.BatchedPrefill) stepTokens = Math.Max(stepTokens, options.StepTokenBudget);
+        _decoder = new OnnxDecoder(Model, _session, _pool, kvType, stepTokens);
+        _batchedPrefill = options.BatchedPrefill && Model.Convention == DecoderConvention.GroupQueryAttention;
         _sampler = new TokenSampler(Model.VocabSize);
         _eos = [.. Model.EosTokenIds];
         _status = CurrentStatus();
@@ -201,11 +211,9 @@ public sealed class InferenceEngine : IDisposable
         if (plan.IsEmpty) return false;
         Metrics.Step(plan.Prefills.Count + plan.Decodes.Count);
 
-        foreach (var (s, count) in plan.Prefills)
-        {
-            var logits = _decoder.Prefill(s.Slot!, CollectionsMarshal.AsSpan(s.Tokens).Slice(s.Computed, count));
-            if (s.Pending == 0) OnLogits(s, logits);
-        }
+        if (_batchedPrefill) RunPrefillsBatched(plan.Prefills, first: plan.Decodes.Count);
+        else
+            foreach (var (s, count) in plan.Prefills) RunPrefill(s, count);
 
         if (plan.Decodes.Count > 0)
         {
@@ -227,6 +235,59 @@ public sealed class InferenceEngine : IDisposable
 
         Publish();
         return true;
+    }
+
+    private void RunPrefill(Sequence s, int count)
+    {
+        var logits = _decoder.Prefill(s.Slot!, CollectionsMarshal.AsSpan(s.Tokens).Slice(s.Computed, count));
+        _prefillRuns++;
+        _prefillChunks++;
+        if (s.Pending == 0) OnLogits(s, logits);
+    }
+
+    /// <summary>
+    /// Runs the step's prompt chunks in as few ONNX Runtime runs as the graph allows: the first chunks of sequences
+    /// that hold no KV yet together, right padded to the longest (longest first, so that padding stays small; a run
+    /// holds at most the decoder's step size of padded tokens); chunks over existing KV one by one (see
+    /// <see cref="OnnxDecoder"/>). Runs are placed at pool indices after the step's decode rows
+    /// (<paramref name="first"/>), where those sequences decode from the next step on.
+    /// </summary>
+    private void RunPrefillsBatched(List<(Sequence Sequence, int Tokens)> prefills, int first)
+    {
+        _prefillGroup.Clear();
+        foreach (var (s, count) in prefills)
+            if (s.Computed == 0) _prefillGroup.Add((s, count));
+            else RunPrefill(s, count);
+        _prefillGroup.Sort((a, b) => b.Tokens.CompareTo(a.Tokens));
+        var at = first;
+        for (var start = 0; start < _prefillGroup.Count;)
+        {
+            var longest = _prefillGroup[start].Tokens;
+            var rows = 1;
+            while (start + rows < _prefillGroup.Count && (rows + 1L) * longest <= _decoder.MaxTokensPerStep && rows + 1 <= _pool.SlotCount) rows++;
+            if (rows == 1) { RunPrefill(_prefillGroup[start].Sequence, longest); start++; continue; }
+
+            _prefillRows.Clear();
+            for (var i = start; i < start + rows; i++)
+            {
+                var s = _prefillGroup[i].Sequence;
+                _prefillRows.Add(new PrefillRow(s.Slot!, s.Tokens, 0, _prefillGroup[i].Tokens));
+            }
+            // After the decode rows and the previous runs of this step when they fit; else at the pool's end.
+            if (at + rows > _pool.SlotCount) at = _pool.SlotCount - rows;
+            var logits = _decoder.PrefillBatch(CollectionsMarshal.AsSpan(_prefillRows), at);
+            _prefillRuns++;
+            _prefillChunks += rows;
+            var vocab = Model.VocabSize;
+            // Row logits sit at slot index − at; sampling (forks copy KV, never move slots) leaves the indices as they are.
+            for (var i = start; i < start + rows; i++)
+            {
+                var s = _prefillGroup[i].Sequence;
+                if (s.Pending == 0) OnLogits(s, logits.Slice((s.Slot!.Index - at) * vocab, vocab));
+            }
+            at += rows;
+            start += rows;
+        }
     }
 
     private void OnLogits(Sequence s, ReadOnlySpan<float> logits)
@@ -465,7 +526,9 @@ public sealed class InferenceEngine : IDisposable
             PrefixLookups: cache?.Lookups ?? 0,
             PrefixHits: cache?.Hits ?? 0,
             PrefixHitTokens: cache?.HitTokens ?? 0,
-            GeneratedTokens: _generatedTokens);
+            GeneratedTokens: _generatedTokens,
+            PrefillChunks: _prefillChunks,
+            PrefillRuns: _prefillRuns);
     }
 
     public void Dispose()

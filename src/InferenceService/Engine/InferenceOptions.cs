@@ -38,6 +38,13 @@ public sealed class InferenceOptions
     /// <summary>Most tokens fed in one step (decodes plus prefill chunks); at least MaxBatchSize.</summary>
     public int StepTokenBudget { get; set; } = 512;
 
+    /// <summary>
+    /// Compute the prompt chunks of several sequences in one ONNX Runtime run (GroupQueryAttention graphs: new
+    /// prompts together, right padded; chunks over existing KV together when they are the same length). Off runs
+    /// each chunk on its own.
+    /// </summary>
+    public bool BatchedPrefill { get; set; } = true;
+
     /// <summary>Reuse KV of earlier prompts and finished turns for prompts that start with the same tokens.</summary>
     public bool PrefixCaching { get; set; } = true;
 

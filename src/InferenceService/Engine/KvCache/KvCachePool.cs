@@ -142,21 +142,28 @@ public sealed unsafe class KvCachePool : IDisposable
 
     /// <summary>
     /// Moves slots so that <paramref name="slots"/> occupy physical indices 0..n-1 (in any order), which a batched
-    /// step needs. Slots already inside that range stay; each one outside swaps contents with whatever holds a free
-    /// index in the range (a free slot, a cached prefix, a sequence that is prefilling). Cost: the tokens of the
-    /// swapped slots, only when the batch's membership changed.
+    /// step needs. See <see cref="ArrangeAt"/>.
     /// </summary>
-    public void ArrangeAsPrefix(IReadOnlyList<KvSlot> slots)
+    public void ArrangeAsPrefix(IReadOnlyList<KvSlot> slots) => ArrangeAt(slots, 0);
+
+    /// <summary>
+    /// Moves slots so that <paramref name="slots"/> occupy physical indices first..first+n-1 (in any order). Slots
+    /// already inside that range stay; each one outside swaps contents with whatever holds a free index in the range
+    /// (a free slot, a cached prefix, another running sequence). Cost: the tokens of the swapped slots, only when the
+    /// batch's membership changed.
+    /// </summary>
+    public void ArrangeAt(IReadOnlyList<KvSlot> slots, int first)
     {
         var n = slots.Count;
+        if (first < 0 || first + n > SlotCount) throw new ArgumentOutOfRangeException(nameof(first));
         Span<bool> taken = n <= 1024 ? stackalloc bool[n] : new bool[n];
-        foreach (var s in slots) if (s.Index < n) taken[s.Index] = true;
+        foreach (var s in slots) if (s.Index >= first && s.Index < first + n) taken[s.Index - first] = true;
         var hole = 0;
         foreach (var s in slots)
         {
-            if (s.Index < n) continue;
+            if (s.Index >= first && s.Index < first + n) continue;
             while (taken[hole]) hole++;
-            Swap(s, _byIndex[hole]);
+            Swap(s, _byIndex[first + hole]);
             taken[hole] = true;
         }
     }
