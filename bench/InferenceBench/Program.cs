@@ -22,6 +22,11 @@ if (args.Contains("--sampler"))
     await SamplerBench.Run(repo, label, Log, LoadAverage());
     return;
 }
+if (args.Contains("--prefill"))
+{
+    await PrefillBench.Run(repo, Log, LoadAverage());
+    return;
+}
 var modelPath = Path.Combine(repo, ".models", "bench-25m-ctx4096");
 if (!File.Exists(Path.Combine(modelPath, "model.onnx")))
 {
