@@ -39,6 +39,7 @@ public sealed class InferenceEngine : IDisposable
     private readonly bool _batchedPrefill;
     private long _prefillChunks;
     private long _prefillRuns;
+    private int _peakRunning;
     private readonly List<GenerationJob> _beamJobs = [];
     private readonly List<(IReadOnlyList<int>, double)> _beamInputs = [];
     private readonly Thread _thread;
@@ -71,12 +72,20 @@ public sealed class InferenceEngine : IDisposable
 
         var geometry = new KvCacheGeometry(Model.Layers, Model.KvHeads, Model.HeadSize, kvType == TensorElementType.Float16 ? 2 : 4);
         var capacity = options.MaxSequenceTokens > 0 ? Math.Min(options.MaxSequenceTokens, Model.ContextLength) : Model.ContextLength;
-        var slots = KvCachePool.SlotsForBudget(geometry, (long)(options.KvCacheBudgetMiB * (1 << 20)), capacity);
-        if (slots < 1)
+        var (budgetBytes, budgetSource) = KvBudget(options);
+        var tokenBudget = budgetBytes / geometry.BytesPerToken;
+        if (tokenBudget < capacity)
             throw new ArgumentException(
-                $"Inference:KvCacheBudgetMiB={options.KvCacheBudgetMiB} holds no sequence: one slot of {capacity} tokens needs " +
-                $"{(geometry.BytesPerToken * capacity + (1 << 20) - 1) >> 20} MiB. Raise the budget or lower Inference:MaxSequenceTokens.");
-        _pool = new KvCachePool(geometry, slots, capacity);
+                $"The KV-cache budget ({budgetBytes >> 20} MiB, {budgetSource}) holds no whole sequence: {capacity} tokens need " +
+                $"{(geometry.BytesPerToken * capacity + (1 << 20) - 1) >> 20} MiB. Raise Inference:KvCacheBudgetMiB (or " +
+                "Inference:KvCacheMemoryFraction) or lower Inference:MaxSequenceTokens.");
+        // With virtual memory (Linux) a slot costs only the tokens it holds: a slot for every sequence that may run,
+        // as many again for cached prefixes, and the token budget bounds admission. Otherwise slots are allocated
+        // whole, so the budget is divided into slots as before.
+        var slots = OperatingSystem.IsLinux()
+            ? (int)Math.Min(2L * Math.Max(1, options.MaxBatchSize), tokenBudget)
+            : KvCachePool.SlotsForBudget(geometry, budgetBytes, capacity);
+        _pool = new KvCachePool(geometry, slots, capacity, tokenBudget);
         var batch = Math.Min(options.MaxBatchSize, slots);
         _maxWidth = Math.Min(options.MaxWidth, batch);
         _scheduler = new ContinuousBatchScheduler(_pool, new SchedulerOptions(batch, Math.Max(options.StepTokenBudget, batch),
@@ -94,10 +103,44 @@ public sealed class InferenceEngine : IDisposable
         _thread = new Thread(Loop) { Name = "inference-engine", IsBackground = true };
         _thread.Start();
         _logger.LogInformation(
-            "Loaded {Model} ({Layers} layers, vocab {Vocab}, context {Context}, logits {Logits}) on {Provider}: {Slots} KV slots of {Capacity} tokens ({MiB} MiB), batch {Batch}",
+            "Loaded {Model} ({Layers} layers, vocab {Vocab}, context {Context}, logits {Logits}) on {Provider}: KV cache budget {BudgetMiB} MiB ({BudgetSource}) = " +
+            "{TokenBudget} tokens of {TokenBytes} bytes, {Slots} slots of up to {Capacity} tokens ({Memory}), batch {Batch}",
             Model.Path, Model.Layers, Model.VocabSize, Model.ContextLength, Model.LastTokenLogits ? "last token" : "every position",
-            ExecutionProvider, slots, capacity, _pool.TotalBytes >> 20, batch);
+            ExecutionProvider, budgetBytes >> 20, budgetSource, tokenBudget, geometry.BytesPerToken, slots, capacity,
+            _pool.VirtualMemory ? "host memory committed as tokens are stored" : $"{_pool.TotalBytes >> 20} MiB host memory allocated", batch);
     }
+
+    /// <summary>
+    /// The KV-cache budget in bytes and where it came from: <see cref="InferenceOptions.KvCacheBudgetMiB"/> when set,
+    /// else <see cref="InferenceOptions.KvCacheMemoryFraction"/> of the host memory available now (MemAvailable,
+    /// within the cgroup's limit). The cache lives in host memory with either execution provider.
+    /// </summary>
+    private static (long Bytes, string Source) KvBudget(InferenceOptions options)
+    {
+        if (options.KvCacheBudgetMiB > 0) return ((long)(options.KvCacheBudgetMiB * (1 << 20)), "Inference:KvCacheBudgetMiB");
+        if (options.KvCacheMemoryFraction is <= 0 or > 1)
+            throw new ArgumentException($"Inference:KvCacheMemoryFraction={options.KvCacheMemoryFraction} is not in (0, 1].");
+        var available = AvailableMemoryBytes();
+        return ((long)(available * options.KvCacheMemoryFraction),
+            $"{options.KvCacheMemoryFraction:P0} of {available >> 20} MiB available host memory");
+    }
+
+    private static long AvailableMemoryBytes()
+    {
+        long available = GC.GetGCMemoryInfo().TotalAvailableMemoryBytes;
+        if (File.Exists("/proc/meminfo"))
+            foreach (var line in File.ReadLines("/proc/meminfo"))
+                if (line.StartsWith("MemAvailable:", StringComparison.Ordinal)
+                    && long.TryParse(line.AsSpan(13).Trim().TrimEnd("kB").Trim(), out var kib))
+                    available = kib * 1024;
+        // In a container (cgroup v2) the limit, not the host, bounds what is free.
+        if (long.TryParse(ReadOrEmpty("/sys/fs/cgroup/memory.max"), out var max)
+            && long.TryParse(ReadOrEmpty("/sys/fs/cgroup/memory.current"), out var current))
+            available = Math.Min(available, Math.Max(0, max - current));
+        return available;
+    }
+
+    private static string ReadOrEmpty(string path) => File.Exists(path) ? File.ReadAllText(path).Trim() : "";
 
     /// <summary>Loads the model and starts the engine thread.</summary>
     public static InferenceEngine Start(InferenceOptions options, ILogger? logger = null) => new(options, logger ?? NullLogger.Instance);
@@ -207,6 +250,7 @@ public sealed class InferenceEngine : IDisposable
         ReapCancelled();
 
         var plan = _scheduler.Schedule();
+        _peakRunning = Math.Max(_peakRunning, _scheduler.RunningCount);
         foreach (var job in _active) if (job.Admitted) CountAdmitted(job);
         if (plan.IsEmpty) return false;
         Metrics.Step(plan.Prefills.Count + plan.Decodes.Count);
@@ -311,7 +355,7 @@ public sealed class InferenceEngine : IDisposable
             var sibling = new Sequence(job, i, [.. s.Tokens], s.PromptLength,
                 job.Request.Sampling.Seed is { } seed ? new SeededRandom(SeededRandom.Derive(seed, i)) : SeededRandom.FromEntropy());
             job.Sequences.Add(sibling);
-            if (_scheduler.TryAcquireForFork() is { } slot)
+            if (_scheduler.TryAcquireForFork(s.Slot!.Length) is { } slot)
             {
                 sibling.Slot = slot;
                 _pool.CopyPrefix(s.Slot!, slot, s.Slot!.Length);
@@ -528,7 +572,11 @@ public sealed class InferenceEngine : IDisposable
             PrefixHitTokens: cache?.HitTokens ?? 0,
             GeneratedTokens: _generatedTokens,
             PrefillChunks: _prefillChunks,
-            PrefillRuns: _prefillRuns);
+            PrefillRuns: _prefillRuns,
+            KvTokenBudget: _pool.TokenBudget,
+            KvTokensHeld: _pool.HeldTokens,
+            KvBudgetBytes: _pool.BudgetBytes,
+            PeakRunning: _peakRunning);
     }
 
     public void Dispose()
