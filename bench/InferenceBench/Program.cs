@@ -22,6 +22,11 @@ if (args.Contains("--sampler"))
     await SamplerBench.Run(repo, label, Log, LoadAverage());
     return;
 }
+if (args.Contains("--kv"))
+{
+    await KvAdmissionBench.Run(repo, Log, LoadAverage());
+    return;
+}
 if (args.Contains("--prefill"))
 {
     await PrefillBench.Run(repo, Log, LoadAverage());
