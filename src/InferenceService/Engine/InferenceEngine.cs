@@ -95,7 +95,12 @@ public sealed class InferenceEngine : IDisposable
         var stepTokens = Math.Max(1, options.PrefillChunkTokens);
         if (Model.LastTokenLogits && options.BatchedPrefill) stepTokens = Math.Max(stepTokens, options.StepTokenBudget);
         _decoder = new OnnxDecoder(Model, _session, _pool, kvType, stepTokens);
-        _batchedPrefill = options.BatchedPrefill && Model.Convention == DecoderConvention.GroupQueryAttention;
+        // Right-padded first prompts in one GroupQueryAttention run are verified (tests, bench) on the CPU provider only.
+        _batchedPrefill = options.BatchedPrefill && Model.Convention == DecoderConvention.GroupQueryAttention
+            && ExecutionProvider == "CPUExecutionProvider";
+        if (options.BatchedPrefill && !_batchedPrefill)
+            _logger.LogInformation("Inference:BatchedPrefill: prompt chunks run one per step here ({Convention} graph on {Provider}); batched runs need a GroupQueryAttention graph on the CPU provider",
+                Model.Convention, ExecutionProvider);
         _sampler = new TokenSampler(Model.VocabSize);
         _eos = [.. Model.EosTokenIds];
         _status = CurrentStatus();
