@@ -163,7 +163,9 @@ public sealed class TokenSampler
     private int Nucleus(ReadOnlySpan<float> scores, float topP, float invT, Span<int> idx, out double total)
     {
         var vocab = scores.Length;
-        var threshold = topP * ScaledExp(scores, invT, _probs);
+        // The whole vocabulary's probabilities go to _sortKeys (free until the nucleus is sorted): _probs receives
+        // the candidates' below, and the histogram reads these.
+        var threshold = topP * ScaledExp(scores, invT, _sortKeys);
         var m = Math.Min(FirstNucleus, vocab);
         if (m * 8 <= vocab)
         {
@@ -193,7 +195,7 @@ public sealed class TokenSampler
 
     /// <summary>
     /// Puts into idx every token whose logit is at or above a bin edge below which less than 1 − top_p of the mass
-    /// lies (one bin of margin), using the probabilities ScaledExp left in _probs; returns their count. Bins split
+    /// lies (one bin of margin), using the probabilities ScaledExp left in _sortKeys; returns their count. Bins split
     /// the logits within 104 / T of the maximum (below that exp underflows to 0), so ties always share a bin.
     /// </summary>
     private int CandidatesAboveMassCut(ReadOnlySpan<float> scores, double threshold, float invT, Span<int> idx)
@@ -203,7 +205,7 @@ public sealed class TokenSampler
         mass.Clear();
         var max = TensorPrimitives.Max(scores);
         var perBin = bins * invT / 104f;
-        var probs = _probs.AsSpan(0, scores.Length);
+        var probs = _sortKeys.AsSpan(0, scores.Length);
         for (var t = 0; t < scores.Length; t++)
         {
             var bin = (max - scores[t]) * perBin;
