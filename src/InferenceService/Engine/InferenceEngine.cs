@@ -86,6 +86,13 @@ public sealed class InferenceEngine : IDisposable
             ? (int)Math.Min(2L * Math.Max(1, options.MaxBatchSize), tokenBudget)
             : KvCachePool.SlotsForBudget(geometry, budgetBytes, capacity);
         _pool = new KvCachePool(geometry, slots, capacity, tokenBudget);
+        if (_pool.RoundToPage(capacity) > tokenBudget)
+        {
+            _pool.Dispose();
+            throw new ArgumentException(
+                $"The KV-cache budget ({budgetBytes >> 20} MiB, {budgetSource}) holds {tokenBudget} tokens, less than one whole sequence of " +
+                $"{capacity} tokens in whole pages ({_pool.RoundToPage(capacity)}). Raise the budget or lower Inference:MaxSequenceTokens.");
+        }
         var batch = Math.Min(options.MaxBatchSize, slots);
         _maxWidth = Math.Min(options.MaxWidth, batch);
         _scheduler = new ContinuousBatchScheduler(_pool, new SchedulerOptions(batch, Math.Max(options.StepTokenBudget, batch),
@@ -165,6 +172,10 @@ public sealed class InferenceEngine : IDisposable
     public ChannelReader<GenerationEvent> Submit(GenerationRequest request, CancellationToken cancellation = default)
     {
         RequestValidation.Validate(request, Model.VocabSize, _pool.SlotCapacity, _maxWidth);
+        // Beams reserve a copy of the prompt each at admission: all of them must fit in the KV budget at once.
+        if (request.BeamSearch is { NumBeams: var beams } && beams * _pool.RoundToPage(request.PromptTokenIds.Length + 1) > _pool.TokenBudget)
+            throw new InvalidRequestException("beam_search.num_beams",
+                $"{beams} beams of a {request.PromptTokenIds.Length}-token prompt do not fit in the KV cache ({_pool.TokenBudget} tokens); use fewer beams or a shorter prompt.");
         ObjectDisposedException.ThrowIf(_stopping, this);
         if (_draining) throw new EngineShutdownException("InferenceService is shutting down and takes no new requests; retry on another replica.");
         if (Interlocked.Increment(ref _queued) > _options.MaxQueue)

@@ -43,4 +43,17 @@ public sealed class KvAdmissionTests(TestModel model) : IClassFixture<TestModel>
         await Task.Delay(50);
         Assert.Equal(0, engine.Status.KvTokensHeld);
     }
+
+    [Fact]
+    public void Beams_whose_prompt_copies_cannot_fit_in_the_budget_together_are_refused_naming_the_field()
+    {
+        // 256 tokens of budget: four beams of a 100-token prompt need 4 × 128 (whole pages).
+        using var engine = model.Start(o => o.KvCacheBudgetMiB = 0.125);
+        var error = Assert.Throws<InvalidRequestException>(() => engine.Submit(new GenerationRequest
+        {
+            PromptTokenIds = TestModel.Prompt(100, 720), MaxNewTokens = 4, BeamSearch = new BeamSearchParameters(4),
+        }));
+        Assert.Equal("beam_search.num_beams", error.Field);
+        Assert.Contains("do not fit in the KV cache (256 tokens)", error.Message);
+    }
 }
