@@ -43,6 +43,22 @@ if (args.Contains("--constraints"))
     await ConstraintBench.RunAsync(repo, quick, Log, LoadAverage);
     return;
 }
+if (args.Contains("--sampler"))
+{
+    var label = args.SkipWhile(a => a != "--label").Skip(1).FirstOrDefault() ?? "TokenSampler";
+    await SamplerBench.Run(repo, label, Log, LoadAverage());
+    return;
+}
+if (args.Contains("--kv"))
+{
+    await KvAdmissionBench.Run(repo, Log, LoadAverage());
+    return;
+}
+if (args.Contains("--prefill"))
+{
+    await PrefillBench.Run(repo, Log, LoadAverage());
+    return;
+}
 var modelPath = Path.Combine(repo, ".models", "bench-25m-ctx4096");
 if (!File.Exists(Path.Combine(modelPath, "model.onnx")))
 {

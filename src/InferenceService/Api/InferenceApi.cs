@@ -135,6 +135,9 @@ public sealed class InferenceApi(EngineHost host) : Inference.InferenceBase
                 Usage = s.KvUsage,
                 Preemptions = (ulong)s.Preemptions,
                 PrefixCacheHitRate = s.PrefixHitRate,
+                BudgetBytes = (ulong)s.KvBudgetBytes,
+                TokenBudget = (ulong)s.KvTokenBudget,
+                HeldTokens = (ulong)s.KvTokensHeld,
             },
         };
         info.EosTokenIds.AddRange(model.EosTokenIds);

@@ -37,6 +37,12 @@ public sealed class InferenceEngine : IDisposable
     private readonly SemaphoreSlim _wake = new(0);
     private readonly List<GenerationJob> _active = [];
     private readonly List<DecodeRow> _rows = [];
+    private readonly List<PrefillRow> _prefillRows = [];
+    private readonly List<(Sequence Sequence, int Tokens)> _prefillGroup = [];
+    private readonly bool _batchedPrefill;
+    private long _prefillChunks;
+    private long _prefillRuns;
+    private int _peakRunning;
     private readonly List<GenerationJob> _beamJobs = [];
     private readonly List<(IReadOnlyList<int>, double)> _beamInputs = [];
     private readonly Thread _thread;
@@ -69,17 +75,42 @@ public sealed class InferenceEngine : IDisposable
 
         var geometry = new KvCacheGeometry(Model.Layers, Model.KvHeads, Model.HeadSize, kvType == TensorElementType.Float16 ? 2 : 4);
         var capacity = options.MaxSequenceTokens > 0 ? Math.Min(options.MaxSequenceTokens, Model.ContextLength) : Model.ContextLength;
-        var slots = KvCachePool.SlotsForBudget(geometry, (long)(options.KvCacheBudgetMiB * (1 << 20)), capacity);
-        if (slots < 1)
+        var (budgetBytes, budgetSource) = KvBudget(options);
+        var tokenBudget = budgetBytes / geometry.BytesPerToken;
+        if (tokenBudget < capacity)
             throw new ArgumentException(
-                $"Inference:KvCacheBudgetMiB={options.KvCacheBudgetMiB} holds no sequence: one slot of {capacity} tokens needs " +
-                $"{(geometry.BytesPerToken * capacity + (1 << 20) - 1) >> 20} MiB. Raise the budget or lower Inference:MaxSequenceTokens.");
-        _pool = new KvCachePool(geometry, slots, capacity);
+                $"The KV-cache budget ({budgetBytes >> 20} MiB, {budgetSource}) holds no whole sequence: {capacity} tokens need " +
+                $"{(geometry.BytesPerToken * capacity + (1 << 20) - 1) >> 20} MiB. Raise Inference:KvCacheBudgetMiB (or " +
+                "Inference:KvCacheMemoryFraction) or lower Inference:MaxSequenceTokens.");
+        // With virtual memory (Linux) a slot costs only the tokens it holds: a slot for every sequence that may run,
+        // as many again for cached prefixes, and the token budget bounds admission. Otherwise slots are allocated
+        // whole, so the budget is divided into slots as before.
+        var slots = OperatingSystem.IsLinux()
+            ? (int)Math.Min(2L * Math.Max(1, options.MaxBatchSize), tokenBudget)
+            : KvCachePool.SlotsForBudget(geometry, budgetBytes, capacity);
+        _pool = new KvCachePool(geometry, slots, capacity, tokenBudget);
+        if (_pool.RoundToPage(capacity) > tokenBudget)
+        {
+            _pool.Dispose();
+            throw new ArgumentException(
+                $"The KV-cache budget ({budgetBytes >> 20} MiB, {budgetSource}) holds {tokenBudget} tokens, less than one whole sequence of " +
+                $"{capacity} tokens in whole pages ({_pool.RoundToPage(capacity)}). Raise the budget or lower Inference:MaxSequenceTokens.");
+        }
         var batch = Math.Min(options.MaxBatchSize, slots);
         _maxWidth = Math.Min(options.MaxWidth, batch);
         _scheduler = new ContinuousBatchScheduler(_pool, new SchedulerOptions(batch, Math.Max(options.StepTokenBudget, batch),
             Math.Max(1, options.PrefillChunkTokens), options.PrefixCaching));
-        _decoder = new OnnxDecoder(Model, _session, _pool, kvType, Math.Max(1, options.PrefillChunkTokens));
+        // A batched prefill step holds up to the step budget of (padded) prompt tokens; with all-position logits that
+        // many logit rows too, so such graphs keep to one chunk's worth.
+        var stepTokens = Math.Max(1, options.PrefillChunkTokens);
+        if (Model.LastTokenLogits && options.BatchedPrefill) stepTokens = Math.Max(stepTokens, options.StepTokenBudget);
+        _decoder = new OnnxDecoder(Model, _session, _pool, kvType, stepTokens);
+        // Right-padded first prompts in one GroupQueryAttention run are verified (tests, bench) on the CPU provider only.
+        _batchedPrefill = options.BatchedPrefill && Model.Convention == DecoderConvention.GroupQueryAttention
+            && ExecutionProvider == "CPUExecutionProvider";
+        if (options.BatchedPrefill && !_batchedPrefill)
+            _logger.LogInformation("Inference:BatchedPrefill: prompt chunks run one per step here ({Convention} graph on {Provider}); batched runs need a GroupQueryAttention graph on the CPU provider",
+                Model.Convention, ExecutionProvider);
         _sampler = new TokenSampler(Model.VocabSize);
         _eos = [.. Model.EosTokenIds];
         _status = CurrentStatus();
@@ -89,10 +120,44 @@ public sealed class InferenceEngine : IDisposable
         _thread = new Thread(Loop) { Name = "inference-engine", IsBackground = true };
         _thread.Start();
         _logger.LogInformation(
-            "Loaded {Model} ({Layers} layers, vocab {Vocab}, context {Context}, logits {Logits}) on {Provider}: {Slots} KV slots of {Capacity} tokens ({MiB} MiB), batch {Batch}",
+            "Loaded {Model} ({Layers} layers, vocab {Vocab}, context {Context}, logits {Logits}) on {Provider}: KV cache budget {BudgetMiB} MiB ({BudgetSource}) = " +
+            "{TokenBudget} tokens of {TokenBytes} bytes, {Slots} slots of up to {Capacity} tokens ({Memory}), batch {Batch}",
             Model.Path, Model.Layers, Model.VocabSize, Model.ContextLength, Model.LastTokenLogits ? "last token" : "every position",
-            ExecutionProvider, slots, capacity, _pool.TotalBytes >> 20, batch);
+            ExecutionProvider, budgetBytes >> 20, budgetSource, tokenBudget, geometry.BytesPerToken, slots, capacity,
+            _pool.VirtualMemory ? "host memory committed as tokens are stored" : $"{_pool.TotalBytes >> 20} MiB host memory allocated", batch);
     }
+
+    /// <summary>
+    /// The KV-cache budget in bytes and where it came from: <see cref="InferenceOptions.KvCacheBudgetMiB"/> when set,
+    /// else <see cref="InferenceOptions.KvCacheMemoryFraction"/> of the host memory available now (MemAvailable,
+    /// within the cgroup's limit). The cache lives in host memory with either execution provider.
+    /// </summary>
+    private static (long Bytes, string Source) KvBudget(InferenceOptions options)
+    {
+        if (options.KvCacheBudgetMiB > 0) return ((long)(options.KvCacheBudgetMiB * (1 << 20)), "Inference:KvCacheBudgetMiB");
+        if (options.KvCacheMemoryFraction is <= 0 or > 1)
+            throw new ArgumentException($"Inference:KvCacheMemoryFraction={options.KvCacheMemoryFraction} is not in (0, 1].");
+        var available = AvailableMemoryBytes();
+        return ((long)(available * options.KvCacheMemoryFraction),
+            $"{options.KvCacheMemoryFraction:P0} of {available >> 20} MiB available host memory");
+    }
+
+    private static long AvailableMemoryBytes()
+    {
+        long available = GC.GetGCMemoryInfo().TotalAvailableMemoryBytes;
+        if (File.Exists("/proc/meminfo"))
+            foreach (var line in File.ReadLines("/proc/meminfo"))
+                if (line.StartsWith("MemAvailable:", StringComparison.Ordinal)
+                    && long.TryParse(line.AsSpan(13).Trim().TrimEnd("kB").Trim(), out var kib))
+                    available = kib * 1024;
+        // In a container (cgroup v2) the limit, not the host, bounds what is free.
+        if (long.TryParse(ReadOrEmpty("/sys/fs/cgroup/memory.max"), out var max)
+            && long.TryParse(ReadOrEmpty("/sys/fs/cgroup/memory.current"), out var current))
+            available = Math.Min(available, Math.Max(0, max - current));
+        return available;
+    }
+
+    private static string ReadOrEmpty(string path) => File.Exists(path) ? File.ReadAllText(path).Trim() : "";
 
     /// <summary>Loads the model and starts the engine thread.</summary>
     public static InferenceEngine Start(InferenceOptions options, ILogger? logger = null) => new(options, logger ?? NullLogger.Instance);
@@ -112,6 +177,10 @@ public sealed class InferenceEngine : IDisposable
     public ChannelReader<GenerationEvent> Submit(GenerationRequest request, CancellationToken cancellation = default)
     {
         RequestValidation.Validate(request, Model.VocabSize, _pool.SlotCapacity, _maxWidth);
+        // Beams reserve a copy of the prompt each at admission: all of them must fit in the KV budget at once.
+        if (request.BeamSearch is { NumBeams: var beams } && beams * _pool.RoundToPage(request.PromptTokenIds.Length + 1) > _pool.TokenBudget)
+            throw new InvalidRequestException("beam_search.num_beams",
+                $"{beams} beams of a {request.PromptTokenIds.Length}-token prompt do not fit in the KV cache ({_pool.TokenBudget} tokens); use fewer beams or a shorter prompt.");
         var constraint = request.Constraint is { } spec ? CompileConstraint(spec) : null; // before the queue counts it
         ObjectDisposedException.ThrowIf(_stopping, this);
         if (_draining) throw new EngineShutdownException("InferenceService is shutting down and takes no new requests; retry on another replica.");
@@ -230,15 +299,14 @@ public sealed class InferenceEngine : IDisposable
         ReapCancelled();
 
         var plan = _scheduler.Schedule();
+        _peakRunning = Math.Max(_peakRunning, _scheduler.RunningCount);
         foreach (var job in _active) if (job.Admitted) CountAdmitted(job);
         if (plan.IsEmpty) return false;
         Metrics.Step(plan.Prefills.Count + plan.Decodes.Count);
 
-        foreach (var (s, count) in plan.Prefills)
-        {
-            var logits = _decoder.Prefill(s.Slot!, CollectionsMarshal.AsSpan(s.Tokens).Slice(s.Computed, count));
-            if (s.Pending == 0) OnLogits(s, logits);
-        }
+        if (_batchedPrefill) RunPrefillsBatched(plan.Prefills, first: plan.Decodes.Count);
+        else
+            foreach (var (s, count) in plan.Prefills) RunPrefill(s, count);
 
         if (plan.Decodes.Count > 0)
         {
@@ -262,6 +330,59 @@ public sealed class InferenceEngine : IDisposable
         return true;
     }
 
+    private void RunPrefill(Sequence s, int count)
+    {
+        var logits = _decoder.Prefill(s.Slot!, CollectionsMarshal.AsSpan(s.Tokens).Slice(s.Computed, count));
+        _prefillRuns++;
+        _prefillChunks++;
+        if (s.Pending == 0) OnLogits(s, logits);
+    }
+
+    /// <summary>
+    /// Runs the step's prompt chunks in as few ONNX Runtime runs as the graph allows: the first chunks of sequences
+    /// that hold no KV yet together, right padded to the longest (longest first, so that padding stays small; a run
+    /// holds at most the decoder's step size of padded tokens); chunks over existing KV one by one (see
+    /// <see cref="OnnxDecoder"/>). Runs are placed at pool indices after the step's decode rows
+    /// (<paramref name="first"/>), where those sequences decode from the next step on.
+    /// </summary>
+    private void RunPrefillsBatched(List<(Sequence Sequence, int Tokens)> prefills, int first)
+    {
+        _prefillGroup.Clear();
+        foreach (var (s, count) in prefills)
+            if (s.Computed == 0) _prefillGroup.Add((s, count));
+            else RunPrefill(s, count);
+        _prefillGroup.Sort((a, b) => b.Tokens.CompareTo(a.Tokens));
+        var at = first;
+        for (var start = 0; start < _prefillGroup.Count;)
+        {
+            var longest = _prefillGroup[start].Tokens;
+            var rows = 1;
+            while (start + rows < _prefillGroup.Count && (rows + 1L) * longest <= _decoder.MaxTokensPerStep && rows + 1 <= _pool.SlotCount) rows++;
+            if (rows == 1) { RunPrefill(_prefillGroup[start].Sequence, longest); start++; continue; }
+
+            _prefillRows.Clear();
+            for (var i = start; i < start + rows; i++)
+            {
+                var s = _prefillGroup[i].Sequence;
+                _prefillRows.Add(new PrefillRow(s.Slot!, s.Tokens, 0, _prefillGroup[i].Tokens));
+            }
+            // After the decode rows and the previous runs of this step when they fit; else at the pool's end.
+            if (at + rows > _pool.SlotCount) at = _pool.SlotCount - rows;
+            var logits = _decoder.PrefillBatch(CollectionsMarshal.AsSpan(_prefillRows), at);
+            _prefillRuns++;
+            _prefillChunks += rows;
+            var vocab = Model.VocabSize;
+            // Row logits sit at slot index − at; sampling (forks copy KV, never move slots) leaves the indices as they are.
+            for (var i = start; i < start + rows; i++)
+            {
+                var s = _prefillGroup[i].Sequence;
+                if (s.Pending == 0) OnLogits(s, logits.Slice((s.Slot!.Index - at) * vocab, vocab));
+            }
+            at += rows;
+            start += rows;
+        }
+    }
+
     private void OnLogits(Sequence s, ReadOnlySpan<float> logits)
     {
         var job = s.Job;
@@ -283,7 +404,7 @@ public sealed class InferenceEngine : IDisposable
             var sibling = new Sequence(job, i, [.. s.Tokens], s.PromptLength,
                 job.Request.Sampling.Seed is { } seed ? new SeededRandom(SeededRandom.Derive(seed, i)) : SeededRandom.FromEntropy());
             job.Sequences.Add(sibling);
-            if (_scheduler.TryAcquireForFork() is { } slot)
+            if (_scheduler.TryAcquireForFork(s.Slot!.Length) is { } slot)
             {
                 sibling.Slot = slot;
                 _pool.CopyPrefix(s.Slot!, slot, s.Slot!.Length);
@@ -312,7 +433,9 @@ public sealed class InferenceEngine : IDisposable
             matcher.MaskLogits(logits, _masked, job.EndTokens, job.MaxNewTokens - s.Generated);
             logits = _masked;
         }
-        var token = _sampler.Sample(logits, job.Request.Sampling, s.History, s.Rng, top);
+        // The log-softmax over the vocabulary runs only when the request reports log-probabilities.
+        var token = _sampler.Sample(logits, job.Request.Sampling, s.History, s.Rng, top, logprob: job.Request.Logprobs);
+        if (top is not null && s.Matcher is not null) top = WithoutRuledOut(top);
         s.Tokens.Add(token.TokenId);
         s.History?.AddGenerated(token.TokenId);
         s.CumulativeLogprob += token.Logprob;
@@ -325,6 +448,16 @@ public sealed class InferenceEngine : IDisposable
             s.Matcher?.Accept(token.TokenId);
             if (s.Generated >= job.MaxNewTokens) Finish(s, FinishReason.Length);
         }
+    }
+
+    /// <summary>
+    /// Top log-probabilities without the tokens a constraint rules out (−∞ after masking): where fewer tokens are
+    /// allowed than were asked for, only the allowed ones are candidates.
+    /// </summary>
+    private static TokenLogprob[] WithoutRuledOut(TokenLogprob[] top)
+    {
+        var firstRuledOut = Array.FindIndex(top, t => float.IsNegativeInfinity(t.Logprob));
+        return firstRuledOut < 0 ? top : top[..firstRuledOut];
     }
 
     /// <summary>A copy of a beam's logits row, masked by its constraint matcher if it has one.</summary>
@@ -521,7 +654,13 @@ public sealed class InferenceEngine : IDisposable
             PrefixLookups: cache?.Lookups ?? 0,
             PrefixHits: cache?.Hits ?? 0,
             PrefixHitTokens: cache?.HitTokens ?? 0,
-            GeneratedTokens: _generatedTokens);
+            GeneratedTokens: _generatedTokens,
+            PrefillChunks: _prefillChunks,
+            PrefillRuns: _prefillRuns,
+            KvTokenBudget: _pool.TokenBudget,
+            KvTokensHeld: _pool.HeldTokens,
+            KvBudgetBytes: _pool.BudgetBytes,
+            PeakRunning: _peakRunning);
     }
 
     public void Dispose()

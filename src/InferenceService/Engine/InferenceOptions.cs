@@ -20,8 +20,15 @@ public sealed class InferenceOptions
     /// <summary>CUDA device ordinal when <see cref="ExecutionProvider"/> is <c>cuda</c>.</summary>
     public int CudaDeviceId { get; set; }
 
-    /// <summary>Memory for the KV-cache pool, MiB, allocated once at start. Divided into slots of one sequence each.</summary>
-    public double KvCacheBudgetMiB { get; set; } = 512;
+    /// <summary>
+    /// Memory for the KV cache, MiB; 0 (the default) takes <see cref="KvCacheMemoryFraction"/> of the host memory
+    /// available at start. Sequences are admitted while the tokens they hold fit in it; on Linux a sequence's KV
+    /// takes memory as its tokens are stored, elsewhere the budget is allocated at start as whole-context slots.
+    /// </summary>
+    public double KvCacheBudgetMiB { get; set; }
+
+    /// <summary>Share of the host memory available at start used for the KV cache when <see cref="KvCacheBudgetMiB"/> is 0.</summary>
+    public double KvCacheMemoryFraction { get; set; } = 0.5;
 
     /// <summary>Tokens one slot holds (a sequence's prompt plus output); 0 means the model's context length.</summary>
     public int MaxSequenceTokens { get; set; }
@@ -37,6 +44,13 @@ public sealed class InferenceOptions
 
     /// <summary>Most tokens fed in one step (decodes plus prefill chunks); at least MaxBatchSize.</summary>
     public int StepTokenBudget { get; set; } = 512;
+
+    /// <summary>
+    /// Compute the prompt chunks of several sequences in one ONNX Runtime run (GroupQueryAttention graphs: new
+    /// prompts together, right padded; chunks over existing KV together when they are the same length). Off runs
+    /// each chunk on its own.
+    /// </summary>
+    public bool BatchedPrefill { get; set; } = true;
 
     /// <summary>Reuse KV of earlier prompts and finished turns for prompts that start with the same tokens.</summary>
     public bool PrefixCaching { get; set; } = true;

@@ -8,6 +8,9 @@ namespace ChatServices.InferenceService.Engine;
 /// <summary>One row of a batched decode step: the token to feed and the slot whose KV it extends.</summary>
 public readonly record struct DecodeRow(KvSlot Slot, int TokenId);
 
+/// <summary>One row of a batched prefill step: <paramref name="Count"/> tokens of <paramref name="Tokens"/> from <paramref name="Start"/>, after the KV the slot holds.</summary>
+public readonly record struct PrefillRow(KvSlot Slot, List<int> Tokens, int Start, int Count);
+
 /// <summary>
 /// The model runner: executes one forward pass over a prepared batch and exposes the logits. It owns the ONNX
 /// Runtime session and its I/O binding and binds KV straight from the <see cref="KvCachePool"/>'s memory; it decides
@@ -20,8 +23,12 @@ public readonly record struct DecodeRow(KvSlot Slot, int TokenId);
 /// the new tokens' KV in place after each row's history: no per-step copy, no reallocation;</item>
 /// <item>a decode step feeds one token per row; rows are moved to the slots at indices 0..B-1 and may have different history
 /// lengths (right padding in the attention mask; GroupQueryAttention reads each row's length from it);</item>
-/// <item>a prefill step feeds several tokens of one sequence (batch 1), because GroupQueryAttention continues a
-/// prompt over existing KV only for a single sequence.</item>
+/// <item>a prefill step feeds several tokens of one sequence, or (GroupQueryAttention convention,
+/// <see cref="PrefillBatch"/>) the first chunks of several sequences that hold no KV yet, right padded to the
+/// longest, in one run. ONNX Runtime's CPU GroupQueryAttention refuses more than one row when a step feeds several
+/// tokens on top of existing KV ("batch_size must be 1 when sequence_length > 1 and past context is given"), so a
+/// chunk after a cached prefix or an earlier chunk runs alone, and decode rows (one token on top of their KV) never
+/// share a run with prompt chunks.</item>
 /// <item>only each row's last position is read: a graph with last-token logits (<see cref="ModelFolder.LastTokenLogits"/>,
 /// [batch, 1, vocab]) computes nothing else; with an all-position graph the logits of earlier prompt positions are
 /// written by ONNX Runtime but never read or converted.</item>
@@ -47,6 +54,7 @@ public sealed unsafe class OnnxDecoder : IDisposable
     private readonly int _maxTokensPerStep;
     private readonly bool _lastTokenLogits;
     private readonly Dictionary<(int First, int Count), OrtValue[]> _kvViews = new();
+    private const int MaxCachedKvViews = 256;
     private readonly List<KvSlot> _slots = [];
     private readonly string[] _pastNames;
     private readonly string[] _presentNames;
@@ -144,6 +152,65 @@ public sealed unsafe class OnnxDecoder : IDisposable
         return new ReadOnlySpan<float>(_logits + (long)lastRow * VocabSize, VocabSize);
     }
 
+    /// <summary>Whether <paramref name="rows"/> may run as one prefill step: none holds KV yet (see the class remarks).</summary>
+    public bool CanBatch(ReadOnlySpan<PrefillRow> rows)
+    {
+        if (_optimum) return rows.Length == 1;
+        foreach (var r in rows)
+            if (r.Slot.Length != 0) return false;
+        return true;
+    }
+
+    /// <summary>
+    /// Feeds a chunk of each row's tokens in one run (GroupQueryAttention convention; <see cref="CanBatch"/> must
+    /// hold). Moves the rows' slots to pool indices first..first+B-1 (<see cref="KvCachePool.ArrangeAt"/>); the
+    /// result is [B, vocab] with the logits of a row's last token fed at its slot's index − first. The rows' padded
+    /// size, B × the longest chunk, must not exceed <see cref="MaxTokensPerStep"/>.
+    /// </summary>
+    public ReadOnlySpan<float> PrefillBatch(ReadOnlySpan<PrefillRow> rows, int first)
+    {
+        var batch = rows.Length;
+        if (!CanBatch(rows)) throw new ArgumentException("These rows cannot share a prefill step.", nameof(rows));
+        _slots.Clear();
+        int tokens = 0, width = 0;
+        foreach (var row in rows)
+        {
+            if (row.Count < 1 || row.Slot.Length + row.Count > _pool.SlotCapacity) throw new ArgumentOutOfRangeException(nameof(rows));
+            _slots.Add(row.Slot);
+            tokens = Math.Max(tokens, row.Count);
+            width = Math.Max(width, row.Slot.Length + row.Count);
+        }
+        if ((long)batch * tokens > _maxTokensPerStep) throw new ArgumentOutOfRangeException(nameof(rows), "The padded batch exceeds the step size.");
+        _pool.ArrangeAt(_slots, first);
+        for (var i = 0; i < batch; i++)
+        {
+            var row = rows[i];
+            var r = row.Slot.Index - first;
+            var ids = _inputIds.AsSpan(r * tokens, tokens);
+            var chunk = CollectionsMarshal.AsSpan(row.Tokens).Slice(row.Start, row.Count);
+            for (var j = 0; j < chunk.Length; j++) ids[j] = chunk[j];
+            ids[row.Count..].Clear(); // right padding: computed, never read
+            FillMaskRow(_mask.AsSpan(r * width, width), row.Slot.Length, row.Count);
+        }
+        Run(first, batch, tokens, width);
+        var vocab = VocabSize;
+        // Sorted by local index so that each needed row moves down to index r (sources never lie below targets).
+        Span<int> counts = batch <= 256 ? stackalloc int[batch] : new int[batch];
+        foreach (var row in rows)
+        {
+            counts[row.Slot.Index - first] = row.Count;
+            foreach (var t in CollectionsMarshal.AsSpan(row.Tokens).Slice(row.Start, row.Count)) row.Slot.Tokens.Add(t);
+        }
+        if (!_lastTokenLogits)
+            for (var r = 0; r < batch; r++)
+            {
+                var from = ((long)r * tokens + counts[r] - 1) * vocab;
+                if (from != (long)r * vocab)
+                    Buffer.MemoryCopy(_logits + from, _logits + (long)r * vocab, (long)vocab * sizeof(float), (long)vocab * sizeof(float));
+            }
+        return new ReadOnlySpan<float>(_logits, batch * vocab);
+    }
+
     /// <summary>
     /// One attention-mask row. GroupQueryAttention: the row's history then its new tokens, right-padded to the batch
     /// width. Optimum convention: the past input is the slot's whole capacity, so the mask marks the history
@@ -239,11 +306,22 @@ public sealed unsafe class OnnxDecoder : IDisposable
 
     /// <summary>
     /// Tensors over pool memory for slots first..first+count-1, one per past/present name, shaped
-    /// [count, kv_heads, slot_capacity, head_size]. Cached: they only describe memory that never moves.
+    /// [count, kv_heads, slot_capacity, head_size]. Cached (at most <see cref="MaxCachedKvViews"/> ranges): they only
+    /// describe memory that never moves.
     /// </summary>
     private OrtValue[] KvViews(int first, int count)
     {
         if (_kvViews.TryGetValue((first, count), out var views)) return views;
+        if (_kvViews.Count >= MaxCachedKvViews)
+        {
+            // Batched prefills place rows at many (first, count) ranges: keep the cache bounded.
+            foreach (var (key, stale) in _kvViews)
+                if (key != _boundKv)
+                {
+                    foreach (var v in stale) v.Dispose();
+                    _kvViews.Remove(key);
+                }
+        }
         var g = _pool.Geometry;
         long[] shape = [count, g.KvHeads, _pool.SlotCapacity, g.HeadSize];
         var bytes = _pool.SlotBytesPerLayer * count;

@@ -94,6 +94,29 @@ public class ConstrainedGenerationTests(EmbeddedModelEngine fixture) : IClassFix
     }
 
     [Fact]
+    public async Task Top_logprobs_under_a_constraint_list_only_tokens_it_allows()
+    {
+        // "a" or "b": a handful of tokens are allowed at the first step, fewer than the 20 asked for.
+        var events = Engine.Submit(new GenerationRequest
+        {
+            PromptTokenIds = Prompt,
+            Sampling = SamplingParameters.Greedy,
+            MaxNewTokens = 4,
+            TopLogprobs = 20,
+            Constraint = new RegexConstraint("a|b"),
+        });
+        var first = (await events.ReadAllAsync().OfType<TokensGenerated>().FirstAsync()).Tokens[0];
+        var top = first.TopLogprobs!;
+        Assert.InRange(top.Length, 2, 19);
+        Assert.All(top, t =>
+        {
+            Assert.True(float.IsFinite(t.Logprob), $"token {t.TokenId} listed with logprob {t.Logprob}");
+            Assert.Contains(Encoding.UTF8.GetString(Engine.Constraints.Vocabulary.BytesOf(t.TokenId)), new[] { "a", "b" });
+        });
+        Assert.Equal(top[0].TokenId, first.TokenId);
+    }
+
+    [Fact]
     public async Task Json_object_samples_parse_as_objects_closed_in_time_by_the_token_budget()
     {
         // Any object: strings are unbounded and this model writes prose in them. Near the end of max_new_tokens the

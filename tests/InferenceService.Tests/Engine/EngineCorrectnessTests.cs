@@ -143,7 +143,8 @@ public sealed class EngineCorrectnessTests(TestModel model) : IClassFixture<Test
     {
         using var engine = model.Start();
         var prompt = TestModel.Prompt(12, 72);
-        var greedy = await engine.GenerateAsync(Greedy(prompt, 10));
+        // A sample's score is its cumulative log-probability when log-probabilities are asked for.
+        var greedy = await engine.GenerateAsync(Greedy(prompt, 10) with { Logprobs = true });
         var beam = await engine.GenerateAsync(Greedy(prompt, 10) with { BeamSearch = new BeamSearchParameters(4, LengthPenalty: 1f) });
 
         Assert.Equal(4, beam.Sequences.Length);
@@ -177,11 +178,12 @@ public sealed class EngineCorrectnessTests(TestModel model) : IClassFixture<Test
     }
 
     [Fact]
-    public async Task Samples_forking_without_free_slots_preempt_the_newest_request_which_later_finishes_unchanged()
+    public async Task Samples_forking_without_room_in_the_kv_budget_preempt_the_newest_request_which_later_finishes_unchanged()
     {
-        // 0.25 MiB holds two slots of 256 tokens of this model: the request of n=2 arrives first and prefills over
-        // several steps while a later greedy request takes the other slot; when the samples fork, the later request
-        // is preempted, recomputed after, and its output does not change.
+        // 0.125 MiB holds 256 tokens of this model (512 bytes each), counted in pages of 64 tokens per slot: the
+        // request of n=2 (90 + 12 tokens: 128) arrives first and prefills over several steps while a later greedy
+        // request (6 + 30: 64) runs beside it; the second sample's copy of the prompt (128 more) does not fit, so
+        // the later request is preempted, recomputed after, and its output does not change.
         var sampled = new GenerationRequest
         {
             PromptTokenIds = TestModel.Prompt(90, 91),
@@ -191,8 +193,8 @@ public sealed class EngineCorrectnessTests(TestModel model) : IClassFixture<Test
             N = 2,
         };
         var later = Greedy(TestModel.Prompt(6, 92), 30);
-        using var engine = model.Start(o => { o.KvCacheBudgetMiB = 0.25; o.PrefixCaching = false; o.PrefillChunkTokens = 16; o.StepTokenBudget = 17; });
-        Assert.Equal(2, engine.Status.SlotsTotal);
+        using var engine = model.Start(o => { o.KvCacheBudgetMiB = 0.125; o.PrefixCaching = false; o.PrefillChunkTokens = 16; o.StepTokenBudget = 17; });
+        Assert.Equal(256, engine.Status.KvTokenBudget);
         var aloneSampled = await engine.GenerateAsync(sampled);
         var aloneLater = await engine.GenerateAsync(later);
 

@@ -50,6 +50,66 @@ public sealed unsafe class KvCachePoolTests
         Assert.Equal(1, pool.FreeSlots);
     }
 
+    [Fact]
+    public void Held_tokens_count_whole_pages_and_a_budget_bounds_what_fits()
+    {
+        // 4 dims · 4 bytes = 16 bytes per token per head: a 4 KiB page holds 256 tokens of one head.
+        using var pool = new KvCachePool(Geometry, slotCount: 4, slotCapacity: 1024, tokenBudget: 1024);
+        Assert.Equal(Environment.SystemPageSize / 16, pool.TokensPerPage);
+        Assert.True(pool.TryAcquire(out var a));
+        Fill(pool, a, tokens: 10, tag: 100);
+        Assert.Equal(pool.TokensPerPage, pool.HeldTokens);
+        Assert.True(pool.Fits(1024 - pool.TokensPerPage));
+        Assert.False(pool.Fits(1024 - pool.TokensPerPage + 1));
+        pool.Release(a);
+        Assert.Equal(0, pool.HeldTokens);
+    }
+
+    [Fact]
+    public void Memory_is_taken_as_tokens_are_stored_and_given_back_when_a_slot_is_released_or_truncated()
+    {
+        // 64 slots of 4096 tokens, 2 KiB per token: 512 MiB reserved. Filling one slot must cost about its 8 MiB.
+        var geometry = new KvCacheGeometry(Layers: 4, KvHeads: 4, HeadSize: 64, ElementSize: 4);
+        using var pool = new KvCachePool(geometry, slotCount: 64, slotCapacity: 4096);
+        Assert.Equal(OperatingSystem.IsLinux(), pool.VirtualMemory);
+        Assert.True(pool.VirtualMemory, "the pool reserves virtual memory on Linux");
+        var before = ResidentBytes(pool);
+        Assert.True(pool.TryAcquire(out var slot));
+        var slotBytes = geometry.BytesPerToken * pool.SlotCapacity;
+        for (var l = 0; l < geometry.Layers; l++)
+        {
+            NativeMemory.Fill((void*)(pool.KeyBuffer(l) + (nint)(slot.Index * pool.SlotBytesPerLayer)), (nuint)pool.SlotBytesPerLayer, 1);
+            NativeMemory.Fill((void*)(pool.ValueBuffer(l) + (nint)(slot.Index * pool.SlotBytesPerLayer)), (nuint)pool.SlotBytesPerLayer, 1);
+        }
+        for (var t = 0; t < pool.SlotCapacity; t++) slot.Tokens.Add(t);
+        var filled = ResidentBytes(pool) - before;
+        Assert.InRange(filled, slotBytes * 0.9, slotBytes * 2.0);
+
+        // Truncated to a quarter: three quarters of its pages go back, and the kept positions keep their bytes.
+        slot.Truncate(pool.SlotCapacity / 4);
+        Assert.InRange(ResidentBytes(pool) - before, slotBytes * 0.15, slotBytes * 0.5);
+        Assert.Equal(1, *(byte*)(pool.KeyBuffer(0) + (nint)(slot.Index * pool.SlotBytesPerLayer)));
+        pool.Release(slot);
+        Assert.True(ResidentBytes(pool) - before < slotBytes * 0.2, "released pages are given back");
+        Assert.Equal(0, *(byte*)(pool.KeyBuffer(0) + (nint)(slot.Index * pool.SlotBytesPerLayer)));
+    }
+
+    /// <summary>Bytes of the pool's buffers in physical memory (mincore over the reserved range: this pool only).</summary>
+    private static long ResidentBytes(KvCachePool pool)
+    {
+        var page = Environment.SystemPageSize;
+        var start = pool.KeyBuffer(0);
+        var end = pool.ValueBuffer(pool.Geometry.Layers - 1) + (nint)(pool.SlotBytesPerLayer * pool.SlotCount);
+        var pages = (int)((end - start + page - 1) / page);
+        var vector = new byte[pages];
+        fixed (byte* v = vector)
+            Assert.Equal(0, Mincore(start, (nuint)(end - start), v));
+        return vector.Count(b => (b & 1) != 0) * (long)page;
+    }
+
+    [DllImport("libc", EntryPoint = "mincore", SetLastError = true)]
+    private static extern int Mincore(nint address, nuint length, byte* vector);
+
     // Writes value tag + layer·1000 + head·100… into every position a slot holds; the token list records them.
     private static void Fill(KvCachePool pool, KvSlot slot, int tokens, int tag)
     {

@@ -99,47 +99,69 @@ public sealed class ContinuousBatchScheduler
     /// arrival position, and the next <see cref="Schedule"/> admits it — preempting newer sequences if need be
     /// (preemption happens only while scheduling, never while a step runs).
     /// </summary>
-    public KvSlot? TryAcquireForFork()
+    public KvSlot? TryAcquireForFork(int tokens)
     {
-        if (_running.Count + _reservedSlots >= _options.MaxBatchSize) return null;
+        if (_running.Count + _reservedSlots >= _options.MaxBatchSize || !MakeRoom(_pool.RoundToPage(tokens))) return null;
         return _pool.TryAcquire(out var slot) || (PrefixCache?.TryEvict() == true && _pool.TryAcquire(out slot)) ? slot : null;
     }
+
+    /// <summary>Evicts cached prefixes until <paramref name="tokens"/> more fit in the token budget; false when they cannot.</summary>
+    private bool MakeRoom(long tokens, KvSlot? keep = null)
+    {
+        while (!_pool.Fits(tokens))
+            if (PrefixCache?.TryEvict(keep) != true) return false;
+        return true;
+    }
+
+    /// <summary>Tokens the held KV grows by when <paramref name="s"/> is fed <paramref name="tokens"/> more (whole pages).</summary>
+    private long Growth(Sequence s, int tokens) => _pool.RoundToPage(s.Computed + tokens) - _pool.RoundToPage(s.Computed);
 
     public StepPlan Schedule()
     {
         _plan.Clear();
         var budget = _options.StepTokenBudget;
+        long growth = 0;
         foreach (var s in _running)
-            if (s.Pending == 1) { _plan.Decodes.Add(s); budget--; }
+            if (s.Pending == 1) { _plan.Decodes.Add(s); budget--; growth += Growth(s, 1); }
         foreach (var s in _running)
             if (s.Pending > 1 && budget > 0)
             {
                 var chunk = Math.Min(Math.Min(s.Pending, _options.PrefillChunkTokens), budget);
                 _plan.Prefills.Add((s, chunk));
                 budget -= chunk;
+                growth += Growth(s, chunk);
             }
+        // The KV the running sequences add this step must fit: cached prefixes go first, then the newest sequences.
+        while (!MakeRoom(growth) && PreemptNewest(arrivedAfter: long.MinValue) is { } victim)
+            growth -= PlannedGrowth(victim);
 
         while (budget > 0 && _waiting.First is { } node)
         {
             var head = node.Value;
             var need = head.Job.SlotsNeededBy(head);
-            if (_running.Count + _reservedSlots + need > _options.MaxBatchSize || !TryAdmit(head, need))
+            // Admission is bounded by tokens: the whole prompt's KV (each reserved beam's too) must fit beside what is held.
+            var tokens = growth + need * _pool.RoundToPage(head.Tokens.Count);
+            if (_running.Count + _reservedSlots + need > _options.MaxBatchSize || !MakeRoom(tokens) || !TryAdmit(head, need))
             {
-                if (!TryPreemptFor(head)) break;
+                if (PreemptNewest(arrivedAfter: head.Arrival, except: head.Job) is not { } victim) break;
+                growth -= PlannedGrowth(victim);
                 continue;
             }
             _waiting.Remove(node);
             _running.Add(head);
-            if (head.Pending == 1) { _plan.Decodes.Add(head); budget--; }
+            if (head.Pending == 1) { _plan.Decodes.Add(head); budget--; growth += Growth(head, 1); }
             else
             {
                 var chunk = Math.Min(Math.Min(head.Pending, _options.PrefillChunkTokens), budget);
                 _plan.Prefills.Add((head, chunk));
                 budget -= chunk;
+                growth += Growth(head, chunk);
             }
         }
         return _plan;
     }
+
+    private static long PlannedGrowth((Sequence Sequence, int Tokens) victim) => victim.Tokens;
 
     /// <summary>A sequence finished: its slot is parked for prefix reuse (or freed when caching is off).</summary>
     public void Finish(Sequence s)
@@ -221,18 +243,25 @@ public sealed class ContinuousBatchScheduler
             if (s.Slot is { } slot) yield return slot;
     }
 
-    private bool TryPreemptFor(Sequence head)
+    /// <summary>
+    /// Preempts the newest running sequence that arrived after <paramref name="arrivedAfter"/> (beam requests and
+    /// <paramref name="except"/> excluded): its slot is freed and it waits again. Returns it with the tokens its
+    /// planned feed would have added to the held KV (0 when it was not planned this step), or null when there is none.
+    /// </summary>
+    private (Sequence Sequence, int Tokens)? PreemptNewest(long arrivedAfter, GenerationJob? except = null)
     {
         Sequence? victim = null;
         foreach (var s in _running)
-            if (s.Arrival > head.Arrival && s.Job != head.Job && s.Job.Beam is null && (victim is null || s.Arrival >= victim.Arrival))
+            if (s.Arrival > arrivedAfter && s.Job != except && s.Job.Beam is null && (victim is null || s.Arrival >= victim.Arrival))
                 victim = s;
-        if (victim is null) return false;
+        if (victim is null) return null;
+        var planned = _plan.Decodes.Contains(victim) ? 1 : _plan.Prefills.Find(p => p.Sequence == victim).Tokens;
+        var growth = planned == 0 ? 0 : (int)Growth(victim, planned);
         _running.Remove(victim);
         _plan.Remove(victim);
         ReleaseSlots(victim, park: false);
         Enqueue(victim);
         Preemptions++;
-        return true;
+        return (victim, growth);
     }
 }
