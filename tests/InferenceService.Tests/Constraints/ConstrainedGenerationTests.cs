@@ -235,14 +235,15 @@ public class ConstrainedGenerationTests(EmbeddedModelEngine fixture) : IClassFix
     [Fact]
     public async Task A_preempted_constrained_request_is_recomputed_and_finishes_unchanged()
     {
-        // Two slots: the n=2 request prefills a long prompt in chunks while the constrained greedy request takes the
-        // other slot; when the samples fork, the constrained request is preempted, recomputed later, and its matcher
-        // state (kept with its generated tokens) gives the same output.
+        // 1 MiB holds 256 tokens of this model (4 KiB each), counted in pages of 32 tokens per slot: the n=2 request
+        // (90 + 12 tokens: 128) prefills a long prompt in chunks while the constrained greedy request runs beside it;
+        // when the samples fork, the second sample's copy (128 more) does not fit, so the constrained request is
+        // preempted, recomputed later, and its matcher state (kept with its generated tokens) gives the same output.
         using var engine = EmbeddedModelEngine.Start(o =>
         {
-            o.MaxSequenceTokens = 256; o.KvCacheBudgetMiB = 2; o.PrefixCaching = false; o.PrefillChunkTokens = 16; o.StepTokenBudget = 17;
+            o.MaxSequenceTokens = 256; o.KvCacheBudgetMiB = 1; o.PrefixCaching = false; o.PrefillChunkTokens = 16; o.StepTokenBudget = 17;
         });
-        Assert.Equal(2, engine.Status.SlotsTotal);
+        Assert.Equal(256, engine.Status.KvTokenBudget);
         var sampled = new GenerationRequest
         {
             PromptTokenIds = [.. Enumerable.Range(0, 90).Select(i => 300 + i * 7)],
