@@ -63,6 +63,10 @@ public sealed class ChatMessageBody
 
     /// <summary>Tool messages: the call this message is the result of.</summary>
     public string? ToolCallId { get; set; }
+
+    /// <summary>Every other field of the message, by name as sent; see <see cref="RequestFields"/>.</summary>
+    [JsonExtensionData]
+    public Dictionary<string, System.Text.Json.JsonElement>? ExtraFields { get; set; }
 }
 
 /// <summary><c>response_format</c>: <c>{"type": "text" | "json_object" | "json_schema", "json_schema": {…}}</c>.</summary>

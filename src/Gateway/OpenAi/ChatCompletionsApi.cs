@@ -103,6 +103,7 @@ public static class ChatCompletionsApi
                 throw ApiException.InvalidRequest(
                     $"Invalid value for 'messages[{i}].role': '{message.Role}'. Supported roles: system, developer, user, assistant.", $"messages[{i}].role");
             }
+            RequestFields.Check(message.ExtraFields, RequestFields.MessageHints, $"messages[{i}].");
             request.Messages.Add(ToolMapping.Message(message, i));
         }
 

@@ -11,7 +11,8 @@ namespace ChatServices.Gateway.OpenAi;
 /// Accepted hints: <c>metadata</c> and <c>store</c> (OpenAI's own stored completions; this gateway stores
 /// nothing for <c>/v1/chat/completions</c>), <c>service_tier</c> (one tier serves every request),
 /// <c>prompt_cache_key</c> (prefix caching is automatic), <c>safety_identifier</c> and <c>user</c> (end-user ids
-/// for abuse monitoring).
+/// for abuse monitoring). In messages, <c>name</c> (a participant's name, which the chat templates do not render)
+/// and <c>refusal</c>; any other message field is refused by name as <c>messages[i].field</c>.
 /// </remarks>
 internal static class RequestFields
 {
@@ -21,6 +22,12 @@ internal static class RequestFields
     };
 
     public static readonly IReadOnlySet<string> NoHints = new HashSet<string>(StringComparer.Ordinal);
+
+    /// <summary>
+    /// Message fields accepted and not used: <c>refusal</c> (a refusal an earlier reply carried; replies of this
+    /// gateway never have one).
+    /// </summary>
+    public static readonly IReadOnlySet<string> MessageHints = new HashSet<string>(StringComparer.Ordinal) { "refusal" };
 
     // Documented fields not implemented, with why, for the error message.
     private static readonly Dictionary<string, string> Unsupported = new(StringComparer.Ordinal)
@@ -36,16 +43,20 @@ internal static class RequestFields
         ["function_call"] = "the deprecated function_call field is not supported; send tool_choice",
     };
 
-    /// <summary>Refuses, naming it, the first field of <paramref name="extra"/> that is neither a hint nor neutral.</summary>
-    public static void Check(Dictionary<string, JsonElement>? extra, IReadOnlySet<string> hints)
+    /// <summary>
+    /// Refuses, naming it, the first field of <paramref name="extra"/> that is neither a hint nor neutral.
+    /// <paramref name="at"/> is where the object sits in the body (<c>messages[2].</c>), for the param's name.
+    /// </summary>
+    public static void Check(Dictionary<string, JsonElement>? extra, IReadOnlySet<string> hints, string at = "")
     {
         if (extra is null) return;
         foreach (var (name, value) in extra)
         {
             if (hints.Contains(name) || value.ValueKind == JsonValueKind.Null || IsNeutral(name, value)) continue;
+            var param = at + name;
             if (Unsupported.TryGetValue(name, out var why))
-                throw ApiException.InvalidRequest($"'{name}' is not supported: {why}.", name, "unsupported_parameter");
-            throw ApiException.InvalidRequest($"Unrecognized request argument supplied: {name}", name, "unknown_parameter");
+                throw ApiException.InvalidRequest($"'{param}' is not supported: {why}.", param, "unsupported_parameter");
+            throw ApiException.InvalidRequest($"Unrecognized request argument supplied: {param}", param, "unknown_parameter");
         }
     }
 

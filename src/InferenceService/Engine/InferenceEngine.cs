@@ -349,7 +349,7 @@ public sealed class InferenceEngine : IDisposable
     {
         _prefillGroup.Clear();
         foreach (var (s, count) in prefills)
-            if (s.Computed == 0) _prefillGroup.Add((s, count));
+            if (s.Computed == 0 && count <= _options.BatchedPrefillMaxChunkTokens) _prefillGroup.Add((s, count));
             else RunPrefill(s, count);
         _prefillGroup.Sort((a, b) => b.Tokens.CompareTo(a.Tokens));
         var at = first;

@@ -46,11 +46,17 @@ public sealed class InferenceOptions
     public int StepTokenBudget { get; set; } = 512;
 
     /// <summary>
-    /// Compute the prompt chunks of several sequences in one ONNX Runtime run (GroupQueryAttention graphs: new
-    /// prompts together, right padded; chunks over existing KV together when they are the same length). Off runs
-    /// each chunk on its own.
+    /// Compute the first prompt chunks of several new sequences in one ONNX Runtime run (GroupQueryAttention graphs on
+    /// the CPU provider, right padded). Off runs each chunk on its own.
     /// </summary>
     public bool BatchedPrefill { get; set; } = true;
+
+    /// <summary>
+    /// Longest first chunk that joins a batched prefill run; longer chunks run alone. Short chunks are bound by
+    /// reading the weights, which a shared run reads once; long ones keep the cores busy on their own, and padding
+    /// them to a common length only adds work (bench/results/prefill.md).
+    /// </summary>
+    public int BatchedPrefillMaxChunkTokens { get; set; } = 64;
 
     /// <summary>Reuse KV of earlier prompts and finished turns for prompts that start with the same tokens.</summary>
     public bool PrefixCaching { get; set; } = true;

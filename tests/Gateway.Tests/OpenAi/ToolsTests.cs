@@ -145,4 +145,22 @@ public sealed class ToolsTests(GatewayFixture fixture)
         await (await client.PostJsonAsync("/v1/completions", $$"""{"model": "{{Model}}", "prompt": "x", "tools": []}"""))
             .AssertErrorAsync(HttpStatusCode.BadRequest, "tools");
     }
+
+    [Fact]
+    public async Task A_message_field_the_gateway_does_not_implement_is_refused_by_its_path_and_hints_are_accepted()
+    {
+        using var client = fixture.CreateClient(GatewayFixture.BobKey);
+        var unknown = await (await client.PostJsonAsync("/v1/chat/completions",
+                $$"""{"model": "{{Model}}", "messages": [{"role": "user", "content": "x"}, {"role": "assistant", "content": "y", "frobnicate": true}, {"role": "user", "content": "z"}]}"""))
+            .AssertErrorAsync(HttpStatusCode.BadRequest, "messages[1].frobnicate");
+        Assert.Equal("Unrecognized request argument supplied: messages[1].frobnicate", unknown.GetProperty("message").GetString());
+        var audio = await (await client.PostJsonAsync("/v1/chat/completions",
+                $$"""{"model": "{{Model}}", "messages": [{"role": "user", "content": "x"}, {"role": "assistant", "content": "y", "audio": {"id": "a1"}}, {"role": "user", "content": "z"}]}"""))
+            .AssertErrorAsync(HttpStatusCode.BadRequest, "messages[1].audio");
+        Assert.StartsWith("'messages[1].audio' is not supported", audio.GetProperty("message").GetString());
+
+        var accepted = await client.PostJsonAsync("/v1/chat/completions",
+            $$"""{"model": "{{Model}}", "messages": [{"role": "user", "content": "x", "name": "ann"}, {"role": "assistant", "content": "y", "refusal": null, "audio": null}, {"role": "user", "content": "z"}]}""");
+        Assert.Equal(HttpStatusCode.OK, accepted.StatusCode);
+    }
 }

@@ -69,11 +69,26 @@ public sealed class BatchedPrefillTests(TestModel model, AllPositionLogitsTestMo
         Assert.True(batched.Status.PrefillRuns < batched.Status.PrefillChunks);
     }
 
-    private static async Task<(List<string> Tokens, EngineStatus Status)> Run(TestModel folder, List<GenerationRequest> requests, bool batched)
+    [Fact]
+    public async Task First_chunks_longer_than_the_batched_limit_run_alone()
+    {
+        // Every first chunk here is longer than 16 tokens except the two shortest prompts, which share runs.
+        var requests = new[] { 20, 30, 25, 28, 8, 6 }.Select((n, i) => Greedy(TestModel.Prompt(n, 700 + i), 4)).ToList();
+        var (expected, _) = await Run(model, requests, batched: false);
+        var (actual, status) = await Run(model, requests, batched: true, maxBatchedChunk: 16);
+        Assert.Equal(expected, actual);
+        // 4 long first chunks alone, plus at most 2 runs for the 2 short ones (1 when they arrive together).
+        Assert.Equal(6, status.PrefillChunks);
+        Assert.InRange(status.PrefillRuns, 5, 6);
+    }
+
+    private static async Task<(List<string> Tokens, EngineStatus Status)> Run(TestModel folder, List<GenerationRequest> requests, bool batched,
+        int maxBatchedChunk = 64)
     {
         using var engine = folder.Start(o =>
         {
             o.BatchedPrefill = batched;
+            o.BatchedPrefillMaxChunkTokens = maxBatchedChunk;
             o.MaxBatchSize = 16;
             o.StepTokenBudget = 128;
             o.KvCacheBudgetMiB = 8;
