@@ -155,7 +155,7 @@ public sealed class ToolsTests(GatewayFixture fixture)
             .AssertErrorAsync(HttpStatusCode.BadRequest, "messages[1].frobnicate");
         Assert.Equal("Unrecognized request argument supplied: messages[1].frobnicate", unknown.GetProperty("message").GetString());
         var audio = await (await client.PostJsonAsync("/v1/chat/completions",
-                $$"""{"model": "{{Model}}", "messages": [{"role": "user", "content": "x"}, {"role": "assistant", "content": "y", "audio": {"id": "a1"}}, {"role": "user", "content": "z"}]}"""))
+                $$$"""{"model": "{{{Model}}}", "messages": [{"role": "user", "content": "x"}, {"role": "assistant", "content": "y", "audio": {"id": "a1"}}, {"role": "user", "content": "z"}]}"""))
             .AssertErrorAsync(HttpStatusCode.BadRequest, "messages[1].audio");
         Assert.StartsWith("'messages[1].audio' is not supported", audio.GetProperty("message").GetString());
 
