@@ -115,6 +115,10 @@ public sealed class ChatSystem : IAsyncDisposable
                 ["Kestrel__Endpoints__Http__Url"] = ServiceProcess.AnyPort,
                 ["Gateway__DialogueEndpoint"] = dialogue.Address.ToString().TrimEnd('/'),
                 ["Gateway__AllowAnonymousOnLoopback"] = "true", // as ./run.sh runs it
+                // The suite's classes share this system and send a few hundred requests a minute as one caller: the
+                // default 120 would refuse some of them by timing. Limits are tested with keys of their own
+                // (KeysAcrossGatewaysTests) and in Gateway.Tests.
+                ["Gateway__DefaultLimits__RequestsPerMinute"] = "100000",
                 ["OTEL_SERVICE_NAME"] = "gateway",
             }), http2: false));
 
